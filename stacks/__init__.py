@@ -1,0 +1,1 @@
+"""CDK stacks (which only compose) and their components (one construct per component)."""

@@ -1,0 +1,80 @@
+"""Composes every region's stacks from one DeploymentConfig."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aws_cdk import App, Environment, Tags
+
+from stacks.config import DeploymentConfig
+from stacks.data_stack import RegionalDataStack
+from stacks.replication_stack import MediaReplicationStack
+from stacks.service_stack import RegionalServiceStack
+
+
+@dataclass
+class RegionStacks:
+    data: RegionalDataStack
+    service: RegionalServiceStack
+    replication: MediaReplicationStack | None = None
+
+
+@dataclass
+class AviaryStacks:
+    by_region: dict[str, RegionStacks] = field(default_factory=dict)
+
+
+def stack_name(kind: str, region: str) -> str:
+    return f"Aviary-{kind}-{region}"
+
+
+def region_cidr(index: int) -> str:
+    """Distinct per region, so the VPCs can be peered later without renumbering."""
+    return f"10.{10 + index}.0.0/16"
+
+
+def build_app(app: App, config: DeploymentConfig) -> AviaryStacks:
+    stacks = AviaryStacks()
+    for index, region in enumerate(config.regions):
+        env = Environment(account=config.account, region=region.name)
+        data = RegionalDataStack(
+            app,
+            stack_name("Data", region.name),
+            config=config,
+            region=region.name,
+            env=env,
+            description=f"Aviary stateful data in {region.name}: tables and media (RETAIN)",
+        )
+        service = RegionalServiceStack(
+            app,
+            stack_name("Service", region.name),
+            config=config,
+            region=region,
+            cidr=region_cidr(index),
+            env=env,
+            description=f"Aviary stateless services in {region.name}: network, functions, hosts",
+        )
+        service.add_stack_dependency(data, "functions and hosts use this region's tables and media")
+        stacks.by_region[region.name] = RegionStacks(data=data, service=service)
+
+    # moto neither replicates S3 nor runs the custom resource that configures it: in `local`
+    # the local runtime copies media between regions instead.
+    if not config.is_local:
+        for region in config.region_names:
+            replication = MediaReplicationStack(
+                app,
+                stack_name("MediaReplication", region),
+                config=config,
+                region=region,
+                env=Environment(account=config.account, region=region),
+                description=f"Aviary media replication from {region} to every other region",
+            )
+            for other in stacks.by_region.values():
+                replication.add_stack_dependency(
+                    other.data, "S3 rejects a replication rule whose destination bucket does not exist yet"
+                )
+            stacks.by_region[region].replication = replication
+
+    Tags.of(app).add("application", "aviary")
+    Tags.of(app).add("stage", config.stage.value)
+    return stacks

@@ -1,0 +1,1 @@
+"""Constructs, one component each; stacks in the parent package compose them."""

@@ -1,0 +1,82 @@
+"""One region's media bucket, its KMS key and the bucket that receives its access logs."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from aviary import naming
+from stacks.acknowledge import acknowledge
+
+
+class MediaStorage(Construct):
+    """Versioned, private, KMS-encrypted, TLS-only media, under a name other regions can derive."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        account: str,
+        region: str,
+        noncurrent_version_days: int,
+        access_log_days: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="Encrypts Aviary media at rest in this region",
+            alias=naming.MEDIA_KEY_ALIAS,
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+        # S3 server access logging cannot deliver to a KMS-encrypted bucket, hence SSE-S3 here.
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(id="expire-logs", expiration=Duration.days(access_log_days))],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            self.access_logs,
+            "AwsSolutions-S1",
+            "This is the access-log bucket itself; logging it into itself would loop and "
+            "logging it elsewhere would add a bucket whose logs nobody reads.",
+        )
+
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            bucket_name=naming.media_bucket_name(account, region),
+            versioned=True,  # replication needs it on both sides; it also undoes overwrites
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,  # one KMS call per bucket key, not per object
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="media/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="abort-incomplete-uploads",
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                ),
+                s3.LifecycleRule(
+                    id="expire-old-versions",
+                    noncurrent_version_expiration=Duration.days(noncurrent_version_days),
+                    expired_object_delete_marker=True,
+                ),
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )

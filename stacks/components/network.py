@@ -1,0 +1,57 @@
+"""One region's VPC, laid over exactly the configured AZs."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+
+class Network(Construct):
+    """Public subnets for the load balancer only; isolated subnets for hosts and functions.
+
+    There is no NAT gateway at all: S3 and DynamoDB are reached through gateway endpoints,
+    so no single NAT can become a dependency shared by several AZs.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cidr: str,
+        availability_zones: tuple[str, ...],
+        flow_log_retention_days: int,
+        restrict_default_security_group: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        flow_log_group = logs.LogGroup(self, "FlowLogs")
+        # Set on the L1: the L2 only takes RetentionDays members, the config holds a day count.
+        flow_log_group.node.default_child.retention_in_days = flow_log_retention_days
+
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(cidr),
+            availability_zones=list(availability_zones),
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
+                ec2.SubnetConfiguration(
+                    name="Private", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=20
+                ),
+            ],
+            gateway_endpoints={
+                "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3),
+                "DynamoDB": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.DYNAMODB),
+            },
+            flow_logs={
+                "All": ec2.FlowLogOptions(
+                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),
+                    traffic_type=ec2.FlowLogTrafficType.ALL,
+                )
+            },
+            # Restricting the default group takes a custom-resource Lambda, which moto cannot run.
+            restrict_default_security_group=restrict_default_security_group,
+        )

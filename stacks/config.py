@@ -1,0 +1,240 @@
+"""The typed, frozen deployment configuration that app.py builds and every stack receives.
+
+Settings come from CDK context (cdk.json, `cdk synth -c key=value`) and default to the
+values below. A bad setting stops synth with one sentence that names it (ConfigError).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+# The account moto's server uses; it is also the default so that synth needs no AWS account.
+DEFAULT_ACCOUNT = "123456789012"
+DEFAULT_REGIONS = ("us-east-1", "us-west-2")
+
+# The retention periods CloudWatch Logs accepts.
+# fmt: off
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)
+# fmt: on
+
+_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+
+
+class ConfigError(ValueError):
+    """A deployment setting is invalid; the message is one sentence naming the setting."""
+
+
+class Stage(StrEnum):
+    PROD = "prod"  # real AWS: global tables, S3 replication, Route 53
+    LOCAL = "local"  # the moto server: per-region tables; the local runtime replicates
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    name: str
+    availability_zones: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    """Everything that varies between deployments of Aviary."""
+
+    stage: Stage
+    account: str
+    regions: tuple[RegionConfig, ...]
+    required_read_capacity: int  # timeline hosts each region needs with no AZ lost
+    celebrity_follower_threshold: int  # authors above this are merged on read, not fanned out
+    timeline_max_entries: int  # per-user cap on materialised timeline entries
+    media_noncurrent_version_days: int  # how long an overwritten or deleted media version is kept
+    log_retention_days: int  # access logs and flow logs
+
+    @property
+    def region_names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.regions)
+
+    @property
+    def primary_region(self) -> str:
+        """The region whose data stack declares the global tables (replicas go everywhere else)."""
+        return self.regions[0].name
+
+    def other_regions(self, region: str) -> tuple[str, ...]:
+        return tuple(r for r in self.region_names if r != region)
+
+    @property
+    def is_local(self) -> bool:
+        return self.stage is Stage.LOCAL
+
+
+# Context keys, their defaults and a one-line meaning (the README's settings table).
+SETTINGS: Mapping[str, tuple[Any, str]] = {
+    "stage": ("prod", "prod (real AWS) or local (the moto server)"),
+    "account": (DEFAULT_ACCOUNT, "12-digit AWS account ID the stacks are bound to"),
+    "regions": (",".join(DEFAULT_REGIONS), "two or more distinct regions, first is primary"),
+    "azsPerRegion": (3, "AZs used in each region, taken in order from cdk.context.json"),
+    "availabilityZones": (None, 'explicit AZs per region, JSON: {"us-east-1": ["us-east-1a", ...]}'),
+    "readCapacityPerRegion": (6, "timeline hosts each region needs, to survive one AZ loss"),
+    "celebrityFollowerThreshold": (10_000, "authors with more followers are merged on read"),
+    "timelineMaxEntries": (800, "cap on entries kept in one user's materialised timeline"),
+    "mediaNoncurrentVersionDays": (30, "days an overwritten or deleted media version is kept"),
+    "logRetentionDays": (90, "days access logs and VPC flow logs are kept"),
+}
+
+
+def az_context_key(account: str, region: str) -> str:
+    """The key under which `cdk context` (and cdk.context.json) stores a region's AZs."""
+    return f"availability-zones:account={account}:region={region}"
+
+
+def load_config(context: Callable[[str], Any]) -> DeploymentConfig:
+    """Build and validate the config from a context getter such as `app.node.try_get_context`."""
+
+    def setting(key: str) -> Any:
+        value = context(key)
+        return SETTINGS[key][0] if value is None else value
+
+    stage_value = str(setting("stage")).strip().lower()
+    try:
+        stage = Stage(stage_value)
+    except ValueError:
+        raise ConfigError(f"Setting 'stage' must be 'prod' or 'local', not {stage_value!r}.") from None
+
+    account = str(setting("account")).strip()
+    if not _ACCOUNT_RE.match(account):
+        raise ConfigError(f"Setting 'account' must be a 12-digit AWS account ID, not {account!r}.")
+
+    region_names = _parse_list("regions", setting("regions"))
+    for name in region_names:
+        if not _REGION_RE.match(name):
+            raise ConfigError(f"Setting 'regions' has {name!r}, which is not an AWS region name.")
+    duplicates = sorted({r for r in region_names if region_names.count(r) > 1})
+    if duplicates:
+        raise ConfigError(f"Setting 'regions' lists {', '.join(duplicates)} more than once.")
+    if len(region_names) < 2:
+        raise ConfigError(
+            f"Setting 'regions' needs at least 2 regions for disaster recovery, got {len(region_names)}."
+        )
+
+    azs_per_region = _positive_int("azsPerRegion", setting("azsPerRegion"))
+    if azs_per_region < 2:
+        raise ConfigError(
+            "Setting 'azsPerRegion' must be at least 2, so that losing one AZ leaves capacity elsewhere."
+        )
+    explicit_azs = _parse_json_mapping("availabilityZones", setting("availabilityZones"))
+
+    regions = tuple(
+        _region_config(name, account, azs_per_region, explicit_azs.get(name), context)
+        for name in region_names
+    )
+    unknown = sorted(set(explicit_azs) - set(region_names))
+    if unknown:
+        raise ConfigError(
+            f"Setting 'availabilityZones' names {', '.join(unknown)}, which is not in 'regions'."
+        )
+
+    log_retention_days = _positive_int("logRetentionDays", setting("logRetentionDays"))
+    if log_retention_days not in LOG_RETENTION_DAYS:
+        raise ConfigError(
+            f"Setting 'logRetentionDays' is {log_retention_days}, which CloudWatch Logs does not offer; "
+            f"choose one of {', '.join(map(str, LOG_RETENTION_DAYS))}."
+        )
+
+    return DeploymentConfig(
+        stage=stage,
+        account=account,
+        regions=regions,
+        required_read_capacity=_positive_int("readCapacityPerRegion", setting("readCapacityPerRegion")),
+        celebrity_follower_threshold=_positive_int(
+            "celebrityFollowerThreshold", setting("celebrityFollowerThreshold")
+        ),
+        timeline_max_entries=_positive_int("timelineMaxEntries", setting("timelineMaxEntries")),
+        media_noncurrent_version_days=_positive_int(
+            "mediaNoncurrentVersionDays", setting("mediaNoncurrentVersionDays")
+        ),
+        log_retention_days=log_retention_days,
+    )
+
+
+def _region_config(
+    region: str,
+    account: str,
+    azs_per_region: int,
+    explicit: Any,
+    context: Callable[[str], Any],
+) -> RegionConfig:
+    known = context(az_context_key(account, region))
+    if not known:
+        raise ConfigError(
+            f"Setting 'regions' has {region}, whose availability zones for account {account} are "
+            f"not in cdk.context.json (add them, or run `cdk context` with credentials)."
+        )
+    if explicit is None:
+        if len(known) < azs_per_region:
+            raise ConfigError(
+                f"Setting 'azsPerRegion' is {azs_per_region}, but {region} has only "
+                f"{len(known)} availability zones in cdk.context.json."
+            )
+        return RegionConfig(region, tuple(known[:azs_per_region]))
+
+    chosen = _parse_list("availabilityZones", explicit)
+    for az in chosen:
+        if az not in known:
+            raise ConfigError(
+                f"Setting 'availabilityZones' has {az!r} for {region}, which is not one of its "
+                f"availability zones in cdk.context.json ({', '.join(known)})."
+            )
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError(f"Setting 'availabilityZones' lists an AZ of {region} more than once.")
+    if len(chosen) != azs_per_region:
+        raise ConfigError(
+            f"Setting 'availabilityZones' gives {region} {len(chosen)} AZs, but 'azsPerRegion' is "
+            f"{azs_per_region}."
+        )
+    return RegionConfig(region, tuple(chosen))
+
+
+def _parse_list(key: str, value: Any) -> list[str]:
+    # `-c regions=a,b` arrives as a string; cdk.json may hold a JSON list.
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    elif isinstance(value, (list, tuple)):
+        items = [str(part).strip() for part in value]
+    else:
+        raise ConfigError(f"Setting {key!r} must be a list or a comma-separated string, not {value!r}.")
+    if any(not item for item in items):
+        raise ConfigError(f"Setting {key!r} has an empty entry: {value!r}.")
+    return items
+
+
+def _parse_json_mapping(key: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ConfigError(f"Setting {key!r} must be a JSON object, not {value!r}.") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"Setting {key!r} must be a JSON object of region to AZ list, not {value!r}.")
+    return value
+
+
+def _positive_int(key: str, value: Any) -> int:
+    # bool is an int in Python; `true` is never a capacity.
+    if isinstance(value, bool):
+        raise ConfigError(f"Setting {key!r} must be a whole number greater than 0, not {value!r}.")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"Setting {key!r} must be a whole number greater than 0, not {value!r}.") from None
+    if number <= 0:
+        raise ConfigError(f"Setting {key!r} must be a whole number greater than 0, not {number}.")
+    return number

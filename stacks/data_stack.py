@@ -1,0 +1,42 @@
+"""Per-region stateful stack: tables and media. Termination-protected; everything RETAINed."""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from constructs import Construct
+
+from stacks.components.media_storage import MediaStorage
+from stacks.components.source_tables import GlobalSourceTables, RegionalSourceTables
+from stacks.components.timelines_table import TimelinesTable
+from stacks.config import DeploymentConfig
+
+
+class RegionalDataStack(Stack):
+    """Holds what must outlive any deploy: source-of-truth tables, timelines, media.
+
+    In `prod` the global tables are declared in the primary region's stack only (their
+    replicas are created from there); in `local` each region has its own copies.
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: DeploymentConfig, region: str, **kwargs
+    ) -> None:
+        super().__init__(scope, construct_id, termination_protection=True, **kwargs)
+
+        self.source_tables: GlobalSourceTables | RegionalSourceTables | None = None
+        if config.is_local:
+            self.source_tables = RegionalSourceTables(self, "SourceTables")
+        elif region == config.primary_region:
+            self.source_tables = GlobalSourceTables(
+                self, "SourceTables", replica_regions=config.other_regions(region)
+            )
+
+        self.timelines = TimelinesTable(self, "Timelines")
+        self.media = MediaStorage(
+            self,
+            "Media",
+            account=config.account,
+            region=region,
+            noncurrent_version_days=config.media_noncurrent_version_days,
+            access_log_days=config.log_retention_days,
+        )
