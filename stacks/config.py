@@ -25,8 +25,21 @@ LOG_RETENTION_DAYS = (
 )
 # fmt: on
 
+# Families whose instances carry NVMe instance-store disks (the read hosts keep their cache
+# there, never on EBS). Graviton families ("g") need the arm64 image.
+INSTANCE_STORE_FAMILIES = frozenset(
+    {
+        "c5d", "c5ad", "c6id", "c6gd", "c7gd", "c8gd",
+        "m5d", "m5ad", "m5dn", "m6id", "m6idn", "m6gd", "m7gd", "m8gd",
+        "r5d", "r5ad", "r5dn", "r6id", "r6idn", "r6gd", "r7gd", "r8gd",
+        "i3", "i3en", "i4i", "i4g", "i7ie", "i8g", "im4gn", "is4gen",
+        "x2idn", "x2iedn", "z1d",
+    }
+)  # fmt: skip
+_INSTANCE_TYPE_RE = re.compile(r"^([a-z0-9-]+)\.([a-z0-9-]+)$")
+
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
 
 
 class ConfigError(ValueError):
@@ -56,6 +69,13 @@ class DeploymentConfig:
     timeline_max_entries: int  # per-user cap on materialised timeline entries
     media_noncurrent_version_days: int  # how long an overwritten or deleted media version is kept
     log_retention_days: int  # access logs and flow logs
+    host_instance_type: str  # timeline hosts; must have NVMe instance store
+
+    @property
+    def hosts_per_az(self) -> int:
+        """Static stability: with any one AZ lost, the others still hold the required capacity."""
+        azs = len(self.regions[0].availability_zones)
+        return -(-self.required_read_capacity // (azs - 1))
 
     @property
     def region_names(self) -> tuple[str, ...]:
@@ -86,6 +106,7 @@ SETTINGS: Mapping[str, tuple[Any, str]] = {
     "timelineMaxEntries": (800, "cap on entries kept in one user's materialised timeline"),
     "mediaNoncurrentVersionDays": (30, "days an overwritten or deleted media version is kept"),
     "logRetentionDays": (90, "days access logs and VPC flow logs are kept"),
+    "hostInstanceType": ("m6id.large", "timeline host type; needs NVMe instance store (a *d family)"),
 }
 
 
@@ -147,6 +168,18 @@ def load_config(context: Callable[[str], Any]) -> DeploymentConfig:
             f"choose one of {', '.join(map(str, LOG_RETENTION_DAYS))}."
         )
 
+    host_instance_type = str(setting("hostInstanceType")).strip().lower()
+    match = _INSTANCE_TYPE_RE.match(host_instance_type)
+    if not match:
+        raise ConfigError(
+            f"Setting 'hostInstanceType' must look like m6id.large, not {host_instance_type!r}."
+        )
+    if match.group(1) not in INSTANCE_STORE_FAMILIES:
+        raise ConfigError(
+            f"Setting 'hostInstanceType' is {host_instance_type}, which has no NVMe instance store; "
+            f"choose a type from a family such as m6id, c6id or r6id."
+        )
+
     return DeploymentConfig(
         stage=stage,
         account=account,
@@ -160,6 +193,7 @@ def load_config(context: Callable[[str], Any]) -> DeploymentConfig:
             "mediaNoncurrentVersionDays", setting("mediaNoncurrentVersionDays")
         ),
         log_retention_days=log_retention_days,
+        host_instance_type=host_instance_type,
     )
 
 
