@@ -9,9 +9,9 @@ export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup synth test lint format constraints clean
+.PHONY: setup synth test lint format constraints clean host-wheels
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed host-wheels
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Aviary needs Python 3.11 or newer; set PYTHON=python3.x")'
@@ -22,6 +22,17 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 # npm ci installs exactly what package-lock.json says.
 node_modules/.installed: package.json package-lock.json $(VENV)/.installed
 	$(BIN)/npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# The timeline hosts install offline from wheels carried in their bundle (no internet there).
+HOST_WHEELS := build/host-wheels
+host-wheels: $(HOST_WHEELS)/x86_64/.complete $(HOST_WHEELS)/arm64/.complete
+
+$(HOST_WHEELS)/%/.complete: hosts/requirements.txt $(VENV)/.installed
+	rm -rf $(HOST_WHEELS)/$*
+	$(BIN)/pip download --quiet --disable-pip-version-check --only-binary=:all: --implementation cp \
+	  --python-version 3.11 $(foreach tag,manylinux_2_28 manylinux_2_17 manylinux2014,--platform $(tag)_$(subst arm64,aarch64,$*)) \
+	  -r hosts/requirements.txt -d $(HOST_WHEELS)/$*
 	@touch $@
 
 synth: setup
@@ -44,4 +55,4 @@ constraints: setup
 	  $(BIN)/pip freeze --exclude-editable) > constraints.txt
 
 clean:
-	rm -rf cdk.out .pytest_cache
+	rm -rf cdk.out .pytest_cache build

@@ -51,6 +51,7 @@ def build_app(app: App, config: DeploymentConfig) -> AviaryStacks:
             config=config,
             region=region,
             cidr=region_cidr(index),
+            data=data,
             env=env,
             description=f"Aviary stateless services in {region.name}: network, functions, hosts",
         )

@@ -55,3 +55,27 @@ class Network(Construct):
             # Restricting the default group takes a custom-resource Lambda, which moto cannot run.
             restrict_default_security_group=restrict_default_security_group,
         )
+
+        # Session Manager (instead of SSH) without a route to the internet. One endpoint
+        # network interface per AZ, so no AZ depends on another for it.
+        endpoint_security_group = ec2.SecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc=self.vpc,
+            description="Aviary interface endpoints: HTTPS from inside the VPC",
+            allow_all_outbound=False,
+        )
+        endpoint_security_group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), "VPC to endpoints")
+        for name, service in (
+            ("Ssm", ec2.InterfaceVpcEndpointAwsService.SSM),
+            ("SsmMessages", ec2.InterfaceVpcEndpointAwsService.SSM_MESSAGES),
+            ("Ec2Messages", ec2.InterfaceVpcEndpointAwsService.EC2_MESSAGES),
+        ):
+            self.vpc.add_interface_endpoint(
+                name,
+                service=service,
+                subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+                private_dns_enabled=True,
+                security_groups=[endpoint_security_group],
+                open=False,
+            )

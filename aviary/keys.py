@@ -1,0 +1,54 @@
+"""How items are keyed inside Aviary's tables: the contract between writers and readers.
+
+The write path (handlers, fan-out) writes these shapes and the read path (timeline hosts)
+reads them; both import the builders here instead of formatting keys themselves.
+"""
+
+from __future__ import annotations
+
+# Social graph table (pk, sk). A follow is stored twice, once from each side, so that
+# both "whom do I follow" and "who follows me" are single-partition queries.
+USER_PREFIX = "USER#"
+FOLLOWS_PREFIX = "FOLLOWS#"
+FOLLOWER_PREFIX = "FOLLOWER#"
+PROFILE_SK = "PROFILE"  # holds the user's follower count, which decides celebrity status
+
+
+def user_pk(handle: str) -> str:
+    return f"{USER_PREFIX}{handle}"
+
+
+def follows_sk(followee: str) -> str:
+    return f"{FOLLOWS_PREFIX}{followee}"
+
+
+def follower_sk(follower: str) -> str:
+    return f"{FOLLOWER_PREFIX}{follower}"
+
+
+def handle_from_sk(sk: str) -> str:
+    """The handle at the end of a FOLLOWS#/FOLLOWER# sort key."""
+    return sk.split("#", 1)[1]
+
+
+# Timelines table (user_id, entry_key). Tweet IDs are ULIDs and created_at is a fixed-width
+# UTC timestamp, so the key sorts by time and is the same however often an entry is written:
+# a redelivered stream record rewrites the same item instead of adding a duplicate.
+def timeline_entry_key(created_at: str, tweet_id: str) -> str:
+    return f"{created_at}#{tweet_id}"
+
+
+def tweet_id_from_entry_key(entry_key: str) -> str:
+    return entry_key.rsplit("#", 1)[1]
+
+
+# Attributes copied onto a timeline entry so that a timeline read is one query.
+TIMELINE_ENTRY_ATTRIBUTES = (
+    "tweet_id",
+    "author_id",
+    "created_at",
+    "text",
+    "reply_to",
+    "retweet_of",
+    "media_ids",
+)

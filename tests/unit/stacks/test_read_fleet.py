@@ -1,0 +1,186 @@
+"""The read path of each region: zonal fleets on instance-store hosts behind an ALB."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import pytest
+
+from stacks.aviary_app import stack_name
+from stacks.components.host_fleet import AMI_PARAMETERS, architecture_of
+from stacks.components.timeline_load_balancer import SERVICE_PORT
+
+
+def _service(assembly, region):
+    return stack_name("Service", region)
+
+
+def _private_subnets_by_az(assembly, region):
+    subnets = assembly.resources(_service(assembly, region), "AWS::EC2::Subnet")
+    return {
+        s["Properties"]["AvailabilityZone"]: lid
+        for lid, s in subnets.items()
+        if not s["Properties"].get("MapPublicIpOnLaunch")
+    }
+
+
+def test_one_group_per_az_each_in_exactly_that_azs_private_subnet(assembly):
+    for region in assembly.config.regions:
+        groups = assembly.resources(_service(assembly, region.name), "AWS::AutoScaling::AutoScalingGroup")
+        subnets = _private_subnets_by_az(assembly, region.name)
+        placed = sorted([ref["Ref"] for ref in g["Properties"]["VPCZoneIdentifier"]] for g in groups.values())
+        assert placed == sorted([subnets[az]] for az in region.availability_zones)
+
+
+def test_losing_any_one_az_leaves_the_required_capacity_without_scaling(assembly):
+    config = assembly.config
+    for region in config.regions:
+        groups = assembly.resources(_service(assembly, region.name), "AWS::AutoScaling::AutoScalingGroup")
+        minimums = [int(g["Properties"]["MinSize"]) for g in groups.values()]
+        assert minimums == [
+            math.ceil(config.required_read_capacity / (len(region.availability_zones) - 1))
+        ] * len(region.availability_zones)
+        for survivors in itertools.combinations(minimums, len(minimums) - 1):
+            assert sum(survivors) >= config.required_read_capacity
+        for group in groups.values():
+            assert "DesiredCapacity" not in group["Properties"]  # a deploy must not reset the size
+            assert group["Properties"]["HealthCheckType"] == "ELB"
+
+
+def _launch_template(assembly, region):
+    [template] = assembly.resources(_service(assembly, region), "AWS::EC2::LaunchTemplate").values()
+    return template["Properties"]["LaunchTemplateData"]
+
+
+def test_launch_template_instance_store_type_imdsv2_small_encrypted_root_only(assembly):
+    for region in assembly.config.region_names:
+        data = _launch_template(assembly, region)
+        assert data["InstanceType"] == assembly.config.host_instance_type
+        assert data["MetadataOptions"] == {"HttpPutResponseHopLimit": 1, "HttpTokens": "required"}
+        assert data["Monitoring"] == {"Enabled": True}
+        assert data["BlockDeviceMappings"] == [
+            {
+                "DeviceName": "/dev/xvda",
+                "Ebs": {"DeleteOnTermination": True, "Encrypted": True, "VolumeSize": 8, "VolumeType": "gp3"},
+            }
+        ]
+        assert "KeyName" not in data
+
+
+def test_image_comes_from_the_public_ssm_parameter_at_deploy_time(assembly):
+    expected = AMI_PARAMETERS[architecture_of(assembly.config.host_instance_type)]
+    for region in assembly.config.region_names:
+        template = assembly.template_json(_service(assembly, region))
+        image_param = _launch_template(assembly, region)["ImageId"]["Ref"]
+        parameter = template["Parameters"][image_param]
+        assert parameter["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
+        assert parameter["Default"] == expected
+
+
+def test_no_ebs_data_volume_and_no_ssh_anywhere(assembly):
+    for name in assembly.stacks:
+        template = json.dumps(assembly.template_json(name))
+        assert '"AWS::EC2::Volume"' not in template
+        for group in assembly.resources(name, "AWS::EC2::SecurityGroup").values():
+            for rule in group["Properties"].get("SecurityGroupIngress", []):
+                assert not (rule.get("FromPort", 0) <= 22 <= rule.get("ToPort", 65535)), name
+        for rule in assembly.resources(name, "AWS::EC2::SecurityGroupIngress").values():
+            props = rule["Properties"]
+            assert not (props.get("FromPort", 0) <= 22 <= props.get("ToPort", 65535)), name
+
+
+def test_hosts_accept_only_the_load_balancer_on_the_service_port(assembly):
+    for region in assembly.config.region_names:
+        stack = _service(assembly, region)
+        resources = assembly.template_json(stack)["Resources"]
+        [alb] = assembly.resources(stack, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+        alb_group = alb["Properties"]["SecurityGroups"][0]["Fn::GetAtt"][0]
+        host_group = _launch_template(assembly, region)["SecurityGroupIds"][0]["Fn::GetAtt"][0]
+        assert "SecurityGroupIngress" not in resources[host_group]["Properties"]
+        ingress = [
+            r["Properties"]
+            for r in assembly.resources(stack, "AWS::EC2::SecurityGroupIngress").values()
+            if r["Properties"]["GroupId"]["Fn::GetAtt"][0] == host_group
+        ]
+        assert [
+            (i["SourceSecurityGroupId"]["Fn::GetAtt"][0], i["FromPort"], i["ToPort"]) for i in ingress
+        ] == [(alb_group, SERVICE_PORT, SERVICE_PORT)]
+
+
+def test_alb_is_public_with_cross_zone_off_and_quick_health_checks(assembly):
+    for region in assembly.config.region_names:
+        stack = _service(assembly, region)
+        [alb] = assembly.resources(stack, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+        assert alb["Properties"]["Scheme"] == "internet-facing"
+        attributes = {a["Key"]: a["Value"] for a in alb["Properties"]["LoadBalancerAttributes"]}
+        assert attributes["access_logs.s3.enabled"] == "true"
+        [group] = assembly.resources(stack, "AWS::ElasticLoadBalancingV2::TargetGroup").values()
+        props = group["Properties"]
+        tg_attributes = {a["Key"]: a["Value"] for a in props["TargetGroupAttributes"]}
+        assert tg_attributes["load_balancing.cross_zone.enabled"] == "false"
+        assert int(tg_attributes["deregistration_delay.timeout_seconds"]) <= 30
+        assert props["HealthCheckIntervalSeconds"] <= 10
+        assert props["HealthyThresholdCount"] == 2
+        assert props["UnhealthyThresholdCount"] == 2
+        assert props["HealthCheckPath"] == "/health"
+        assert props["Port"] == SERVICE_PORT
+
+
+def test_every_az_has_unhealthy_5xx_and_p99_alarms_that_notify(assembly):
+    for region in assembly.config.regions:
+        stack = _service(assembly, region.name)
+        alarms = assembly.resources(stack, "AWS::CloudWatch::Alarm").values()
+        seen = set()
+        for alarm in alarms:
+            props = alarm["Properties"]
+            dims = {d["Name"]: d["Value"] for d in props["Dimensions"]}
+            seen.add((dims["AvailabilityZone"], props["MetricName"]))
+            assert len(props["AlarmActions"]) == 1
+        metrics = {"UnHealthyHostCount", "HTTPCode_Target_5XX_Count", "TargetResponseTime"}
+        assert seen == {(az, m) for az in region.availability_zones for m in metrics}
+
+
+def test_user_data_installs_the_bundle_offline_and_starts_the_units(assembly):
+    for region in assembly.config.region_names:
+        user_data = json.dumps(_launch_template(assembly, region)["UserData"])
+        for step in (
+            "aws s3 cp",
+            "--no-index --find-links /opt/aviary/wheels",
+            "systemctl enable --now aviary-local-disks.service aviary-timeline.service",
+            "AVIARY_CELEBRITY_THRESHOLD=",
+        ):
+            assert step in user_data
+
+
+def test_host_bundle_carries_code_units_and_wheels_for_the_hosts_architecture(assembly):
+    bundles = [
+        p
+        for p in assembly.directory.glob("asset.*")
+        if p.is_dir() and (p / "hosts" / "systemd" / "aviary-timeline.service").exists()
+    ]
+    assert len(bundles) == 1  # one bundle, shared by every region's hosts
+    [bundle] = bundles
+    wheels = sorted(w.name for w in (bundle / "wheels").glob("*.whl"))
+    arch = "aarch64" if architecture_of(assembly.config.host_instance_type) == "arm64" else "x86_64"
+    assert any(w.startswith("aiohttp-") and arch in w for w in wheels)
+    assert (bundle / "aviary" / "keys.py").exists()
+    assert (bundle / "hosts" / "requirements.txt").exists()
+    assert not list(bundle.rglob("__pycache__"))
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "architecture"),
+    [
+        ("m6id.large", "x86_64"),
+        ("c6id.xlarge", "x86_64"),
+        ("m6gd.large", "arm64"),
+        ("im4gn.large", "arm64"),
+        ("i4i.large", "x86_64"),
+        ("i4g.large", "arm64"),
+        ("x2idn.16xlarge", "x86_64"),
+    ],
+)
+def test_architecture_follows_the_instance_family(instance_type, architecture):
+    assert architecture_of(instance_type) == architecture
