@@ -28,3 +28,10 @@ MEDIA_KEY_ALIAS = f"alias/{PREFIX}-media"
 def media_key_alias_arn(account: str, region: str) -> str:
     """Replication names the destination bucket's key by alias ARN: its key ID is not knowable here."""
     return f"arn:aws:kms:{region}:{account}:{MEDIA_KEY_ALIAS}"
+
+
+# SSM parameters. The primary region publishes where its user pool is; every region holds
+# the token settings (issuer, audience, signing keys) its hosts verify tokens with, so a
+# host never needs the internet nor another region to check a token.
+USER_POOL_PARAMETER = f"/{PREFIX}/identity/user-pool"
+TOKEN_SETTINGS_PARAMETER = f"/{PREFIX}/identity/token-settings"

@@ -56,6 +56,11 @@ def build_app(app: App, config: DeploymentConfig) -> AviaryStacks:
             description=f"Aviary stateless services in {region.name}: network, functions, hosts",
         )
         service.add_stack_dependency(data, "functions and hosts use this region's tables and media")
+        if region.name != config.primary_region:
+            service.add_stack_dependency(
+                stacks.by_region[config.primary_region].data,
+                "tokens are issued by the primary region's user pool",
+            )
         stacks.by_region[region.name] = RegionStacks(data=data, service=service)
 
     # moto neither replicates S3 nor runs the custom resource that configures it: in `local`

@@ -8,6 +8,7 @@ from constructs import Construct
 from stacks.components.media_storage import MediaStorage
 from stacks.components.source_tables import GlobalSourceTables, RegionalSourceTables
 from stacks.components.timelines_table import TimelinesTable
+from stacks.components.user_directory import UserDirectory
 from stacks.config import DeploymentConfig
 
 
@@ -30,6 +31,10 @@ class RegionalDataStack(Stack):
             self.source_tables = GlobalSourceTables(
                 self, "SourceTables", replica_regions=config.other_regions(region)
             )
+
+        self.users: UserDirectory | None = None
+        if region == config.primary_region:
+            self.users = UserDirectory(self, "Users", region=region)
 
         self.timelines = TimelinesTable(self, "Timelines")
         self.media = MediaStorage(

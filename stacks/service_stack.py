@@ -13,6 +13,7 @@ from stacks.components.host_fleet import HostFleet, HostSettings, architecture_o
 from stacks.components.network import Network
 from stacks.components.operator_alerts import OperatorAlerts
 from stacks.components.timeline_load_balancer import TimelineLoadBalancer
+from stacks.components.token_settings import TokenSettingsPublisher
 from stacks.config import DeploymentConfig, RegionConfig
 from stacks.data_stack import RegionalDataStack
 
@@ -66,6 +67,7 @@ class RegionalServiceStack(Stack):
                 social_graph_table=naming.table_name(SOCIAL_GRAPH),
                 tweets_table=naming.table_name(TWEETS),
                 celebrity_follower_threshold=config.celebrity_follower_threshold,
+                token_settings_parameter=naming.TOKEN_SETTINGS_PARAMETER,
             ),
             target_group=self.load_balancer.target_group,
             load_balancer_security_group=self.load_balancer.security_group,
@@ -73,6 +75,18 @@ class RegionalServiceStack(Stack):
             # by_author: the read-time merge of celebrity authors' recent tweets.
             index_arns=[f"{source_table_arn(TWEETS)}/index/{index.name}" for index in TWEETS.indexes],
         )
+        # In `local` the local runtime writes the token settings; moto runs no Lambda code.
+        self.token_settings: TokenSettingsPublisher | None = None
+        if not config.is_local:
+            self.token_settings = TokenSettingsPublisher(
+                self,
+                "TokenSettings",
+                primary_region=config.primary_region,
+                log_retention_days=config.log_retention_days,
+            )
+            for group in self.fleet.groups.values():
+                group.node.add_dependency(self.token_settings.resource)
+
         self.alarms = FleetAlarms(
             self,
             "TimelineAlarms",

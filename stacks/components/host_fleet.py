@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -40,6 +40,7 @@ class HostSettings:
     social_graph_table: str
     tweets_table: str
     celebrity_follower_threshold: int
+    token_settings_parameter: str
 
     def environment_file(self) -> str:
         values = {
@@ -50,6 +51,7 @@ class HostSettings:
             "AVIARY_CELEBRITY_THRESHOLD": str(self.celebrity_follower_threshold),
             "AVIARY_CACHE_PATH": "/data/timeline-cache/cache.sqlite",
             "AVIARY_PORT": str(SERVICE_PORT),
+            "AVIARY_TOKEN_SETTINGS_PARAMETER": self.token_settings_parameter,
         }
         return "\n".join(f"{key}={value}" for key, value in values.items())
 
@@ -111,6 +113,15 @@ class HostFleet(Construct):
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"],
                 resources=[*table_arns, *index_arns],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameter"],
+                resources=[
+                    f"arn:aws:ssm:{settings.region}:{Stack.of(self).account}:parameter"
+                    f"{settings.token_settings_parameter}"
+                ],
             )
         )
         # Exactly the one object, rather than grant_read's wildcards over the asset bucket.

@@ -23,11 +23,12 @@ def test_stacks_per_region_and_stage(assembly):
             assert environment == f"aws://{config.account}/{region}"
 
 
-def test_service_stack_deploys_after_its_own_regions_data_stack_only(assembly):
+def test_service_stack_deploys_after_its_own_and_the_primary_regions_data_stacks(assembly):
+    primary = assembly.config.primary_region
     for region in assembly.config.region_names:
         dependencies = assembly.stacks[stack_name("Service", region)].get("dependencies", [])
-        stacks = [d for d in dependencies if d in assembly.stacks]
-        assert stacks == [stack_name("Data", region)]
+        stacks = {d for d in dependencies if d in assembly.stacks}
+        assert stacks == {stack_name("Data", region), stack_name("Data", primary)}
 
 
 def test_no_stack_references_another_region(assembly):

@@ -205,6 +205,7 @@ def test_media_key_carries_the_alias_replication_names_it_by(assembly):
 
 # Renaming any of these replaces a table, bucket or key and loses its data: a refactor
 # that changes one must fail here and be done as a deliberate migration instead.
+PINNED_PRIMARY = {"UsersUserPool7E610616": "AWS::Cognito::UserPool"}
 PINNED_PROD_PRIMARY = {
     "SourceTablesTweetsC0F451C2": "AWS::DynamoDB::GlobalTable",
     "SourceTablesSocialGraph016C179D": "AWS::DynamoDB::GlobalTable",
@@ -223,21 +224,27 @@ PINNED_EVERY_REGION = {
 }
 
 
+STATEFUL_TYPES = {
+    "AWS::DynamoDB::GlobalTable",
+    "AWS::DynamoDB::Table",
+    "AWS::KMS::Key",
+    "AWS::S3::Bucket",
+    "AWS::Cognito::UserPool",
+}
+
+
 def test_stateful_logical_ids_are_pinned(assembly):
     config = assembly.config
     for region in config.region_names:
         expected = dict(PINNED_EVERY_REGION)
+        if region == config.primary_region:
+            expected |= PINNED_PRIMARY
         if config.is_local:
             expected |= PINNED_LOCAL_SOURCE
         elif region == config.primary_region:
             expected |= PINNED_PROD_PRIMARY
         resources = assembly.template_json(stack_name("Data", region))["Resources"]
-        stateful = {
-            lid: r["Type"]
-            for lid, r in resources.items()
-            if r["Type"]
-            in {"AWS::DynamoDB::GlobalTable", "AWS::DynamoDB::Table", "AWS::KMS::Key", "AWS::S3::Bucket"}
-        }
+        stateful = {lid: r["Type"] for lid, r in resources.items() if r["Type"] in STATEFUL_TYPES}
         assert stateful == expected, region
         assert all(resources[lid].get("DeletionPolicy") == "Retain" for lid in expected)
 

@@ -91,8 +91,8 @@ def test_vpc_flow_logs_capture_all_traffic_with_retention(assembly):
         stack = stack_name("Service", region)
         [flow_log] = assembly.resources(stack, "AWS::EC2::FlowLog").values()
         assert flow_log["Properties"]["TrafficType"] == "ALL"
-        groups = assembly.resources(stack, "AWS::Logs::LogGroup").values()
-        assert [g["Properties"]["RetentionInDays"] for g in groups] == [assembly.config.log_retention_days]
+        group = assembly.template_json(stack)["Resources"][flow_log["Properties"]["LogGroupName"]["Ref"]]
+        assert group["Properties"]["RetentionInDays"] == assembly.config.log_retention_days
 
 
 def test_default_security_group_is_restricted_in_prod(prod_assembly):
