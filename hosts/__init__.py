@@ -1,0 +1,1 @@
+"""Code that runs on the EC2 timeline hosts."""
