@@ -8,7 +8,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from aviary import naming
-from stacks.acknowledge import acknowledge
+from stacks.components.access_logs import access_log_bucket
 
 
 class MediaStorage(Construct):
@@ -35,22 +35,8 @@ class MediaStorage(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
 
-        # S3 server access logging cannot deliver to a KMS-encrypted bucket, hence SSE-S3 here.
-        self.access_logs = s3.Bucket(
-            self,
-            "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(id="expire-logs", expiration=Duration.days(access_log_days))],
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        acknowledge(
-            self.access_logs,
-            "AwsSolutions-S1",
-            "This is the access-log bucket itself; logging it into itself would loop and "
-            "logging it elsewhere would add a bucket whose logs nobody reads.",
+        self.access_logs = access_log_bucket(
+            self, "AccessLogs", retention_days=access_log_days, receives="the media bucket's access logs"
         )
 
         self.bucket = s3.Bucket(

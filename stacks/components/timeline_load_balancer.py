@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.acknowledge import acknowledge
+from stacks.components.access_logs import access_log_bucket
 
 SERVICE_PORT = 8080
 
@@ -41,23 +41,8 @@ class TimelineLoadBalancer(Construct):
             "from any address, on the listener port only.",
         )
 
-        access_logs = s3.Bucket(
-            self,
-            "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,  # ALB log delivery supports SSE-S3 only
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[
-                s3.LifecycleRule(id="expire-logs", expiration=Duration.days(log_retention_days))
-            ],
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        acknowledge(
-            access_logs,
-            "AwsSolutions-S1",
-            "This bucket receives the load balancer's access logs; logging access to the log "
-            "bucket itself would add a bucket whose logs nobody reads.",
+        access_logs = access_log_bucket(
+            self, "AccessLogs", retention_days=log_retention_days, receives="the load balancer's access logs"
         )
 
         self.alb = elbv2.ApplicationLoadBalancer(
