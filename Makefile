@@ -9,7 +9,7 @@ export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup synth test lint format constraints clean host-wheels
+.PHONY: setup synth test lint format constraints clean host-wheels bench-host
 
 setup: $(VENV)/.installed node_modules/.installed host-wheels
 
@@ -40,6 +40,11 @@ synth: setup
 
 test: setup
 	$(BIN)/pytest
+
+# Timeline service on loopback: cached-timeline requests/s and p99 beside a constant-body
+# aiohttp server in the same run. Prints figures; asserts nothing.
+bench-host: setup
+	$(BIN)/python -m tools.bench_host
 
 lint: setup
 	$(BIN)/ruff check .

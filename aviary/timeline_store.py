@@ -1,0 +1,193 @@
+"""Reads one timeline page from DynamoDB: the user's materialised entries plus celebrities' tweets.
+
+Every read is eventually consistent (half the cost, served by any replica): a timeline a second
+behind is fine. Blocking boto3 calls; the hosts run this in a thread executor under a deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aviary.keys import FOLLOWS_PREFIX, PROFILE_SK, TIMELINE_ENTRY_ATTRIBUTES, handle_from_sk, user_pk
+from aviary.timeline import TimelinePage, merge_timeline
+
+BATCH_GET_MAX_KEYS = 100  # DynamoDB's limit per BatchGetItem
+# A celebrity who deleted many recent tweets must not turn one read into a long scan.
+MAX_TWEET_PAGES = 10
+
+
+class StoreIncomplete(Exception):
+    """DynamoDB kept part of a batch unprocessed after every retry (it is throttling us)."""
+
+
+def plain(value: dict[str, Any]) -> Any:
+    """A DynamoDB attribute value as JSON-ready Python: numbers as int or float, sets as sorted lists."""
+    (kind, inner), *_ = value.items()
+    if kind == "S":
+        return inner
+    if kind == "N":
+        number = Decimal(inner)
+        return int(number) if number == number.to_integral_value() else float(number)
+    if kind == "BOOL":
+        return inner
+    if kind == "NULL":
+        return None
+    if kind == "L":
+        return [plain(element) for element in inner]
+    if kind == "M":
+        return {name: plain(element) for name, element in inner.items()}
+    if kind in ("SS", "NS"):
+        return sorted(plain({kind[0]: element}) for element in inner)
+    raise ValueError(f"DynamoDB attribute type {kind} has no JSON form")
+
+
+def plain_item(item: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    # Binary attributes have no JSON form and no place in a timeline item.
+    return {name: plain(value) for name, value in item.items() if next(iter(value)) not in ("B", "BS")}
+
+
+def _projection(names: Iterable[str]) -> dict[str, Any]:
+    """A ProjectionExpression through placeholders: 'text' is a DynamoDB reserved word."""
+    placeholders = {f"#p{i}": name for i, name in enumerate(names)}
+    return {"ProjectionExpression": ", ".join(placeholders), "ExpressionAttributeNames": placeholders}
+
+
+class TimelineStore:
+    """The timeline read path's DynamoDB queries; the client is injected (aviary.clients builds it)."""
+
+    def __init__(
+        self,
+        dynamodb_client: Any,
+        timelines_table: str,
+        social_graph_table: str,
+        tweets_table: str,
+        celebrity_follower_threshold: int,
+        *,
+        batch_get_attempts: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.dynamodb = dynamodb_client
+        self.timelines_table = timelines_table
+        self.social_graph_table = social_graph_table
+        self.tweets_table = tweets_table
+        self.celebrity_follower_threshold = celebrity_follower_threshold
+        self.batch_get_attempts = batch_get_attempts
+        self._sleep = sleep
+
+    def read_page(self, handle: str, limit: int, cursor: str | None) -> TimelinePage:
+        """One page of `handle`'s timeline older than `cursor` (a decoded entry key)."""
+        # One candidate beyond the limit from each source tells merge_timeline whether more exist.
+        entries = self.timeline_entries(handle, limit + 1, cursor)
+        celebrities = self.celebrities_among(self.followed_handles(handle))
+        tweets = [tweet for author in celebrities for tweet in self.recent_tweets(author, limit + 1, cursor)]
+        return merge_timeline(entries, tweets, limit, cursor)
+
+    def timeline_entries(self, handle: str, count: int, cursor: str | None) -> list[dict[str, Any]]:
+        """Up to `count` materialised entries of `handle`, newest first, older than `cursor`."""
+        request: dict[str, Any] = {
+            "TableName": self.timelines_table,
+            "KeyConditionExpression": "user_id = :user",
+            "ExpressionAttributeValues": {":user": {"S": handle}},
+            "ScanIndexForward": False,
+            "ConsistentRead": False,
+            **_projection(TIMELINE_ENTRY_ATTRIBUTES),
+        }
+        if cursor is not None:
+            request["ExclusiveStartKey"] = {"user_id": {"S": handle}, "entry_key": {"S": cursor}}
+        entries: list[dict[str, Any]] = []
+        # A page can stop short of Limit at 1 MB; keep going until there are enough or no more.
+        while len(entries) < count:
+            response = self.dynamodb.query(**request, Limit=count - len(entries))
+            entries.extend(plain_item(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return entries
+
+    def followed_handles(self, handle: str) -> list[str]:
+        """Everyone `handle` follows, from the FOLLOWS# side of the social graph."""
+        request: dict[str, Any] = {
+            "TableName": self.social_graph_table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :follows)",
+            "ExpressionAttributeValues": {":pk": {"S": user_pk(handle)}, ":follows": {"S": FOLLOWS_PREFIX}},
+            "ProjectionExpression": "sk",
+            "ConsistentRead": False,
+        }
+        handles: list[str] = []
+        while True:
+            response = self.dynamodb.query(**request)
+            handles.extend(handle_from_sk(item["sk"]["S"]) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return handles
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def celebrities_among(self, handles: Iterable[str]) -> list[str]:
+        """Those of `handles` whose profile counts more followers than the threshold, sorted."""
+        unique = sorted(set(handles))
+        celebrities: list[str] = []
+        for start in range(0, len(unique), BATCH_GET_MAX_KEYS):
+            keys = [
+                {"pk": {"S": user_pk(h)}, "sk": {"S": PROFILE_SK}}
+                for h in unique[start : start + BATCH_GET_MAX_KEYS]
+            ]
+            for profile in self._batch_get_profiles(keys):
+                if self._is_celebrity(profile):
+                    celebrities.append(handle_from_sk(profile["pk"]["S"]))
+        return sorted(celebrities)
+
+    def _batch_get_profiles(self, keys: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        request = {"Keys": keys, "ConsistentRead": False, **_projection(("pk", "followers"))}
+        for attempt in range(self.batch_get_attempts):
+            response = self.dynamodb.batch_get_item(RequestItems={self.social_graph_table: request})
+            yield from response.get("Responses", {}).get(self.social_graph_table, [])
+            unprocessed = response.get("UnprocessedKeys", {}).get(self.social_graph_table)
+            if not unprocessed or not unprocessed.get("Keys"):
+                return
+            request = unprocessed
+            if attempt + 1 < self.batch_get_attempts:
+                # Unprocessed keys mean throttling: back off before asking again.
+                self._sleep(0.05 * 2**attempt)
+        raise StoreIncomplete(
+            f"{len(request['Keys'])} follower profiles stayed unprocessed after "
+            f"{self.batch_get_attempts} BatchGetItem attempts"
+        )
+
+    def _is_celebrity(self, profile: dict[str, Any]) -> bool:
+        followers = profile.get("followers", {}).get("N")
+        if followers is None:
+            return False
+        try:
+            return Decimal(followers) > self.celebrity_follower_threshold
+        except InvalidOperation:
+            return False
+
+    def recent_tweets(self, author: str, count: int, cursor: str | None) -> list[dict[str, Any]]:
+        """Up to `count` of `author`'s newest tweets not deleted, at or before the cursor's time."""
+        condition = "author_id = :author"
+        values: dict[str, Any] = {":author": {"S": author}}
+        if cursor is not None:
+            # created_at <= the cursor's time: tweets of the same millisecond are decided by the merge.
+            condition += " AND created_at <= :before"
+            values[":before"] = {"S": cursor.split("#", 1)[0]}
+        request: dict[str, Any] = {
+            "TableName": self.tweets_table,
+            "IndexName": "by_author",
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+            "ConsistentRead": False,
+        }
+        tweets: list[dict[str, Any]] = []
+        for _ in range(MAX_TWEET_PAGES):
+            response = self.dynamodb.query(**request, Limit=count - len(tweets))
+            for item in response.get("Items", []):
+                if item.get("deleted", {}).get("BOOL") is True:
+                    continue
+                tweets.append(plain_item(item))
+            if len(tweets) >= count or "LastEvaluatedKey" not in response:
+                break
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return tweets

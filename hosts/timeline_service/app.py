@@ -1,0 +1,205 @@
+"""The timeline host's HTTP interface (aiohttp) and its entry point.
+
+GET /timeline?limit=&cursor= with a Bearer ID token, and GET /health for the load balancer.
+Every error is an AviaryError JSON body; bad input is a 4xx, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from aviary import clients
+from aviary.auth import TokenVerifier, jwks_key_source
+from aviary.errors import AviaryError, NotFound, ServiceUnavailable
+from aviary.timeline import decode_cursor, parse_limit
+from aviary.timeline_store import TimelineStore
+from aviary.token_settings import TokenSettingsError, load_token_settings
+from hosts.timeline_service.cache import DEFAULT_PATH, TimelineCache
+from hosts.timeline_service.service import TimelineService
+
+log = logging.getLogger(__name__)
+
+SERVICE = web.AppKey("timeline_service", TimelineService)
+VERIFIER = web.AppKey("token_verifier", TokenVerifier)
+
+_dumps = partial(json.dumps, separators=(",", ":"))
+HEALTHY_BODY = _dumps({"status": "ok"})
+
+
+def error_response(error: AviaryError) -> web.Response:
+    headers = {"Cache-Control": "no-store"}
+    if isinstance(error, ServiceUnavailable):
+        headers["Retry-After"] = str(error.retry_after_seconds)
+    return web.json_response(error.to_body(), status=error.http_status, headers=headers, dumps=_dumps)
+
+
+@web.middleware
+async def error_bodies(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Turns every failure into a JSON error body, so clients parse one shape whatever went wrong."""
+    try:
+        return await handler(request)
+    except AviaryError as error:
+        return error_response(error)
+    except web.HTTPNotFound:
+        return error_response(
+            NotFound(f"There is no resource at {request.path!r}; use GET /timeline or GET /health.")
+        )
+    except web.HTTPException as http_error:
+        if http_error.status < 400:
+            raise
+        # Routing and protocol errors aiohttp raises itself (405, 413, ...): same shape, their status.
+        code = http_error.reason.lower().replace(" ", "_")
+        body = {"error": {"code": code, "message": f"{http_error.reason}.", "field": None}}
+        headers = {name: v for name, v in http_error.headers.items() if name.lower() == "allow"}
+        return web.json_response(body, status=http_error.status, headers=headers)
+    except Exception:
+        log.exception("Unexpected failure serving %s %s", request.method, request.path)
+        body = {
+            "error": {"code": "internal_error", "message": "An unexpected error occurred.", "field": None}
+        }
+        return web.json_response(body, status=500)
+
+
+async def get_timeline(request: web.Request) -> web.Response:
+    handle = request.app[VERIFIER].handle_from_authorization(request.headers.get("Authorization"))
+    limit = parse_limit(request.query.get("limit"))
+    cursor = decode_cursor(request.query.get("cursor"))
+    result = await request.app[SERVICE].timeline(handle, limit, cursor)
+    headers = {"Cache-Control": "private, no-store"}
+    if result.stale:
+        headers["X-Aviary-Stale"] = "true"
+        headers["Age"] = str(int(result.age_seconds))
+    return web.Response(text=result.page_json, content_type="application/json", headers=headers)
+
+
+async def get_health(_request: web.Request) -> web.Response:
+    # Says only that the process serves HTTP: a DynamoDB outage must not take every host out of the
+    # load balancer, since they can still serve stale pages.
+    return web.Response(text=HEALTHY_BODY, content_type="application/json")
+
+
+def make_app(service: TimelineService, verifier: TokenVerifier) -> web.Application:
+    app = web.Application(middlewares=[error_bodies])
+    app[SERVICE] = service
+    app[VERIFIER] = verifier
+    app.router.add_get("/timeline", get_timeline, allow_head=False)
+    app.router.add_get("/health", get_health, allow_head=False)
+
+    async def close_service(app: web.Application) -> None:
+        app[SERVICE].close()
+
+    app.on_cleanup.append(close_service)
+    return app
+
+
+class SettingsError(ValueError):
+    """An environment variable is missing or invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    region: str
+    timelines_table: str
+    social_graph_table: str
+    tweets_table: str
+    celebrity_follower_threshold: int
+    cache_path: str
+    # Either an SSM parameter holding issuer, audience and keys (deployed hosts) ...
+    token_settings_parameter: str | None
+    # ... or the three given directly (running the service by hand against a user pool).
+    jwt_issuer: str | None
+    jwt_audience: str | None
+    jwks_url: str | None
+    host: str
+    port: int
+
+
+def settings_from_environment(environ: Mapping[str, str]) -> ServiceSettings:
+    """The service's settings from AVIARY_* variables (the host's /etc/aviary/timeline.env)."""
+
+    def value(name: str, default: str | None = None) -> str:
+        found = environ.get(name, "").strip() or default
+        if not found:
+            raise SettingsError(
+                f"Environment variable {name} is not set; the host's timeline.env must set it."
+            )
+        return found
+
+    def whole_number(name: str, default: str | None, minimum: int, maximum: int) -> int:
+        text = value(name, default)
+        if not (text.isascii() and text.isdigit() and len(text) <= 15 and minimum <= int(text) <= maximum):
+            raise SettingsError(
+                f"Environment variable {name} must be a whole number from {minimum} to {maximum}, "
+                f"not {text!r}."
+            )
+        return int(text)
+
+    parameter = environ.get("AVIARY_TOKEN_SETTINGS_PARAMETER", "").strip() or None
+    issuer = None if parameter else value("AVIARY_JWT_ISSUER").rstrip("/")
+    return ServiceSettings(
+        region=value("AVIARY_REGION"),
+        timelines_table=value("AVIARY_TIMELINES_TABLE"),
+        social_graph_table=value("AVIARY_SOCIAL_GRAPH_TABLE", "aviary-social-graph"),
+        tweets_table=value("AVIARY_TWEETS_TABLE", "aviary-tweets"),
+        celebrity_follower_threshold=whole_number("AVIARY_CELEBRITY_THRESHOLD", None, 1, 10**12),
+        cache_path=value("AVIARY_CACHE_PATH", DEFAULT_PATH),
+        token_settings_parameter=parameter,
+        jwt_issuer=issuer,
+        jwt_audience=None if parameter else value("AVIARY_JWT_AUDIENCE"),
+        # Cognito publishes a user pool's keys under its issuer URL.
+        jwks_url=None if parameter else value("AVIARY_JWKS_URL", f"{issuer}/.well-known/jwks.json"),
+        host=value("AVIARY_HOST", "0.0.0.0"),
+        port=whole_number("AVIARY_PORT", "8080", 1, 65535),
+    )
+
+
+def build_app(settings: ServiceSettings) -> web.Application:
+    # AWS_ENDPOINT_URL (the local moto server) is read by boto3 itself.
+    dynamodb = clients.client("dynamodb", region=settings.region)
+    store = TimelineStore(
+        dynamodb,
+        settings.timelines_table,
+        settings.social_graph_table,
+        settings.tweets_table,
+        settings.celebrity_follower_threshold,
+    )
+    return make_app(TimelineService(store, TimelineCache(settings.cache_path)), build_verifier(settings))
+
+
+def build_verifier(settings: ServiceSettings) -> TokenVerifier:
+    if settings.token_settings_parameter:
+        token_settings = load_token_settings(
+            clients.client("ssm", region=settings.region),
+            settings.token_settings_parameter,
+            Path(settings.cache_path).parent / "token-settings.json",
+        )
+        return TokenVerifier(token_settings.issuer, token_settings.audience, token_settings.key_source())
+    key_source = jwks_key_source(settings.jwks_url)
+    try:
+        key_source.refresh()  # before serving, so the first callers are not asked to retry
+    except Exception as error:
+        log.warning("Token signing keys not fetched at start (%s); will retry on demand", error)
+    return TokenVerifier(settings.jwt_issuer, settings.jwt_audience, key_source)
+
+
+def main(environ: Mapping[str, Any] | None = None) -> None:
+    """Read the settings once, then serve until stopped."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = settings_from_environment(os.environ if environ is None else environ)
+        app = build_app(settings)
+    except (SettingsError, TokenSettingsError) as error:
+        raise SystemExit(str(error)) from None
+    # No access log: the load balancer keeps one, and writing it here would cost every request.
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None)

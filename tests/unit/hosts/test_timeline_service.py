@@ -1,0 +1,626 @@
+"""The timeline host end to end over HTTP: moto DynamoDB, the SQLite cache and real RS256 tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import boto3
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from botocore.exceptions import ClientError, EndpointConnectionError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+from yarl import URL
+
+from aviary.auth import TokenVerifier
+from aviary.clients import AWS_CONFIG
+from aviary.keys import PROFILE_SK, follows_sk, timeline_entry_key, user_pk
+from aviary.schema import SOCIAL_GRAPH, TIMELINES, TWEETS
+from aviary.timeline import decode_cursor
+from aviary.timeline_store import TimelineStore
+from hosts.timeline_service.app import SettingsError, make_app, settings_from_environment
+from hosts.timeline_service.cache import TimelineCache
+from hosts.timeline_service.service import TimelineService
+from tests.moto_tables import create_tables
+from tests.tokens import AUDIENCE, ISSUER, TokenIssuer
+
+REGION = "us-east-1"
+THRESHOLD = 10_000
+
+
+# -- harness -----------------------------------------------------------------------------------
+
+
+def serve(app: web.Application, scenario: Callable[[TestClient], Awaitable[Any]]) -> Any:
+    """Run `scenario` against `app` on a loopback test server (pytest-aiohttp's job, in five lines)."""
+
+    async def run() -> Any:
+        async with TestClient(TestServer(app)) as client:
+            return await scenario(client)
+
+    return asyncio.run(run())
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ObservedClient:
+    """Wraps the DynamoDB client to count calls, and to fail or hang them on demand."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.calls: Counter[str] = Counter()
+        self.failure: Exception | None = None
+        self.hang = threading.Event()  # set: every call blocks until released
+        self.released = threading.Event()
+
+    def __getattr__(self, operation: str) -> Callable[..., Any]:
+        method = getattr(self.real, operation)
+
+        def call(**kwargs: Any) -> Any:
+            self.calls[operation] += 1
+            if self.hang.is_set():
+                self.released.wait(10)
+                raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+            if self.failure is not None:
+                raise self.failure
+            return method(**kwargs)
+
+        return call
+
+
+def created_at(n: int) -> str:
+    return f"2026-11-21T19:{n // 60:02d}:{n % 60:02d}.000Z"
+
+
+def ulid(n: int) -> str:
+    return f"01JD{n:022d}"
+
+
+class Timelines:
+    """moto tables plus writers for the shapes the write path produces (aviary.keys)."""
+
+    def __init__(self, dynamodb: Any) -> None:
+        self.dynamodb = dynamodb
+        self.names = create_tables(dynamodb, (TWEETS, SOCIAL_GRAPH, TIMELINES))
+
+    def follow(self, follower: str, followee: str) -> None:
+        item = {"pk": {"S": user_pk(follower)}, "sk": {"S": follows_sk(followee)}}
+        self.dynamodb.put_item(TableName=self.names["social-graph"], Item=item)
+
+    def profile(self, handle: str, followers: int) -> None:
+        item = {"pk": {"S": user_pk(handle)}, "sk": {"S": PROFILE_SK}, "followers": {"N": str(followers)}}
+        self.dynamodb.put_item(TableName=self.names["social-graph"], Item=item)
+
+    def tweet(self, n: int, author: str, *, deleted: bool = False) -> dict[str, Any]:
+        item = {
+            "tweet_id": {"S": ulid(n)},
+            "author_id": {"S": author},
+            "created_at": {"S": created_at(n)},
+            "text": {"S": f"tweet {n} by {author}"},
+            "media_ids": {"L": [{"S": f"media-{n}"}]},
+        }
+        if deleted:
+            item["deleted"] = {"BOOL": True}
+        self.dynamodb.put_item(TableName=self.names["tweets"], Item=item)
+        return item
+
+    def fan_out(self, n: int, author: str, to: str) -> None:
+        """The tweet and its materialised entry in `to`'s timeline, as the fan-out Lambda writes it."""
+        tweet = self.tweet(n, author)
+        entry = {
+            **tweet,
+            "user_id": {"S": to},
+            "entry_key": {"S": timeline_entry_key(created_at(n), ulid(n))},
+            "expires_at": {"N": "1900000000"},
+        }
+        self.dynamodb.put_item(TableName=self.names["timelines"], Item=entry)
+
+
+@pytest.fixture(scope="module")
+def tokens() -> TokenIssuer:
+    return TokenIssuer()
+
+
+def bearer(tokens: TokenIssuer, handle: str = "alice") -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens.token(handle)}"}
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield boto3.client("dynamodb", region_name=REGION, config=AWS_CONFIG)
+
+
+class Host:
+    """One timeline host: app, service, cache and the observed DynamoDB client behind them."""
+
+    def __init__(self, dynamodb: Any, tmp_path: Any, tokens: TokenIssuer, **service_options: Any) -> None:
+        self.data = Timelines(dynamodb)
+        self.client = ObservedClient(dynamodb)
+        self.clock = FakeClock()
+        self.cache = TimelineCache(tmp_path / "cache.sqlite")
+        store = TimelineStore(
+            self.client,
+            self.data.names["timelines"],
+            self.data.names["social-graph"],
+            self.data.names["tweets"],
+            THRESHOLD,
+        )
+        self.service = TimelineService(store, self.cache, self.clock, **service_options)
+        self.app = make_app(self.service, TokenVerifier(ISSUER, AUDIENCE, tokens.key_source))
+
+    def cached(self, handle: str = "alice", limit: int = 20) -> bool:
+        return self.cache.get(handle, None, limit, now=self.clock.now) is not None
+
+
+@pytest.fixture
+def host(aws, tmp_path, tokens):
+    host = Host(aws, tmp_path, tokens)
+    yield host
+    host.client.released.set()
+
+
+def ids(body: dict) -> list[str]:
+    return [item["tweet_id"] for item in body["items"]]
+
+
+# -- health ------------------------------------------------------------------------------------
+
+
+def test_health_needs_no_token_and_touches_no_table(host):
+    async def scenario(client):
+        response = await client.get("/health")
+        return response.status, await response.json()
+
+    assert serve(host.app, scenario) == (200, {"status": "ok"})
+    assert host.client.calls == Counter()
+
+
+# -- reads, cache hits and the merge -----------------------------------------------------------
+
+
+def test_a_miss_reads_dynamodb_and_a_fresh_hit_does_not(host, tokens):
+    host.data.fan_out(1, "bob", to="alice")
+    host.data.fan_out(2, "carol", to="alice")
+
+    async def scenario(client):
+        first = await client.get("/timeline", headers=bearer(tokens))
+        assert first.status == 200
+        first_body = await first.json()
+        await eventually(host.cached)
+        calls_after_miss = sum(host.client.calls.values())
+        host.clock.now += 4  # inside the 5 s fresh window
+        second = await client.get("/timeline", headers=bearer(tokens))
+        return first_body, calls_after_miss, await second.json(), second.headers
+
+    first, calls_after_miss, second, headers = serve(host.app, scenario)
+    assert ids(first) == [ulid(2), ulid(1)]
+    assert first["items"][0] == {
+        "tweet_id": ulid(2),
+        "author_id": "carol",
+        "created_at": created_at(2),
+        "text": "tweet 2 by carol",
+        "reply_to": None,
+        "retweet_of": None,
+        "media_ids": ["media-2"],
+    }
+    assert first["next_cursor"] is None
+    assert calls_after_miss > 0
+    assert second == first
+    assert sum(host.client.calls.values()) == calls_after_miss  # the hit made no call
+    assert "X-Aviary-Stale" not in headers
+
+
+def test_a_cached_page_older_than_the_fresh_window_is_read_again(host, tokens):
+    host.data.fan_out(1, "bob", to="alice")
+
+    async def scenario(client):
+        await client.get("/timeline", headers=bearer(tokens))
+        await eventually(host.cached)
+        host.data.fan_out(2, "bob", to="alice")
+        host.clock.now += 6
+        response = await client.get("/timeline", headers=bearer(tokens))
+        return await response.json()
+
+    assert ids(serve(host.app, scenario)) == [ulid(2), ulid(1)]
+
+
+def test_celebrities_are_merged_on_read_and_others_are_not(host, tokens):
+    data = host.data
+    for handle in ("celeb", "regular", "borderline"):
+        data.follow("alice", handle)
+    data.profile("celeb", THRESHOLD + 1)
+    data.profile("regular", 50)
+    data.profile("borderline", THRESHOLD)  # not above the threshold: fanned out on write
+    data.tweet(5, "celeb")  # never fanned out: must come from the merge
+    data.tweet(4, "regular")  # not in alice's timeline table: must not be merged on read
+    data.tweet(3, "borderline")
+    data.fan_out(2, "regular", to="alice")
+    data.tweet(6, "stranger")  # a celebrity alice does not follow
+    data.profile("stranger", THRESHOLD * 10)
+
+    async def scenario(client):
+        return await (await client.get("/timeline", headers=bearer(tokens))).json()
+
+    assert ids(serve(host.app, scenario)) == [ulid(5), ulid(2)]
+
+
+def test_deleted_celebrity_tweets_are_left_out(host, tokens):
+    host.data.follow("alice", "celeb")
+    host.data.profile("celeb", THRESHOLD * 2)
+    host.data.tweet(1, "celeb")
+    host.data.tweet(2, "celeb", deleted=True)
+    host.data.tweet(3, "celeb")
+
+    async def scenario(client):
+        return await (await client.get("/timeline", headers=bearer(tokens))).json()
+
+    assert ids(serve(host.app, scenario)) == [ulid(3), ulid(1)]
+
+
+def test_a_tweet_both_fanned_out_and_merged_appears_once(host, tokens):
+    host.data.follow("alice", "rising")
+    host.data.fan_out(1, "rising", to="alice")  # fanned out while "rising" was below the threshold
+    host.data.profile("rising", THRESHOLD + 5)
+
+    async def scenario(client):
+        return await (await client.get("/timeline", headers=bearer(tokens))).json()
+
+    assert ids(serve(host.app, scenario)) == [ulid(1)]
+
+
+def test_a_cursor_pages_through_entries_and_celebrity_tweets(host, tokens):
+    data = host.data
+    data.follow("alice", "celeb")
+    data.profile("celeb", THRESHOLD + 1)
+    for n in (1, 3, 4, 6, 7):
+        data.fan_out(n, "bob", to="alice")
+    for n in (2, 5):
+        data.tweet(n, "celeb")
+
+    async def scenario(client):
+        first = await (await client.get("/timeline", params={"limit": "4"}, headers=bearer(tokens))).json()
+        second_response = await client.get(
+            "/timeline", params={"limit": "4", "cursor": first["next_cursor"]}, headers=bearer(tokens)
+        )
+        return first, await second_response.json()
+
+    first, second = serve(host.app, scenario)
+    assert ids(first) == [ulid(7), ulid(6), ulid(5), ulid(4)]
+    assert decode_cursor(first["next_cursor"]) == timeline_entry_key(created_at(4), ulid(4))
+    assert ids(second) == [ulid(3), ulid(2), ulid(1)]
+    assert second["next_cursor"] is None
+
+
+def test_a_user_following_many_people_is_read_across_query_and_batch_pages(host, tokens):
+    """Over 100 followees: BatchGetItem in chunks of 100, whatever order moto returns them in."""
+    for n in range(130):
+        host.data.follow("alice", f"user{n:03d}")
+        host.data.profile(f"user{n:03d}", THRESHOLD + 1 if n in (7, 120) else 10)
+    host.data.tweet(1, "user007")
+    host.data.tweet(2, "user120")
+    host.data.tweet(3, "user050")
+
+    async def scenario(client):
+        return await (await client.get("/timeline", headers=bearer(tokens))).json()
+
+    assert ids(serve(host.app, scenario)) == [ulid(2), ulid(1)]
+
+
+# -- degraded DynamoDB ---------------------------------------------------------------------------
+
+
+def _warm_then_break(host: Host, tokens: TokenIssuer, break_dynamodb: Callable[[], None]):
+    host.data.fan_out(1, "bob", to="alice")
+
+    async def scenario(client):
+        warm = await (await client.get("/timeline", headers=bearer(tokens))).json()
+        await eventually(host.cached)
+        host.clock.now += 60
+        break_dynamodb()
+        started = time.monotonic()
+        response = await client.get("/timeline", headers=bearer(tokens))
+        return warm, response.status, response.headers, await response.json(), time.monotonic() - started
+
+    return serve(host.app, scenario)
+
+
+def test_a_failing_dynamodb_is_answered_from_the_cache_marked_stale(host, tokens):
+    throttled = ClientError(
+        {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "Query"
+    )
+
+    def fail():
+        host.client.failure = throttled
+
+    warm, status, headers, body, _ = _warm_then_break(host, tokens, fail)
+    assert status == 200
+    assert headers["X-Aviary-Stale"] == "true"
+    assert headers["Age"] == "60"
+    assert body == warm
+
+
+def test_a_slow_dynamodb_is_answered_from_the_cache_within_the_deadline(aws, tmp_path, tokens):
+    host = Host(aws, tmp_path, tokens, deadline_seconds=0.2)
+    try:
+        warm, status, headers, body, elapsed = _warm_then_break(host, tokens, host.client.hang.set)
+    finally:
+        host.client.released.set()
+    assert status == 200
+    assert headers["X-Aviary-Stale"] == "true"
+    assert int(headers["Age"]) >= 60
+    assert body == warm
+    assert elapsed < 1.0
+
+
+def _fetch_with_nothing_cached(host: Host, tokens: TokenIssuer):
+    async def scenario(client):
+        started = time.monotonic()
+        response = await client.get("/timeline", headers=bearer(tokens))
+        return response.status, response.headers, await response.json(), time.monotonic() - started
+
+    return serve(host.app, scenario)
+
+
+def test_a_failing_dynamodb_with_nothing_cached_is_a_503_with_retry_after(host, tokens):
+    host.client.failure = EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+    status, headers, body, _ = _fetch_with_nothing_cached(host, tokens)
+    assert status == 503
+    assert headers["Retry-After"] == "2"
+    assert body["error"]["code"] == "service_unavailable"
+    assert "retry" in body["error"]["message"]
+
+
+def test_a_slow_dynamodb_with_nothing_cached_is_a_503_within_the_deadline(aws, tmp_path, tokens):
+    host = Host(aws, tmp_path, tokens, deadline_seconds=0.2)
+    host.client.hang.set()
+    try:
+        status, headers, _, elapsed = _fetch_with_nothing_cached(host, tokens)
+    finally:
+        host.client.released.set()
+    assert status == 503
+    assert headers["Retry-After"] == "2"
+    assert elapsed < 1.0
+
+
+class GatedStore:
+    """A store whose reads wait for the test to open the gate, counting how many were made."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.reads = 0
+
+    def read_page(self, handle: str, limit: int, cursor: str | None) -> dict:
+        self.reads += 1
+        self.gate.wait(5)
+        return {"items": [], "next_cursor": None}
+
+
+def test_concurrent_misses_of_one_page_share_one_read(tmp_path, tokens):
+    store = GatedStore()
+    service = TimelineService(store, TimelineCache(tmp_path / "cache.sqlite"), FakeClock())
+    app = make_app(service, TokenVerifier(ISSUER, AUDIENCE, tokens.key_source))
+
+    async def scenario(client):
+        requests = [asyncio.ensure_future(client.get("/timeline", headers=bearer(tokens))) for _ in range(5)]
+        await asyncio.sleep(0.2)
+        store.gate.set()
+        return [response.status for response in await asyncio.gather(*requests)]
+
+    assert serve(app, scenario) == [200] * 5
+    assert store.reads == 1
+
+
+def test_reads_beyond_the_pending_limit_are_shed_at_once(tmp_path, tokens):
+    store = GatedStore()
+    cache = TimelineCache(tmp_path / "cache.sqlite")
+    service = TimelineService(store, cache, FakeClock(), deadline_seconds=2, max_pending_reads=1)
+    app = make_app(service, TokenVerifier(ISSUER, AUDIENCE, tokens.key_source))
+
+    async def scenario(client):
+        first = asyncio.ensure_future(client.get("/timeline", headers=bearer(tokens, "alice")))
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        shed = await client.get("/timeline", headers=bearer(tokens, "bob"))
+        shed_after = time.monotonic() - started
+        store.gate.set()
+        return (await first).status, shed.status, shed_after
+
+    first, shed, shed_after = serve(app, scenario)
+    assert (first, shed) == (200, 503)
+    assert shed_after < 0.5
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"limit": "-5"}, "limit"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"cursor": "%%%"}, "cursor"),
+    ],
+)
+def test_bad_query_parameters_are_a_400_naming_the_field(host, tokens, params, field):
+    async def scenario(client):
+        response = await client.get("/timeline", params=params, headers=bearer(tokens))
+        return response.status, await response.json()
+
+    status, body = serve(host.app, scenario)
+    assert status == 400
+    assert body["error"]["field"] == field
+    assert body["error"]["code"] == "invalid_request"
+    assert host.client.calls == Counter()
+
+
+def _bad_tokens(tokens: TokenIssuer) -> dict[str, dict[str, str]]:
+    now = int(time.time())
+    unsigned = tokens.token().rsplit(".", 1)[0].split(".", 1)[1]
+    return {
+        "missing": {},
+        "not bearer": {"Authorization": f"Token {tokens.token()}"},
+        "malformed": {"Authorization": "Bearer not.a.jwt"},
+        "expired": {"Authorization": f"Bearer {tokens.token(exp=now - 3600)}"},
+        "wrong audience": {"Authorization": f"Bearer {tokens.token(aud='someone-else')}"},
+        # header {"alg":"none","typ":"JWT"}, a valid payload and no signature
+        "alg none": {"Authorization": f"Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{unsigned}."},
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_tokens(TokenIssuer())))
+def test_a_bad_token_is_a_401_naming_the_header(host, tokens, case):
+    headers = _bad_tokens(tokens)[case]
+
+    async def scenario(client):
+        response = await client.get("/timeline", headers=headers)
+        return response.status, await response.json()
+
+    status, body = serve(host.app, scenario)
+    assert status == 401
+    assert body["error"]["field"] == "Authorization"
+    assert host.client.calls == Counter()
+
+
+def test_unknown_paths_and_methods_get_json_errors(host, tokens):
+    async def scenario(client):
+        missing = await client.get("/nowhere")
+        wrong_method = await client.post("/timeline", headers=bearer(tokens))
+        return missing.status, await missing.json(), wrong_method.status, await wrong_method.json()
+
+    missing_status, missing, method_status, method = serve(host.app, scenario)
+    assert (missing_status, missing["error"]["code"]) == (404, "not_found")
+    assert method_status == 405
+    assert method["error"]["code"] == "method_not_allowed"
+
+
+class EmptyStore:
+    def read_page(self, handle: str, limit: int, cursor: str | None) -> dict:
+        return {"items": [], "next_cursor": None}
+
+
+# Printable ASCII but space and '#' (which would end the request target); '%' sequences may be broken.
+RAW_QUERY = st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="#"), max_size=80)
+
+
+def test_no_query_string_produces_a_5xx(tmp_path, tokens):
+    service = TimelineService(EmptyStore(), TimelineCache(tmp_path / "cache.sqlite"), FakeClock())
+    app = make_app(service, TokenVerifier(ISSUER, AUDIENCE, tokens.key_source))
+    headers = bearer(tokens)
+    loop = asyncio.new_event_loop()
+    client = TestClient(TestServer(app), loop=loop)
+    loop.run_until_complete(client.start_server())
+
+    async def status_of(url: str | URL, params: dict[str, str] | None = None) -> int:
+        async with client.get(url, params=params, headers=headers) as response:
+            await response.read()
+            return response.status
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        limit=st.one_of(st.none(), st.text(max_size=30)),
+        cursor=st.one_of(st.none(), st.text(max_size=80)),
+        raw=RAW_QUERY,
+    )
+    def check(limit, cursor, raw):
+        params = {name: value for name, value in (("limit", limit), ("cursor", cursor)) if value is not None}
+        assert loop.run_until_complete(status_of("/timeline", params)) < 500
+        assert loop.run_until_complete(status_of(URL(f"/timeline?{raw}", encoded=True))) < 500
+
+    try:
+        check()
+    finally:
+        loop.run_until_complete(client.close())
+        loop.close()
+
+
+# -- settings ---------------------------------------------------------------------------------------
+
+REQUIRED = {
+    "AVIARY_REGION": "us-east-1",
+    "AVIARY_TIMELINES_TABLE": "Data-Timelines-ABC",
+    "AVIARY_CELEBRITY_THRESHOLD": "10000",
+    "AVIARY_JWT_ISSUER": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Pool/",
+    "AVIARY_JWT_AUDIENCE": "client-id",
+}
+
+
+def test_settings_fill_in_defaults():
+    settings_ = settings_from_environment(REQUIRED)
+    assert settings_.social_graph_table == "aviary-social-graph"
+    assert settings_.tweets_table == "aviary-tweets"
+    assert settings_.port == 8080
+    assert settings_.host == "0.0.0.0"
+    assert settings_.cache_path == "/data/timeline-cache/cache.sqlite"
+    assert settings_.jwt_issuer == "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Pool"
+    assert settings_.jwks_url == f"{settings_.jwt_issuer}/.well-known/jwks.json"
+    assert settings_.celebrity_follower_threshold == 10_000
+
+
+@pytest.mark.parametrize("name", list(REQUIRED))
+def test_a_missing_required_setting_is_named(name):
+    environ = {key: value for key, value in REQUIRED.items() if key != name}
+    with pytest.raises(SettingsError, match=name):
+        settings_from_environment(environ)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("AVIARY_PORT", "http"), ("AVIARY_PORT", "70000"), ("AVIARY_CELEBRITY_THRESHOLD", "-1")],
+)
+def test_a_bad_number_setting_is_named(name, value):
+    with pytest.raises(SettingsError, match=name):
+        settings_from_environment({**REQUIRED, name: value})
+
+
+def test_deployed_hosts_take_token_settings_from_the_parameter_their_env_file_names():
+    # The env file the fleet writes (stacks/components/host_fleet.py) sets the parameter and no
+    # issuer: the service must start from those variables alone.
+    from stacks.components.host_fleet import HostSettings
+
+    env_file = HostSettings(
+        region="us-east-1",
+        timelines_table="timelines",
+        social_graph_table="aviary-social-graph",
+        tweets_table="aviary-tweets",
+        celebrity_follower_threshold=10_000,
+        token_settings_parameter="/aviary/identity/token-settings",
+    ).environment_file()
+    environ = dict(line.split("=", 1) for line in env_file.splitlines())
+    settings_ = settings_from_environment(environ)
+    assert settings_.token_settings_parameter == "/aviary/identity/token-settings"
+    assert settings_.jwt_issuer is None
+    assert settings_.cache_path == "/data/timeline-cache/cache.sqlite"
+    assert settings_.port == 8080

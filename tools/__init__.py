@@ -1,0 +1,1 @@
+"""Developer tools: local runtime, reports, drills and benchmarks, run as `python -m tools.<name>`."""
