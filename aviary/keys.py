@@ -26,6 +26,25 @@ def follower_sk(follower: str) -> str:
     return f"{FOLLOWER_PREFIX}{follower}"
 
 
+# Likes hang off the tweet: one item per (tweet, user), so liking twice changes nothing.
+TWEET_PREFIX = "TWEET#"
+LIKE_PREFIX = "LIKE#"
+# A user's retweet of a tweet is unique: this marker item holds the retweet's own tweet ID.
+RETWEET_PREFIX = "RETWEET#"
+
+
+def tweet_pk(tweet_id: str) -> str:
+    return f"{TWEET_PREFIX}{tweet_id}"
+
+
+def like_sk(handle: str) -> str:
+    return f"{LIKE_PREFIX}{handle}"
+
+
+def retweet_sk(tweet_id: str) -> str:
+    return f"{RETWEET_PREFIX}{tweet_id}"
+
+
 def handle_from_sk(sk: str) -> str:
     """The handle at the end of a FOLLOWS#/FOLLOWER# sort key."""
     return sk.split("#", 1)[1]
@@ -52,3 +71,17 @@ TIMELINE_ENTRY_ATTRIBUTES = (
     "retweet_of",
     "media_ids",
 )
+
+
+# Idempotency table (id): one record per (operation, caller, client key), so two users may
+# happen to pick the same key without colliding.
+def idempotency_id(operation: str, handle: str, key: str) -> str:
+    return f"{operation}#{handle}#{key}"
+
+
+# Media bucket: objects live under their owner, so a key alone says whose upload it is.
+MEDIA_KEY_PREFIX = "media/"
+
+
+def media_object_key(owner: str, media_id: str) -> str:
+    return f"{MEDIA_KEY_PREFIX}{owner}/{media_id}"

@@ -59,6 +59,12 @@ IDEMPOTENCY = TableSchema(
     ttl_attribute="expiration",
 )
 
+# Uploaded media: who owns it, what it claimed to be, and what the processor found.
+MEDIA = TableSchema(
+    role="media",
+    partition_key=KeyAttribute("media_id"),
+)
+
 # Derived data: each region materialises its own from its stream, so it is not replicated.
 TIMELINES = TableSchema(
     role="timelines",
@@ -68,5 +74,5 @@ TIMELINES = TableSchema(
     replicated=False,
 )
 
-SOURCE_OF_TRUTH_TABLES = (TWEETS, SOCIAL_GRAPH, IDEMPOTENCY)
+SOURCE_OF_TRUTH_TABLES = (TWEETS, SOCIAL_GRAPH, IDEMPOTENCY, MEDIA)
 ALL_TABLES = (*SOURCE_OF_TRUTH_TABLES, TIMELINES)

@@ -210,11 +210,13 @@ PINNED_PROD_PRIMARY = {
     "SourceTablesTweetsC0F451C2": "AWS::DynamoDB::GlobalTable",
     "SourceTablesSocialGraph016C179D": "AWS::DynamoDB::GlobalTable",
     "SourceTablesIdempotency7237B9F8": "AWS::DynamoDB::GlobalTable",
+    "SourceTablesMedia72385F33": "AWS::DynamoDB::GlobalTable",
 }
 PINNED_LOCAL_SOURCE = {
     "SourceTablesTweetsC0F451C2": "AWS::DynamoDB::Table",
     "SourceTablesSocialGraph016C179D": "AWS::DynamoDB::Table",
     "SourceTablesIdempotency7237B9F8": "AWS::DynamoDB::Table",
+    "SourceTablesMedia72385F33": "AWS::DynamoDB::Table",
 }
 PINNED_EVERY_REGION = {
     "TimelinesTable762CCBBE": "AWS::DynamoDB::Table",
