@@ -1,0 +1,77 @@
+"""The tweet: its item shape in the tweets table and its JSON shape in the API.
+
+Replies and retweets are tweets too (reply_to / retweet_of). A deleted tweet stays as a
+tombstone (deleted = true, text removed) so that the stream tells every region's fan-out
+to take it out of timelines, and a late duplicate of the original cannot bring it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aviary.ids import ulid_time_ms, utc_timestamp
+
+
+@dataclass(frozen=True)
+class Tweet:
+    tweet_id: str
+    author_id: str
+    created_at: str  # aviary.ids.utc_timestamp of the ID's own time: fixed width, sorts by time
+    text: str
+    reply_to: str | None = None
+    retweet_of: str | None = None
+    media_ids: tuple[str, ...] = field(default_factory=tuple)
+    deleted: bool = False
+    like_count: int = 0
+
+    @staticmethod
+    def created_at_of(tweet_id: str) -> str:
+        """A tweet's time is the one inside its ULID, so the ID and the timestamp never disagree."""
+        return utc_timestamp(ulid_time_ms(tweet_id))
+
+    def to_item(self) -> dict[str, dict[str, Any]]:
+        """The tweets-table item (DynamoDB attribute values); absent optionals are left out."""
+        item: dict[str, dict[str, Any]] = {
+            "tweet_id": {"S": self.tweet_id},
+            "author_id": {"S": self.author_id},
+            "created_at": {"S": self.created_at},
+            "text": {"S": self.text},
+            "deleted": {"BOOL": self.deleted},
+            "like_count": {"N": str(self.like_count)},
+        }
+        if self.reply_to:
+            item["reply_to"] = {"S": self.reply_to}
+        if self.retweet_of:
+            item["retweet_of"] = {"S": self.retweet_of}
+        if self.media_ids:
+            item["media_ids"] = {"L": [{"S": media_id} for media_id in self.media_ids]}
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, dict[str, Any]]) -> Tweet:
+        return cls(
+            tweet_id=item["tweet_id"]["S"],
+            author_id=item["author_id"]["S"],
+            created_at=item["created_at"]["S"],
+            text=item.get("text", {}).get("S", ""),
+            reply_to=item.get("reply_to", {}).get("S"),
+            retweet_of=item.get("retweet_of", {}).get("S"),
+            media_ids=tuple(v["S"] for v in item.get("media_ids", {}).get("L", [])),
+            deleted=item.get("deleted", {}).get("BOOL", False),
+            like_count=int(item.get("like_count", {}).get("N", "0")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's representation (GET /tweets/{id}, POST /tweets responses)."""
+        return {
+            "id": self.tweet_id,
+            "author": self.author_id,
+            "created_at": self.created_at,
+            "text": self.text,
+            "reply_to": self.reply_to,
+            "retweet_of": self.retweet_of,
+            "media_ids": list(self.media_ids),
+            "like_count": self.like_count,
+            "deleted": self.deleted,
+        }
