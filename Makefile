@@ -9,9 +9,9 @@ export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup synth test lint format constraints clean host-wheels bench-host
+.PHONY: setup synth test lint format constraints clean host-wheels lambda-deps bench-host
 
-setup: $(VENV)/.installed node_modules/.installed host-wheels
+setup: $(VENV)/.installed node_modules/.installed host-wheels lambda-deps
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Aviary needs Python 3.11 or newer; set PYTHON=python3.x")'
@@ -33,6 +33,16 @@ $(HOST_WHEELS)/%/.complete: hosts/requirements.txt $(VENV)/.installed
 	$(BIN)/pip download --quiet --disable-pip-version-check --only-binary=:all: --implementation cp \
 	  --python-version 3.11 $(foreach tag,manylinux_2_28 manylinux_2_17 manylinux2014,--platform $(tag)_$(subst arm64,aarch64,$*)) \
 	  -r hosts/requirements.txt -d $(HOST_WHEELS)/$*
+	@touch $@
+
+# Third-party code for the write-path functions (pure Python), bundled with them at synth.
+LAMBDA_DEPS := build/lambda-deps
+lambda-deps: $(LAMBDA_DEPS)/.complete
+
+$(LAMBDA_DEPS)/.complete: lambda_functions/requirements.txt $(VENV)/.installed
+	rm -rf $(LAMBDA_DEPS)
+	$(BIN)/pip install --quiet --disable-pip-version-check --only-binary=:all: --implementation cp \
+	  --python-version 3.14 --platform manylinux2014_aarch64 --target $(LAMBDA_DEPS) -r lambda_functions/requirements.txt
 	@touch $@
 
 synth: setup

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from aviary import naming
-from aviary.schema import SOCIAL_GRAPH, TWEETS, TableSchema
+from aviary.schema import IDEMPOTENCY, MEDIA, SOCIAL_GRAPH, TWEETS, TableSchema
+from stacks.acknowledge import acknowledge
+from stacks.components.code_bundles import HostBundle
 from stacks.components.fleet_alarms import FleetAlarms
-from stacks.components.host_bundle import HostBundle
+from stacks.components.function_alarms import FunctionAlarms
 from stacks.components.host_fleet import HostFleet, HostSettings, architecture_of
+from stacks.components.media_processing import MediaProcessing
 from stacks.components.network import Network
 from stacks.components.operator_alerts import OperatorAlerts
+from stacks.components.replica_stream import ReplicaStream
 from stacks.components.timeline_load_balancer import TimelineLoadBalancer
 from stacks.components.token_settings import TokenSettingsPublisher
+from stacks.components.tweet_fanout import TweetFanout
+from stacks.components.write_api import WriteApi
+from stacks.components.write_function import API_TIMEOUT, write_function
 from stacks.config import DeploymentConfig, RegionConfig
 from stacks.data_stack import RegionalDataStack
 
@@ -87,6 +96,8 @@ class RegionalServiceStack(Stack):
             for group in self.fleet.groups.values():
                 group.node.add_dependency(self.token_settings.resource)
 
+        self._write_path(config, region.name, data)
+
         self.alarms = FleetAlarms(
             self,
             "TimelineAlarms",
@@ -95,3 +106,118 @@ class RegionalServiceStack(Stack):
             availability_zones=region.availability_zones,
             topic=self.alerts.topic,
         )
+
+    def _write_path(self, config: DeploymentConfig, region: str, data: RegionalDataStack) -> None:
+        """Handlers, fan-out and media processing; in prod also the public API."""
+
+        def table_arn(schema: TableSchema) -> str:
+            return f"arn:aws:dynamodb:{region}:{config.account}:table/{naming.table_name(schema)}"
+
+        environment = {
+            "AVIARY_TWEETS_TABLE": naming.table_name(TWEETS),
+            "AVIARY_SOCIAL_GRAPH_TABLE": naming.table_name(SOCIAL_GRAPH),
+            "AVIARY_IDEMPOTENCY_TABLE": naming.table_name(IDEMPOTENCY),
+            "AVIARY_MEDIA_TABLE": naming.table_name(MEDIA),
+            "AVIARY_MEDIA_BUCKET": naming.media_bucket_name(config.account, region),
+            "AVIARY_TIMELINES_TABLE": data.timelines.table.table_name,
+            "AVIARY_CELEBRITY_THRESHOLD": str(config.celebrity_follower_threshold),
+        }
+        read_write = [
+            "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
+            "dynamodb:Query",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:ConditionCheckItem",
+        ]
+        api_tables = {
+            "tweets": [TWEETS, SOCIAL_GRAPH, IDEMPOTENCY, MEDIA],
+            "users": [SOCIAL_GRAPH],
+            "media": [MEDIA],
+        }
+        self.api_functions: dict[str, lambda_.Function] = {}
+        for group, schemas in api_tables.items():
+            function = write_function(
+                self,
+                f"Api{group.capitalize()}",
+                handler=f"lambda_functions.api.{group}.handler",
+                service=f"api-{group}",
+                environment=environment,
+                timeout=API_TIMEOUT,
+                log_retention_days=config.log_retention_days,
+                description=f"Aviary API: {group} routes",
+            )
+            function.add_to_role_policy(
+                iam.PolicyStatement(actions=read_write, resources=[table_arn(s) for s in schemas])
+            )
+            self.api_functions[group] = function
+        # Presigned uploads are signed with the media function's own permissions.
+        media_bucket_arn = f"arn:aws:s3:::{naming.media_bucket_name(config.account, region)}"
+        self.api_functions["media"].add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{media_bucket_arn}/media/*"])
+        )
+        acknowledge(
+            self.api_functions["media"].role,
+            f"AwsSolutions-IAM5[Resource::{media_bucket_arn}/media/*]",
+            "Upload URLs are signed for a new object key each time; the wildcard covers only the "
+            "media/ prefix of this region's media bucket.",
+        )
+        # S3 asks KMS for a data key on behalf of whoever signed the upload URL.
+        data.media.key.grant(self.api_functions["media"], "kms:GenerateDataKey", "kms:Decrypt")
+
+        stream_arn = (
+            data.source_tables.tables[TWEETS.role].table_stream_arn
+            if config.is_local
+            else ReplicaStream(
+                self, "TweetsStream", table_name=naming.table_name(TWEETS), table_arn=table_arn(TWEETS)
+            ).stream_arn
+        )
+        self.fanout = TweetFanout(
+            self,
+            "Fanout",
+            stream_arn=stream_arn,
+            environment=environment,
+            read_table_arns=[table_arn(SOCIAL_GRAPH)],
+            timelines_table_arn=data.timelines.table.table_arn,
+            log_retention_days=config.log_retention_days,
+        )
+        self.media_processing = MediaProcessing(
+            self,
+            "MediaProcessing",
+            uploads=data.media.uploads,
+            bucket_arn=media_bucket_arn,
+            media_key=data.media.key,
+            media_table_arn=table_arn(MEDIA),
+            environment=environment,
+            log_retention_days=config.log_retention_days,
+        )
+        FunctionAlarms(
+            self,
+            "WritePathAlarms",
+            functions={
+                **{f"Api{g.capitalize()}": f for g, f in self.api_functions.items()},
+                "Fanout": self.fanout.function,
+                "MediaProcessor": self.media_processing.function,
+            },
+            stream_consumers={"Fanout": self.fanout.function},
+            failure_queues={
+                "FanoutFailures": self.fanout.failures,
+                "UploadFailures": data.media.upload_failures,
+            },
+            topic=self.alerts.topic,
+        )
+
+        # moto has no API Gateway JWT authorizer to run: in `local` the local runtime checks the
+        # token the same way and calls the same handlers.
+        self.api: WriteApi | None = None
+        if self.token_settings is not None:
+            self.api = WriteApi(
+                self,
+                "WriteApi",
+                functions=self.api_functions,
+                issuer=self.token_settings.resource.get_att_string("Issuer"),
+                audience=self.token_settings.resource.get_att_string("Audience"),
+                log_retention_days=config.log_retention_days,
+            )
+            CfnOutput(self, "WriteApiUrl", value=self.api.url)

@@ -53,7 +53,7 @@ def publish(
     settings = build_token_settings(json.loads(raw), fetch_json)
     target = properties["TokenSettingsParameter"]
     ssm_for(None).put_parameter(Name=target, Value=json.dumps(settings), Type="String", Overwrite=True)
-    return target
+    return settings
 
 
 def _fetch_json(url: str) -> Any:
@@ -65,9 +65,12 @@ def _ssm_for(region: str | None) -> Any:
     return boto3.client("ssm", region_name=region, config=_CONFIG)
 
 
-def _respond(event: dict[str, Any], status: str, physical_id: str, reason: str = "") -> None:
+def _respond(
+    event: dict[str, Any], status: str, physical_id: str, reason: str = "", data: dict[str, str] | None = None
+) -> None:
     body = json.dumps(
         {
+            "Data": data or {},
             "Status": status,
             "Reason": reason[:1000],
             "PhysicalResourceId": physical_id,
@@ -90,7 +93,16 @@ def handler(
     physical_id = event.get("PhysicalResourceId") or properties["TokenSettingsParameter"]
     try:
         if event["RequestType"] in ("Create", "Update"):
-            physical_id = publish(properties, ssm_for, fetch_json)
+            settings = publish(properties, ssm_for, fetch_json)
+            physical_id = properties["TokenSettingsParameter"]
+            # The region's API Gateway JWT authorizer takes issuer and audience from here.
+            respond(
+                event,
+                "SUCCESS",
+                physical_id,
+                data={"Issuer": settings["issuer"], "Audience": settings["audience"]},
+            )
+            return
         # Delete: the parameter stays; hosts that outlive the stack keep verifying tokens.
         respond(event, "SUCCESS", physical_id)
     except Exception as error:  # the deploy must hear of every failure, or it hangs for an hour

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from aviary import naming
+from aviary.keys import MEDIA_KEY_PREFIX
 from stacks.components.access_logs import access_log_bucket
+from stacks.components.queues import failure_queue
 
 
 class MediaStorage(Construct):
@@ -66,3 +70,42 @@ class MediaStorage(Construct):
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )
+
+        # New uploads are announced on a queue (S3 -> SQS -> Lambda), which gives the media
+        # processor retries and a dead-letter queue. Written on the bucket itself rather than
+        # with add_event_notification, whose custom-resource Lambda moto cannot run.
+        self.upload_failures = failure_queue(self, "UploadFailures", holds="upload notifications")
+        self.uploads = sqs.Queue(
+            self,
+            "Uploads",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=Duration.minutes(3),  # six times the processor's timeout
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.upload_failures, max_receive_count=5),
+        )
+        bucket_arn = f"arn:aws:s3:::{naming.media_bucket_name(account, region)}"
+        uploads_policy = self.uploads.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("s3.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[self.uploads.queue_arn],
+                conditions={
+                    "ArnEquals": {"aws:SourceArn": bucket_arn},
+                    "StringEquals": {"aws:SourceAccount": account},
+                },
+            )
+        )
+        cfn_bucket = self.bucket.node.default_child
+        cfn_bucket.add_property_override(
+            "NotificationConfiguration.QueueConfigurations",
+            [
+                {
+                    "Event": "s3:ObjectCreated:*",
+                    "Queue": self.uploads.queue_arn,
+                    "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": MEDIA_KEY_PREFIX}]}},
+                }
+            ],
+        )
+        # S3 checks that it may send to the queue when the configuration is put.
+        if uploads_policy.policy_dependable:
+            cfn_bucket.node.add_dependency(uploads_policy.policy_dependable)

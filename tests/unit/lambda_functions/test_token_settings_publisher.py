@@ -52,8 +52,8 @@ def _run(event, ssm, fetch):
     publisher.handler(
         event,
         None,
-        respond=lambda _event, status, physical_id, reason="": responses.append(
-            (status, physical_id, reason)
+        respond=lambda _event, status, physical_id, reason="", data=None: responses.append(
+            (status, physical_id, reason) + ((data,) if data else ())
         ),
         ssm_for=lambda region: ssm[region or "us-west-2"],  # the function runs in us-west-2
         fetch_json=fetch_json,
@@ -64,8 +64,10 @@ def _run(event, ssm, fetch):
 @pytest.mark.parametrize("request_type", ["Create", "Update"])
 def test_writes_issuer_audience_and_keys_into_its_own_region(ssm, request_type):
     responses, fetched = _run(_event(request_type), ssm, lambda _url: JWKS)
-    assert responses == [("SUCCESS", naming.TOKEN_SETTINGS_PARAMETER, "")]
     issuer = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc"
+    assert responses == [
+        ("SUCCESS", naming.TOKEN_SETTINGS_PARAMETER, "", {"Issuer": issuer, "Audience": "client123"})
+    ]
     assert fetched == [f"{issuer}/.well-known/jwks.json"]
     stored = ssm["us-west-2"].get_parameter(Name=naming.TOKEN_SETTINGS_PARAMETER)["Parameter"]["Value"]
     assert json.loads(stored) == {"issuer": issuer, "audience": "client123", "jwks": JWKS}

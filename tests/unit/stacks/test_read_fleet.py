@@ -131,7 +131,11 @@ def test_alb_is_public_with_cross_zone_off_and_quick_health_checks(assembly):
 def test_every_az_has_unhealthy_5xx_and_p99_alarms_that_notify(assembly):
     for region in assembly.config.regions:
         stack = _service(assembly, region.name)
-        alarms = assembly.resources(stack, "AWS::CloudWatch::Alarm").values()
+        alarms = [
+            a
+            for a in assembly.resources(stack, "AWS::CloudWatch::Alarm").values()
+            if a["Properties"].get("Namespace") == "AWS/ApplicationELB"
+        ]
         seen = set()
         for alarm in alarms:
             props = alarm["Properties"]

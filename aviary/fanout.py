@@ -1,0 +1,217 @@
+"""Fan-out on write: one tweets-table stream record becomes entries in this region's Timelines table.
+
+Entry keys are deterministic (user, created_at#tweet_id), so a redelivered or re-processed
+record rewrites or re-deletes the same items and never adds a duplicate. Authors with more
+followers than the threshold are "celebrities": only their own timeline gets the entry and
+readers merge their tweets on read (aviary.timeline_store), so one post has a bounded cost.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from aviary.followers import FollowerDirectory
+from aviary.keys import TIMELINE_ENTRY_ATTRIBUTES, timeline_entry_key
+from aviary.tweets import Tweet
+
+BATCH_WRITE_MAX_ITEMS = 25  # DynamoDB's limit per BatchWriteItem
+DEFAULT_RETENTION_DAYS = 30
+SECONDS_PER_DAY = 86_400
+# Errors that mean "slow down", not "this request is wrong": the whole chunk is retried.
+THROTTLING_ERROR_CODES = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
+_REQUIRED_TWEET_ATTRIBUTES = ("tweet_id", "author_id", "created_at")
+
+AttributeMap = dict[str, dict[str, Any]]
+
+
+class TimelineWriteIncomplete(Exception):
+    """Timeline writes stayed unprocessed after every attempt; the stream record must be retried."""
+
+
+def expires_at(created_at: str, retention_days: int) -> int:
+    """Epoch seconds at which DynamoDB TTL may drop an entry: the tweet's time plus the retention."""
+    # created_at is always UTC with a trailing Z, which fromisoformat reads as +00:00 (Python 3.11+).
+    return int(datetime.fromisoformat(created_at).timestamp()) + retention_days * SECONDS_PER_DAY
+
+
+def entry_key(user_id: str, tweet: Tweet) -> AttributeMap:
+    """The primary key of `tweet`'s entry in `user_id`'s timeline."""
+    return {
+        "user_id": {"S": user_id},
+        "entry_key": {"S": timeline_entry_key(tweet.created_at, tweet.tweet_id)},
+    }
+
+
+def entry_attributes(tweet: Tweet, retention_days: int = DEFAULT_RETENTION_DAYS) -> AttributeMap:
+    """Everything of an entry except its key: the attributes the read path projects, and the TTL."""
+    # Tweet.to_item already leaves out absent optionals and stores media_ids as a list.
+    source = tweet.to_item()
+    attributes = {name: source[name] for name in TIMELINE_ENTRY_ATTRIBUTES if name in source}
+    attributes["expires_at"] = {"N": str(expires_at(tweet.created_at, retention_days))}
+    return attributes
+
+
+def timeline_entry(user_id: str, tweet: Tweet, retention_days: int = DEFAULT_RETENTION_DAYS) -> AttributeMap:
+    """The complete Timelines item for `tweet` in `user_id`'s timeline."""
+    return {**entry_key(user_id, tweet), **entry_attributes(tweet, retention_days)}
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+class TimelineWriter:
+    """Puts and deletes timeline entries with BatchWriteItem, retrying what DynamoDB leaves unprocessed."""
+
+    def __init__(
+        self,
+        dynamodb_client: Any,
+        timelines_table: str,
+        *,
+        sleep: Callable[[float], None],
+        max_attempts: int = 5,
+        base_delay: float = 0.05,
+        max_delay: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
+        self.dynamodb = dynamodb_client
+        self.timelines_table = timelines_table
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def put_entries(self, entries: Iterable[AttributeMap]) -> int:
+        """Write every entry (consumed lazily, 25 at a time); returns how many were written."""
+        return self._write({"PutRequest": {"Item": entry}} for entry in entries)
+
+    def delete_entries(self, keys: Iterable[AttributeMap]) -> int:
+        """Delete every entry by key (absent ones are no-ops); returns how many keys were sent."""
+        return self._write({"DeleteRequest": {"Key": key}} for key in keys)
+
+    def _write(self, requests: Iterable[dict[str, Any]]) -> int:
+        written = 0
+        for chunk in _chunks(requests, BATCH_WRITE_MAX_ITEMS):
+            self._write_chunk(chunk)
+            written += len(chunk)
+        return written
+
+    def _write_chunk(self, chunk: list[dict[str, Any]]) -> None:
+        pending = chunk
+        for attempt in range(self.max_attempts):
+            if attempt:
+                self._sleep(self._backoff(attempt))
+            try:
+                response = self.dynamodb.batch_write_item(RequestItems={self.timelines_table: pending})
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in THROTTLING_ERROR_CODES:
+                    raise
+                continue  # nothing in this call was applied: the same requests go again
+            pending = response.get("UnprocessedItems", {}).get(self.timelines_table, [])
+            if not pending:
+                return
+        raise TimelineWriteIncomplete(
+            f"{len(pending)} of {len(chunk)} timeline writes to {self.timelines_table} stayed "
+            f"unprocessed after {self.max_attempts} BatchWriteItem attempts"
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter: concurrent fan-outs throttled together must not retry in lockstep.
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return self._rng.uniform(0, ceiling)
+
+
+@dataclass(frozen=True)
+class FanoutResult:
+    """What one stream record did: action is "insert", "delete" or "ignore"."""
+
+    action: str
+    written: int = 0
+    deleted: int = 0
+    celebrity: bool = False
+
+
+IGNORED = FanoutResult("ignore")
+
+
+def _is_deleted(image: AttributeMap) -> bool:
+    return image.get("deleted", {}).get("BOOL") is True
+
+
+def _tweet(image: AttributeMap | None) -> Tweet | None:
+    """The tweet in a stream image, or None for an item no timeline can place (the read path skips those)."""
+    if not image or not all("S" in image.get(name, {}) for name in _REQUIRED_TWEET_ATTRIBUTES):
+        return None
+    return Tweet.from_item(image)
+
+
+class FanoutService:
+    """Applies tweets-table stream records (Lambda's plain dict shape) to the Timelines table."""
+
+    def __init__(
+        self,
+        followers: FollowerDirectory,
+        writer: TimelineWriter,
+        celebrity_follower_threshold: int,
+        *,
+        retention_days: int = DEFAULT_RETENTION_DAYS,
+    ) -> None:
+        self.followers = followers
+        self.writer = writer
+        self.celebrity_follower_threshold = celebrity_follower_threshold
+        self.retention_days = retention_days
+
+    def handle(self, record: dict[str, Any]) -> FanoutResult:
+        """Write, delete or ignore the timeline entries of one stream record."""
+        event = record.get("eventName")
+        images = record.get("dynamodb", {})
+        new, old = images.get("NewImage"), images.get("OldImage")
+        if event == "INSERT" and new is not None and not _is_deleted(new):
+            tweet = _tweet(new)
+            return self._insert(tweet) if tweet else IGNORED
+        # A tombstone appearing, or the item going away while it was still live. A tombstone
+        # removed later needs nothing: its entries went when it became one.
+        became_tombstone = event == "MODIFY" and new is not None and _is_deleted(new)
+        if (became_tombstone or event == "REMOVE") and old is not None and not _is_deleted(old):
+            tweet = _tweet(old)
+            return self._delete(tweet) if tweet else IGNORED
+        # Like counts and other edits leave timeline entries as they are.
+        return IGNORED
+
+    def _audience(self, author: str) -> tuple[bool, Iterator[str]]:
+        """Whether `author` is a celebrity, and whose timelines get the entry (the author's first)."""
+        celebrity = self.followers.follower_count(author) > self.celebrity_follower_threshold
+        if celebrity:
+            return True, iter((author,))
+
+        def everyone() -> Iterator[str]:
+            yield author
+            # A self-follow would put one key twice into a batch, which DynamoDB rejects.
+            yield from (handle for handle in self.followers.followers(author) if handle != author)
+
+        return False, everyone()
+
+    def _insert(self, tweet: Tweet) -> FanoutResult:
+        celebrity, users = self._audience(tweet.author_id)
+        shared = entry_attributes(tweet, self.retention_days)
+        written = self.writer.put_entries({**entry_key(user, tweet), **shared} for user in users)
+        return FanoutResult("insert", written=written, celebrity=celebrity)
+
+    def _delete(self, tweet: Tweet) -> FanoutResult:
+        celebrity, users = self._audience(tweet.author_id)
+        deleted = self.writer.delete_entries(entry_key(user, tweet) for user in users)
+        return FanoutResult("delete", deleted=deleted, celebrity=celebrity)

@@ -1,0 +1,122 @@
+"""Follows and unfollows: both edges of a follow and the followee's follower count, changed atomically.
+
+The follower count on the PROFILE item decides celebrity status (hybrid fan-out), so it must move
+together with the edges: each change is one TransactWriteItems, and a repeat of it changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from aviary.errors import ValidationError
+from aviary.keys import PROFILE_SK, follower_sk, follows_sk, user_pk
+
+CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailed"
+
+
+def cancellation_codes(error: ClientError) -> list[str] | None:
+    """The per-item reason codes of a cancelled transaction ("None" for items that passed), else None."""
+    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return None
+    reasons = error.response.get("CancellationReasons") or []
+    return [reason.get("Code") or "None" for reason in reasons]
+
+
+def only_condition_failures(codes: list[str], *positions: int) -> bool:
+    """Whether the transaction failed only because of the conditions at `positions` (and no other cause)."""
+    failed = {index for index, code in enumerate(codes) if code != "None"}
+    return (
+        bool(failed)
+        and failed <= set(positions)
+        and all(codes[index] == CONDITIONAL_CHECK_FAILED for index in failed)
+    )
+
+
+class SocialGraph:
+    """Who follows whom, in the social-graph table; the boto3 DynamoDB client is injected."""
+
+    def __init__(self, dynamodb_client: Any, table_name: str) -> None:
+        self._dynamodb = dynamodb_client
+        self._table = table_name
+
+    def follow(self, follower: str, followee: str) -> bool:
+        """Make `follower` follow `followee`; False when they already did (nothing changed)."""
+        self._refuse_self(follower, followee)
+        items = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._key(user_pk(follower), follows_sk(followee)),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {"Put": {"TableName": self._table, "Item": self._key(user_pk(followee), follower_sk(follower))}},
+            self._count_update(followee, 1),
+        ]
+        return self._transact(items)
+
+    def unfollow(self, follower: str, followee: str) -> bool:
+        """Stop `follower` following `followee`; False when they did not (nothing changed)."""
+        self._refuse_self(follower, followee)
+        items = [
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": self._key(user_pk(follower), follows_sk(followee)),
+                    "ConditionExpression": "attribute_exists(pk)",
+                }
+            },
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": self._key(user_pk(followee), follower_sk(follower)),
+                }
+            },
+            self._count_update(followee, -1),
+        ]
+        return self._transact(items)
+
+    def is_following(self, follower: str, followee: str) -> bool:
+        """Whether `follower` follows `followee` (an eventually consistent read)."""
+        response = self._dynamodb.get_item(
+            TableName=self._table,
+            Key=self._key(user_pk(follower), follows_sk(followee)),
+            ProjectionExpression="pk",
+        )
+        return "Item" in response
+
+    @staticmethod
+    def _refuse_self(follower: str, followee: str) -> None:
+        if follower == followee:
+            raise ValidationError(
+                f"You cannot follow or unfollow yourself ({follower}); name another user's handle.",
+                field="handle",
+            )
+
+    @staticmethod
+    def _key(pk: str, sk: str) -> dict[str, dict[str, str]]:
+        return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+    def _count_update(self, followee: str, delta: int) -> dict[str, Any]:
+        # ADD creates the PROFILE item and the attribute when a user gets their first follower.
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": self._key(user_pk(followee), PROFILE_SK),
+                "UpdateExpression": "ADD followers :delta",
+                "ExpressionAttributeValues": {":delta": {"N": str(delta)}},
+            }
+        }
+
+    def _transact(self, items: list[dict[str, Any]]) -> bool:
+        """Run the transaction; False when only the first item's condition (the edge's state) failed."""
+        try:
+            self._dynamodb.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            codes = cancellation_codes(error)
+            if codes is not None and only_condition_failures(codes, 0):
+                return False
+            raise
+        return True

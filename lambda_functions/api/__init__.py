@@ -1,0 +1,1 @@
+"""API Gateway HTTP API handlers, one module per route group."""

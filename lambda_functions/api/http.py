@@ -1,0 +1,126 @@
+"""HTTP API (payload format 2.0) events in, JSON responses out: what every route group shares.
+
+The caller is whoever the JWT authorizer says signed in (the `cognito:username` claim); a
+route never takes the acting user from the path or the body, so nobody can act as someone else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+from aviary import validation
+from aviary.errors import AviaryError, NotFound, ServiceUnavailable, Unauthorized, ValidationError
+
+USERNAME_CLAIM = "cognito:username"
+
+# DynamoDB answers that mean "slow down / try again", not "your request is wrong".
+_RETRYABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    route_key: str  # e.g. "POST /tweets/{id}/like"
+    caller: str  # the signed-in user's handle, lower-case
+    path: Mapping[str, str]
+    headers: Mapping[str, str]  # names lower-cased, as HTTP APIs deliver them
+    body: str | None
+
+    def json_body(self, allowed: set[str]) -> dict[str, Any]:
+        """The body as a JSON object with no keys but `allowed` (ValidationError otherwise)."""
+        body = validation.json_object_body(self.body)
+        validation.known_fields(body, allowed)
+        return body
+
+
+Response = tuple[int, Any] | tuple[int, Any, Mapping[str, str]]
+Route = Callable[[ApiRequest], Response]
+
+
+def parse_request(event: Mapping[str, Any]) -> ApiRequest:
+    context = event.get("requestContext") or {}
+    claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
+    username = claims.get(USERNAME_CLAIM)
+    if not isinstance(username, str) or not username:
+        raise Unauthorized(
+            "No signed-in user: send 'Authorization: Bearer <ID token>'.", field="Authorization"
+        )
+    body = event.get("body")
+    if body is not None and event.get("isBase64Encoded"):
+        try:
+            body = base64.b64decode(body, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise ValidationError("The body must be UTF-8 JSON.", field="body") from None
+    return ApiRequest(
+        route_key=str(event.get("routeKey", "")),
+        caller=validation.handle(username, field="Authorization"),
+        path=event.get("pathParameters") or {},
+        headers={str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()},
+        body=body,
+    )
+
+
+def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json", **(headers or {})},
+        "body": "" if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+    }
+
+
+def error_response(error: AviaryError) -> dict[str, Any]:
+    headers = {}
+    if isinstance(error, ServiceUnavailable):
+        headers["retry-after"] = str(error.retry_after_seconds)
+    return json_response(error.http_status, error.to_body(), headers)
+
+
+def dispatch(event: Mapping[str, Any], routes: Mapping[str, Route], log: logging.Logger) -> dict[str, Any]:
+    """Run the route the event names; every outcome is a JSON response, never an exception."""
+    try:
+        request = parse_request(event)
+        route = routes.get(request.route_key)
+        if route is None:
+            raise NotFound(f"There is no route {request.route_key!r}.", field=None)
+        status, body, *extra = route(request)
+        return json_response(status, body, extra[0] if extra else None)
+    except AviaryError as error:
+        return error_response(error)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in _RETRYABLE_CODES:
+            log.warning("DynamoDB asked us to back off: %s", code)
+            return error_response(ServiceUnavailable("Aviary is busy; retry the request shortly."))
+        log.exception("unexpected AWS error")
+        return _internal_error()
+    except (ConnectionError, HTTPClientError):  # timeouts and refused connections
+        log.warning("a dependency timed out or refused the connection", exc_info=True)
+        return error_response(ServiceUnavailable("A dependency did not answer in time; retry shortly."))
+    except Exception:
+        log.exception("unhandled error")
+        return _internal_error()
+
+
+def _internal_error() -> dict[str, Any]:
+    # A bug on our side: say so without leaking internals; the log has the traceback.
+    body = {
+        "error": {"code": "internal_error", "message": "Something went wrong on our side.", "field": None}
+    }
+    return json_response(500, body)

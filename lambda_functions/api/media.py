@@ -1,0 +1,43 @@
+"""Routes on media: ask for an upload URL."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+
+from aviary import clients
+from aviary.media import MediaService, MediaStore
+from lambda_functions.api.http import ApiRequest, Route, dispatch
+
+logger = Logger(service="api-media")
+metrics = Metrics(namespace="Aviary", service="api-media")
+
+
+def routes(media: MediaService) -> Mapping[str, Route]:
+    def create_upload(request: ApiRequest):
+        body = request.json_body({"content_type", "size"})
+        return 201, media.create_upload(request.caller, body.get("content_type"), body.get("size"))
+
+    return {"POST /media/uploads": create_upload}
+
+
+@cache
+def _routes() -> Mapping[str, Route]:
+    media = MediaService(
+        MediaStore(clients.client("dynamodb"), os.environ["AVIARY_MEDIA_TABLE"]),
+        clients.client("s3"),
+        os.environ["AVIARY_MEDIA_BUCKET"],
+        clock_ms=lambda: time.time_ns() // 1_000_000,
+        random_bytes=os.urandom,
+    )
+    return routes(media)
+
+
+@metrics.log_metrics
+def handler(event: Mapping[str, Any], _context: Any) -> dict[str, Any]:
+    return dispatch(event, _routes(), logger)

@@ -1,0 +1,116 @@
+"""Lambda: the tweets table's stream (local and replicated writes) -> this region's Timelines table.
+
+Settings are read at import; the DynamoDB client and the fan-out are built on the first batch and
+kept for the life of the process. A record that fails is reported as a batch item failure, so the
+event source retries from it without failing the records that went through.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.metrics import Metrics, MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+from aviary.clients import client
+from aviary.fanout import DEFAULT_RETENTION_DAYS, FanoutResult, FanoutService, TimelineWriter
+from aviary.followers import FollowerDirectory
+from aviary.naming import table_name
+from aviary.schema import SOCIAL_GRAPH
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+
+# A missing table name or threshold fails the cold start, not every record after it.
+TIMELINES_TABLE = os.environ["AVIARY_TIMELINES_TABLE"]
+SOCIAL_GRAPH_TABLE = os.environ.get("AVIARY_SOCIAL_GRAPH_TABLE") or table_name(SOCIAL_GRAPH)
+CELEBRITY_THRESHOLD = int(os.environ["AVIARY_CELEBRITY_THRESHOLD"])
+RETENTION_DAYS = int(os.environ.get("AVIARY_TIMELINE_RETENTION_DAYS") or DEFAULT_RETENTION_DAYS)
+
+logger = Logger(service="fanout")
+metrics = Metrics(namespace="Aviary", service="fanout")
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+class RecordHandler(Protocol):
+    def handle(self, record: dict[str, Any]) -> FanoutResult: ...
+
+
+class LazyFanout:
+    """Builds the fan-out on its first record, once per process."""
+
+    # A boto3 client costs about as much as importing boto3 again (service model and endpoint
+    # rules); building it here keeps the module's import lean, and it is still made only once.
+    def __init__(self, build: Callable[[], RecordHandler]) -> None:
+        self._build = build
+        self._service: RecordHandler | None = None
+
+    def handle(self, record: dict[str, Any]) -> FanoutResult:
+        if self._service is None:
+            self._service = self._build()
+        return self._service.handle(record)
+
+
+def build_service(dynamodb_client: Any) -> FanoutService:
+    """The fan-out over this region's tables, from the settings read at import."""
+    return FanoutService(
+        FollowerDirectory(dynamodb_client, SOCIAL_GRAPH_TABLE),
+        TimelineWriter(dynamodb_client, TIMELINES_TABLE, sleep=time.sleep),
+        CELEBRITY_THRESHOLD,
+        retention_days=RETENTION_DAYS,
+    )
+
+
+def build_handler(
+    fanout_service: RecordHandler, *, logger: Logger = logger, metrics: Metrics = metrics
+) -> Handler:
+    """A Lambda handler applying each record of a DynamoDB stream batch through `fanout_service`."""
+    # Every record is attempted even after one fails; when all fail the response lists them all
+    # (no exception), so the event source retries the same way whatever the batch size.
+    processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+
+    @metrics.log_metrics
+    @logger.inject_lambda_context(clear_state=True)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        totals: Counter[str] = Counter()
+
+        def record_handler(record: DynamoDBRecord) -> None:
+            raw = record.raw_event
+            try:
+                result = fanout_service.handle(raw)
+            except Exception:
+                logger.exception(
+                    "fan-out of a stream record failed; it will be retried",
+                    extra={
+                        "event_name": raw.get("eventName"),
+                        "sequence_number": raw.get("dynamodb", {}).get("SequenceNumber"),
+                    },
+                )
+                raise
+            totals[result.action] += 1
+            totals["written"] += result.written
+            totals["deleted"] += result.deleted
+            totals["celebrity"] += result.celebrity
+
+        response = process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+        # One value per metric per invocation rather than one per record.
+        metrics.add_metric(name="TimelineEntriesWritten", unit=MetricUnit.Count, value=totals["written"])
+        metrics.add_metric(name="TimelineEntriesDeleted", unit=MetricUnit.Count, value=totals["deleted"])
+        metrics.add_metric(name="CelebrityRecords", unit=MetricUnit.Count, value=totals["celebrity"])
+        metrics.add_metric(
+            name="FanoutRecordsFailed", unit=MetricUnit.Count, value=len(response["batchItemFailures"])
+        )
+        return response
+
+    return handler
+
+
+handler = build_handler(LazyFanout(lambda: build_service(client("dynamodb"))))

@@ -1,0 +1,603 @@
+"""Fan-out of tweets-table stream records into the Timelines table, against moto's DynamoDB."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from aviary.clients import AWS_CONFIG
+from aviary.fanout import (
+    BATCH_WRITE_MAX_ITEMS,
+    FanoutResult,
+    FanoutService,
+    TimelineWriteIncomplete,
+    TimelineWriter,
+    entry_key,
+    expires_at,
+    timeline_entry,
+)
+from aviary.followers import FollowerDirectory
+from aviary.ids import new_ulid
+from aviary.keys import PROFILE_SK, follower_sk, follows_sk, user_pk
+from aviary.schema import SOCIAL_GRAPH, TIMELINES, TWEETS
+from aviary.timeline_store import TimelineStore
+from aviary.tweets import Tweet
+from tests.moto_tables import create_tables
+
+REGION = "us-east-1"
+STREAM_ARN = f"arn:aws:dynamodb:{REGION}:123456789012:table/aviary-tweets/stream/2026-11-21T00:00:00.000"
+BASE_MS = 1_795_000_000_000  # November 2026
+NO_CELEBRITIES = 1_000_000
+
+
+# -- helpers shared with tests/unit/lambda_functions/test_fanout_handler.py ------------------------
+
+
+def set_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        # boto3 1.44 sends streams calls to account endpoints that moto does not intercept.
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+def new_tables() -> tuple[Any, dict[str, str]]:
+    """A client and the tweets, social-graph and timelines tables (role -> name); call inside mock_aws."""
+    client = boto3.client("dynamodb", region_name=REGION, config=AWS_CONFIG)
+    return client, create_tables(client, [TWEETS, SOCIAL_GRAPH, TIMELINES])
+
+
+def make_tweet(n: int, author: str = "alice", **fields: Any) -> Tweet:
+    tweet_id = new_ulid(BASE_MS + n * 1000, n.to_bytes(10, "big"))
+    return Tweet(
+        tweet_id=tweet_id,
+        author_id=author,
+        created_at=Tweet.created_at_of(tweet_id),
+        text=f"tweet {n} by {author}",
+        **fields,
+    )
+
+
+def tombstone(tweet: Tweet) -> Tweet:
+    """What TweetService.delete leaves: deleted, text and media removed."""
+    return Tweet(
+        tweet_id=tweet.tweet_id,
+        author_id=tweet.author_id,
+        created_at=tweet.created_at,
+        text="",
+        reply_to=tweet.reply_to,
+        retweet_of=tweet.retweet_of,
+        deleted=True,
+        like_count=tweet.like_count,
+    )
+
+
+def stream_record(
+    event_name: str, *, new: Tweet | None = None, old: Tweet | None = None, sequence: str = "100"
+) -> dict[str, Any]:
+    """One record in the plain dict shape Lambda delivers for a DynamoDB stream."""
+    tweet = new or old
+    assert tweet is not None
+    images: dict[str, Any] = {
+        "ApproximateCreationDateTime": 1_795_000_000,
+        "Keys": {"tweet_id": {"S": tweet.tweet_id}},
+        "SequenceNumber": sequence,
+        "SizeBytes": 200,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    if new is not None:
+        item = new.to_item()
+        if new.deleted:
+            item.pop("text")  # a tombstone carries no text at all
+        images["NewImage"] = item
+    if old is not None:
+        images["OldImage"] = old.to_item()
+    return {
+        "eventID": f"event-{sequence}",
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": REGION,
+        "dynamodb": images,
+        "eventSourceARN": STREAM_ARN,
+    }
+
+
+def seed_followers(client: Any, table: str, author: str, followers: Iterable[str]) -> int:
+    """Both edges of every follow plus the author's profile count, as aviary.social_graph stores them."""
+    handles = list(followers)
+    requests = []
+    for handle in handles:
+        requests.append(
+            {"PutRequest": {"Item": {"pk": {"S": user_pk(author)}, "sk": {"S": follower_sk(handle)}}}}
+        )
+        requests.append(
+            {"PutRequest": {"Item": {"pk": {"S": user_pk(handle)}, "sk": {"S": follows_sk(author)}}}}
+        )
+    for start in range(0, len(requests), 25):
+        client.batch_write_item(RequestItems={table: requests[start : start + 25]})
+    client.update_item(
+        TableName=table,
+        Key={"pk": {"S": user_pk(author)}, "sk": {"S": PROFILE_SK}},
+        UpdateExpression="ADD followers :n",
+        ExpressionAttributeValues={":n": {"N": str(len(handles))}},
+    )
+    return len(handles)
+
+
+def all_entries(client: Any, table: str) -> list[dict[str, Any]]:
+    """Every item of the Timelines table, sorted by key."""
+    items: list[dict[str, Any]] = []
+    request: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        response = client.scan(**request)
+        items.extend(response["Items"])
+        if "LastEvaluatedKey" not in response:
+            break
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return sorted(items, key=lambda item: (item["user_id"]["S"], item["entry_key"]["S"]))
+
+
+def expected_entries(tweets_by_user: dict[str, list[Tweet]]) -> list[dict[str, Any]]:
+    items = [timeline_entry(user, tweet) for user, tweets in tweets_by_user.items() for tweet in tweets]
+    return sorted(items, key=lambda item: (item["user_id"]["S"], item["entry_key"]["S"]))
+
+
+def throttling_error(operation: str = "BatchWriteItem") -> ClientError:
+    return ClientError(
+        {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, operation
+    )
+
+
+class CountingClient:
+    """Passes calls to a real client, counting them by operation; `fault` may answer a call instead."""
+
+    def __init__(self, client: Any, fault: Callable[[str, dict[str, Any]], Any] | None = None) -> None:
+        self._client = client
+        self.fault = fault
+        self.calls: Counter[str] = Counter()
+        self.batch_sizes: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(**kwargs: Any) -> Any:
+            self.calls[name] += 1
+            if name == "batch_write_item":
+                self.batch_sizes.extend(len(requests) for requests in kwargs["RequestItems"].values())
+            if self.fault is not None:
+                answer = self.fault(name, kwargs)
+                if answer is not None:
+                    return answer
+            return attribute(**kwargs)
+
+        return call
+
+
+def half_processed(client: Any, times: int) -> Callable[[str, dict[str, Any]], Any]:
+    """A fault: the first `times` BatchWriteItem calls apply half their requests and return the rest."""
+    remaining = [times]
+
+    def fault(name: str, kwargs: dict[str, Any]) -> Any:
+        if name != "batch_write_item" or remaining[0] == 0:
+            return None
+        remaining[0] -= 1
+        ((table, requests),) = kwargs["RequestItems"].items()
+        done, left = requests[: len(requests) // 2], requests[len(requests) // 2 :]
+        if done:
+            client.batch_write_item(RequestItems={table: done})
+        return {"UnprocessedItems": {table: left}}
+
+    return fault
+
+
+def throttled(times: int) -> Callable[[str, dict[str, Any]], Any]:
+    """A fault: the first `times` BatchWriteItem calls fail with ProvisionedThroughputExceeded."""
+    remaining = [times]
+
+    def fault(name: str, _kwargs: dict[str, Any]) -> Any:
+        if name == "batch_write_item" and remaining[0] > 0:
+            remaining[0] -= 1
+            raise throttling_error()
+        return None
+
+    return fault
+
+
+def build_service(
+    client: Any, tables: dict[str, str], *, threshold: int = NO_CELEBRITIES, sleeps: list[float] | None = None
+) -> FanoutService:
+    recorded = sleeps if sleeps is not None else []
+    return FanoutService(
+        FollowerDirectory(client, tables["social-graph"]),
+        TimelineWriter(client, tables["timelines"], sleep=recorded.append, rng=random.Random(7)),
+        threshold,
+    )
+
+
+# -- fixtures ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def aws_environment(monkeypatch):
+    set_aws_environment(monkeypatch)
+
+
+@pytest.fixture
+def aws():
+    with mock_aws():
+        yield new_tables()
+
+
+# -- entries -----------------------------------------------------------------------------------------
+
+
+def test_an_entry_copies_the_timeline_attributes_and_expires_after_the_retention():
+    tweet = make_tweet(1, reply_to="01JD0000000000000000000001", media_ids=("m1", "m2"))
+    entry = timeline_entry("bob", tweet, retention_days=30)
+    created = datetime.fromisoformat(tweet.created_at.replace("Z", "+00:00"))
+    assert entry == {
+        "user_id": {"S": "bob"},
+        "entry_key": {"S": f"{tweet.created_at}#{tweet.tweet_id}"},
+        "tweet_id": {"S": tweet.tweet_id},
+        "author_id": {"S": "alice"},
+        "created_at": {"S": tweet.created_at},
+        "text": {"S": "tweet 1 by alice"},
+        "reply_to": {"S": "01JD0000000000000000000001"},
+        "media_ids": {"L": [{"S": "m1"}, {"S": "m2"}]},
+        "expires_at": {"N": str(int(created.timestamp()) + 30 * 86_400)},
+    }
+
+
+def test_absent_optionals_are_left_out_of_an_entry():
+    entry = timeline_entry("bob", make_tweet(2))
+    assert set(entry) == {"user_id", "entry_key", "tweet_id", "author_id", "created_at", "text", "expires_at"}
+
+
+def test_expiry_counts_whole_days_from_the_tweet_time():
+    assert expires_at("2026-11-21T00:00:00.999Z", 1) == int(datetime(2026, 11, 22, tzinfo=UTC).timestamp())
+
+
+# -- follower directory ------------------------------------------------------------------------------
+
+
+def test_a_user_without_a_profile_has_no_followers(aws):
+    client, tables = aws
+    directory = FollowerDirectory(client, tables["social-graph"])
+    assert directory.follower_count("nobody") == 0
+    assert list(directory.followers("nobody")) == []
+
+
+def test_followers_and_their_count_come_from_the_social_graph(aws):
+    client, tables = aws
+    seed_followers(client, tables["social-graph"], "alice", ["bob", "carol"])
+    seed_followers(client, tables["social-graph"], "bob", ["alice"])  # not alice's follower
+    directory = FollowerDirectory(client, tables["social-graph"])
+    assert directory.follower_count("alice") == 2
+    assert sorted(directory.followers("alice")) == ["bob", "carol"]
+
+
+def test_followers_follow_every_page():
+    class Paged:
+        def __init__(self) -> None:
+            self.requests: list[dict[str, Any]] = []
+
+        def query(self, **request: Any) -> dict[str, Any]:
+            self.requests.append(dict(request))
+            if "ExclusiveStartKey" not in request:
+                return {"Items": [{"sk": {"S": "FOLLOWER#a"}}], "LastEvaluatedKey": {"k": {"S": "1"}}}
+            return {"Items": [{"sk": {"S": "FOLLOWER#b"}}]}
+
+    client = Paged()
+    assert list(FollowerDirectory(client, "graph").followers("x")) == ["a", "b"]
+    assert [r.get("ExclusiveStartKey") for r in client.requests] == [None, {"k": {"S": "1"}}]
+    assert all(r["ProjectionExpression"] == "sk" and r["ConsistentRead"] is False for r in client.requests)
+
+
+# -- insert ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("follower_count", [0, 1, 25, 26, 1000])
+def test_a_post_reaches_the_author_and_every_follower_in_full_batches(aws, follower_count):
+    client, tables = aws
+    followers = [f"f{i:04d}" for i in range(follower_count)]
+    seed_followers(client, tables["social-graph"], "alice", followers)
+    counting = CountingClient(client)
+    tweet = make_tweet(1, media_ids=("m1",))
+
+    result = build_service(counting, tables).handle(stream_record("INSERT", new=tweet))
+
+    audience = ["alice", *followers]
+    assert result == FanoutResult("insert", written=len(audience))
+    assert all_entries(client, tables["timelines"]) == expected_entries({u: [tweet] for u in audience})
+    batches = math.ceil(len(audience) / BATCH_WRITE_MAX_ITEMS)
+    assert counting.calls["batch_write_item"] == batches
+    assert counting.batch_sizes[:-1] == [BATCH_WRITE_MAX_ITEMS] * (batches - 1)
+    assert counting.calls["get_item"] == 1
+
+
+def test_a_celebrity_post_lands_only_in_the_authors_timeline(aws):
+    client, tables = aws
+    seed_followers(client, tables["social-graph"], "star", [f"f{i}" for i in range(6)])
+    counting = CountingClient(client)
+    tweet = make_tweet(1, author="star")
+
+    result = build_service(counting, tables, threshold=5).handle(stream_record("INSERT", new=tweet))
+
+    assert result == FanoutResult("insert", written=1, celebrity=True)
+    assert all_entries(client, tables["timelines"]) == expected_entries({"star": [tweet]})
+    assert counting.calls == Counter(get_item=1, batch_write_item=1)  # followers never queried
+
+
+def test_an_author_at_the_threshold_is_still_fanned_out(aws):
+    client, tables = aws
+    seed_followers(client, tables["social-graph"], "alice", ["bob", "carol"])
+    tweet = make_tweet(1)
+    result = build_service(client, tables, threshold=2).handle(stream_record("INSERT", new=tweet))
+    assert result == FanoutResult("insert", written=3)
+
+
+def test_a_self_follow_does_not_put_one_key_twice_into_a_batch(aws):
+    client, tables = aws
+    seed_followers(client, tables["social-graph"], "alice", ["alice", "bob"])
+    tweet = make_tweet(1)
+    build_service(client, tables).handle(stream_record("INSERT", new=tweet))
+    assert all_entries(client, tables["timelines"]) == expected_entries({"alice": [tweet], "bob": [tweet]})
+
+
+def test_an_inserted_tombstone_writes_nothing(aws):
+    client, tables = aws
+    counting = CountingClient(client)
+    result = build_service(counting, tables).handle(stream_record("INSERT", new=tombstone(make_tweet(1))))
+    assert result == FanoutResult("ignore")
+    assert counting.calls == Counter()
+
+
+def test_an_item_that_is_not_a_tweet_is_ignored(aws):
+    client, tables = aws
+    record = stream_record("INSERT", new=make_tweet(1))
+    del record["dynamodb"]["NewImage"]["created_at"]
+    assert build_service(client, tables).handle(record) == FanoutResult("ignore")
+    assert all_entries(client, tables["timelines"]) == []
+
+
+# -- modify and remove -------------------------------------------------------------------------------
+
+
+def test_a_like_count_change_writes_nothing(aws):
+    client, tables = aws
+    seed_followers(client, tables["social-graph"], "alice", ["bob"])
+    tweet = make_tweet(1)
+    liked = Tweet(**{**tweet.__dict__, "like_count": 1})
+    counting = CountingClient(client)
+    result = build_service(counting, tables).handle(stream_record("MODIFY", new=liked, old=tweet))
+    assert result == FanoutResult("ignore")
+    assert counting.calls == Counter()
+
+
+@pytest.mark.parametrize("follower_count", [0, 26, 1000])
+def test_a_tombstone_removes_every_entry(aws, follower_count):
+    client, tables = aws
+    followers = [f"f{i:04d}" for i in range(follower_count)]
+    seed_followers(client, tables["social-graph"], "alice", followers)
+    service = build_service(client, tables)
+    tweet, other = make_tweet(1), make_tweet(2)
+    service.handle(stream_record("INSERT", new=tweet))
+    service.handle(stream_record("INSERT", new=other))
+    counting = CountingClient(client)
+
+    result = build_service(counting, tables).handle(
+        stream_record("MODIFY", new=tombstone(tweet), old=tweet, sequence="200")
+    )
+
+    assert result == FanoutResult("delete", deleted=follower_count + 1)
+    assert all_entries(client, tables["timelines"]) == expected_entries(
+        {u: [other] for u in ["alice", *followers]}
+    )
+    assert counting.calls["batch_write_item"] == math.ceil((follower_count + 1) / BATCH_WRITE_MAX_ITEMS)
+
+
+def test_removing_a_live_tweet_removes_its_entries(aws):
+    client, tables = aws
+    seed_followers(client, tables["social-graph"], "alice", ["bob", "carol"])
+    service = build_service(client, tables)
+    tweet = make_tweet(1)
+    service.handle(stream_record("INSERT", new=tweet))
+    assert service.handle(stream_record("REMOVE", old=tweet)) == FanoutResult("delete", deleted=3)
+    assert all_entries(client, tables["timelines"]) == []
+
+
+def test_a_celebrity_delete_touches_only_the_authors_timeline(aws):
+    client, tables = aws
+    seed_followers(client, tables["social-graph"], "star", [f"f{i}" for i in range(6)])
+    service = build_service(client, tables, threshold=5)
+    tweet = make_tweet(1, author="star")
+    service.handle(stream_record("INSERT", new=tweet))
+    result = service.handle(stream_record("MODIFY", new=tombstone(tweet), old=tweet))
+    assert result == FanoutResult("delete", deleted=1, celebrity=True)
+    assert all_entries(client, tables["timelines"]) == []
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        stream_record("REMOVE", old=tombstone(make_tweet(1))),  # its entries went when it became one
+        stream_record("MODIFY", new=tombstone(make_tweet(1)), old=tombstone(make_tweet(1))),
+        stream_record("MODIFY", new=make_tweet(1), old=tombstone(make_tweet(1))),  # no resurrection
+    ],
+    ids=["remove-tombstone", "tombstone-again", "undelete"],
+)
+def test_changes_to_a_tombstone_write_nothing(aws, record):
+    client, tables = aws
+    counting = CountingClient(client)
+    assert build_service(counting, tables).handle(record) == FanoutResult("ignore")
+    assert counting.calls == Counter()
+
+
+# -- redelivery and throttling -----------------------------------------------------------------------
+
+
+def test_redelivered_records_leave_the_same_items(aws):
+    client, tables = aws
+    followers = [f"f{i:02d}" for i in range(30)]
+    seed_followers(client, tables["social-graph"], "alice", followers)
+    service = build_service(client, tables)
+    kept, deleted = make_tweet(1), make_tweet(2)
+    batch = [
+        stream_record("INSERT", new=kept, sequence="1"),
+        stream_record("INSERT", new=deleted, sequence="2"),
+        stream_record("MODIFY", new=tombstone(deleted), old=deleted, sequence="3"),
+    ]
+    for record in batch:
+        service.handle(record)
+    first = all_entries(client, tables["timelines"])
+    for record in batch:
+        service.handle(record)
+    assert (
+        all_entries(client, tables["timelines"])
+        == first
+        == expected_entries({u: [kept] for u in ["alice", *followers]})
+    )
+
+
+@pytest.mark.parametrize("fault", ["half-processed", "throttled"])
+def test_throttling_is_retried_until_everything_is_written_once(aws, fault):
+    client, tables = aws
+    followers = [f"f{i:02d}" for i in range(60)]
+    seed_followers(client, tables["social-graph"], "alice", followers)
+    injected = half_processed(client, times=4) if fault == "half-processed" else throttled(times=3)
+    counting = CountingClient(client, fault=injected)
+    sleeps: list[float] = []
+    tweet = make_tweet(1)
+
+    result = build_service(counting, tables, sleeps=sleeps).handle(stream_record("INSERT", new=tweet))
+
+    assert result == FanoutResult("insert", written=61)
+    assert all_entries(client, tables["timelines"]) == expected_entries(
+        {u: [tweet] for u in ["alice", *followers]}
+    )
+    assert len(sleeps) in (3, 4) and all(0 <= s <= 1.0 for s in sleeps)
+
+
+def test_persistent_throttling_raises_after_max_attempts(aws):
+    client, tables = aws
+    counting = CountingClient(client, fault=throttled(times=100))
+    sleeps: list[float] = []
+    writer = TimelineWriter(counting, tables["timelines"], sleep=sleeps.append, max_attempts=4)
+    with pytest.raises(TimelineWriteIncomplete, match="1 of 1 timeline writes"):
+        writer.put_entries([timeline_entry("bob", make_tweet(1))])
+    assert counting.calls["batch_write_item"] == 4
+    assert len(sleeps) == 3  # between attempts, never after the last
+
+
+def test_persistent_unprocessed_items_raise_too(aws):
+    client, tables = aws
+
+    def never(name: str, kwargs: dict[str, Any]) -> Any:
+        return {"UnprocessedItems": kwargs["RequestItems"]} if name == "batch_write_item" else None
+
+    writer = TimelineWriter(CountingClient(client, fault=never), tables["timelines"], sleep=lambda _s: None)
+    entries = [timeline_entry(f"u{i}", make_tweet(1)) for i in range(30)]
+    with pytest.raises(TimelineWriteIncomplete, match="25 of 25"):
+        writer.put_entries(entries)
+
+
+def test_backoff_grows_exponentially_with_full_jitter(aws):
+    client, tables = aws
+    sleeps: list[float] = []
+    writer = TimelineWriter(
+        CountingClient(client, fault=throttled(times=100)),
+        tables["timelines"],
+        sleep=sleeps.append,
+        max_attempts=6,
+        base_delay=0.1,
+        max_delay=0.5,
+        rng=random.Random(1),
+    )
+    with pytest.raises(TimelineWriteIncomplete):
+        writer.delete_entries([entry_key("bob", make_tweet(1))])
+    ceilings = [0.1, 0.2, 0.4, 0.5, 0.5]
+    assert len(sleeps) == len(ceilings)
+    assert all(0 <= s <= c for s, c in zip(sleeps, ceilings, strict=True))
+    assert len(set(sleeps)) == len(sleeps)  # jittered, not a fixed schedule
+
+
+def test_other_errors_are_not_retried(aws):
+    client, tables = aws
+
+    def invalid(name: str, _kwargs: dict[str, Any]) -> Any:
+        raise ClientError({"Error": {"Code": "ValidationException", "Message": "bad"}}, "BatchWriteItem")
+
+    counting = CountingClient(client, fault=invalid)
+    writer = TimelineWriter(counting, tables["timelines"], sleep=lambda _s: None)
+    with pytest.raises(ClientError, match="ValidationException"):
+        writer.put_entries([timeline_entry("bob", make_tweet(1))])
+    assert counting.calls["batch_write_item"] == 1
+
+
+def test_writes_go_in_chunks_of_exactly_25(aws):
+    client, tables = aws
+    counting = CountingClient(client)
+    writer = TimelineWriter(counting, tables["timelines"], sleep=lambda _s: None)
+    assert writer.put_entries(timeline_entry(f"u{i:02d}", make_tweet(1)) for i in range(60)) == 60
+    assert counting.batch_sizes == [25, 25, 10]
+    assert writer.put_entries([]) == 0
+    assert counting.calls["batch_write_item"] == 3
+
+
+# -- the read side reads what the fan-out writes -----------------------------------------------------
+
+
+def test_fanned_out_entries_are_what_the_timeline_store_reads(aws):
+    client, tables = aws
+    graph = tables["social-graph"]
+    seed_followers(client, graph, "alice", ["reader", "someone"])
+    seed_followers(client, graph, "star", ["reader", *(f"fan{i}" for i in range(5))])
+    service = build_service(client, tables, threshold=5)
+    first = make_tweet(1, media_ids=("m1",))
+    reply = make_tweet(2, reply_to=first.tweet_id)
+    celebrity = make_tweet(3, author="star")
+    gone = make_tweet(4)
+    # The celebrity's tweet is merged on read from the tweets table.
+    client.put_item(TableName=tables["tweets"], Item=celebrity.to_item())
+    for tweet in (first, reply, celebrity, gone):
+        service.handle(stream_record("INSERT", new=tweet))
+    service.handle(stream_record("MODIFY", new=tombstone(gone), old=gone))
+
+    store = TimelineStore(client, tables["timelines"], graph, tables["tweets"], 5)
+    page = store.read_page("reader", 10, None)
+
+    assert page["next_cursor"] is None
+    assert [item["tweet_id"] for item in page["items"]] == [
+        celebrity.tweet_id,
+        reply.tweet_id,
+        first.tweet_id,
+    ]
+    assert page["items"][1] == {
+        "tweet_id": reply.tweet_id,
+        "author_id": "alice",
+        "created_at": reply.created_at,
+        "text": reply.text,
+        "reply_to": first.tweet_id,
+        "retweet_of": None,
+        "media_ids": None,
+    }
+    assert page["items"][2]["media_ids"] == ["m1"]
+    assert store.read_page("star", 10, None)["items"][0]["tweet_id"] == celebrity.tweet_id

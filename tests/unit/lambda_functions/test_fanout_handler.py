@@ -1,0 +1,307 @@
+"""The fan-out Lambda handler: settings at import, partial batch responses, and a real moto stream."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from datetime import datetime
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from aviary import clients
+from aviary.fanout import FanoutService, TimelineWriter
+from aviary.followers import FollowerDirectory
+from aviary.tweets import Tweet
+from tests.unit.aviary.test_fanout import (
+    REGION,
+    CountingClient,
+    all_entries,
+    expected_entries,
+    make_tweet,
+    new_tables,
+    seed_followers,
+    set_aws_environment,
+    stream_record,
+    throttled,
+    tombstone,
+)
+
+MODULE = "lambda_functions.fanout.handler"
+CONTEXT = SimpleNamespace(
+    function_name="aviary-fanout",
+    memory_limit_in_mb=256,
+    invoked_function_arn=f"arn:aws:lambda:{REGION}:123456789012:function:aviary-fanout",
+    aws_request_id="request-1",
+)
+
+
+@pytest.fixture(autouse=True)
+def aws_environment(monkeypatch):
+    set_aws_environment(monkeypatch)
+
+
+@pytest.fixture
+def aws():
+    with mock_aws():
+        yield new_tables()
+
+
+def load_handler(
+    monkeypatch: pytest.MonkeyPatch, client: Any, tables: dict[str, str], **env: str
+) -> ModuleType:
+    """The handler module imported afresh, as a cold start would, with these settings and client."""
+    settings = {
+        "AVIARY_TIMELINES_TABLE": tables["timelines"],
+        "AVIARY_SOCIAL_GRAPH_TABLE": tables["social-graph"],
+        "AVIARY_CELEBRITY_THRESHOLD": "5",
+        **env,
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(clients, "client", lambda _service, **_kwargs: client)
+    if MODULE in sys.modules:
+        return importlib.reload(sys.modules[MODULE])
+    return importlib.import_module(MODULE)
+
+
+def event(*records: dict[str, Any]) -> dict[str, Any]:
+    return {"Records": list(records)}
+
+
+def entries_of(client: Any, tables: dict[str, str]) -> list[dict[str, Any]]:
+    return all_entries(client, tables["timelines"])
+
+
+def test_settings_are_read_once_at_import(aws, monkeypatch):
+    client, tables = aws
+    module = load_handler(monkeypatch, client, tables, AVIARY_TIMELINE_RETENTION_DAYS="7")
+    settings = [module.TIMELINES_TABLE, module.SOCIAL_GRAPH_TABLE, module.CELEBRITY_THRESHOLD]
+    assert settings == [tables["timelines"], tables["social-graph"], 5]
+    assert module.RETENTION_DAYS == 7
+    # Changing the environment later changes nothing: the process keeps what it started with.
+    monkeypatch.setenv("AVIARY_CELEBRITY_THRESHOLD", "99")
+    assert module.CELEBRITY_THRESHOLD == 5
+
+
+def test_one_client_is_built_on_the_first_batch_and_kept(aws, monkeypatch):
+    client, tables = aws
+    module = load_handler(monkeypatch, client, tables)
+    built: list[str] = []
+
+    def counted(service: str, **_kwargs: Any) -> Any:
+        built.append(service)
+        return client
+
+    monkeypatch.setattr(module, "client", counted)
+    assert built == []  # importing builds no client: the import stays lean
+    for sequence in ("1", "2"):
+        batch = event(stream_record("INSERT", new=make_tweet(int(sequence)), sequence=sequence))
+        assert module.handler(batch, CONTEXT) == {"batchItemFailures": []}
+    assert built == ["dynamodb"]
+
+
+def test_retention_defaults_to_30_days_and_the_social_graph_to_its_fixed_name(aws, monkeypatch):
+    client, tables = aws
+    monkeypatch.delenv("AVIARY_TIMELINE_RETENTION_DAYS", raising=False)
+    module = load_handler(monkeypatch, client, tables, AVIARY_SOCIAL_GRAPH_TABLE="")
+    assert module.RETENTION_DAYS == 30
+    assert module.SOCIAL_GRAPH_TABLE == "aviary-social-graph"
+
+
+def test_a_missing_timelines_table_fails_the_cold_start(aws, monkeypatch):
+    client, tables = aws
+    load_handler(monkeypatch, client, tables)
+    monkeypatch.delenv("AVIARY_TIMELINES_TABLE")
+    with pytest.raises(KeyError, match="AVIARY_TIMELINES_TABLE"):
+        importlib.reload(sys.modules[MODULE])
+
+
+def test_a_batch_fans_out_and_reports_no_failures(aws, monkeypatch, capsys):
+    client, tables = aws
+    seed_followers(client, tables["social-graph"], "alice", ["bob", "carol"])
+    module = load_handler(monkeypatch, client, tables)
+    first, second = make_tweet(1), make_tweet(2)
+    liked = Tweet(**{**first.__dict__, "like_count": 3})
+    batch = event(
+        stream_record("INSERT", new=first, sequence="1"),
+        stream_record("MODIFY", new=liked, old=first, sequence="2"),
+        stream_record("INSERT", new=second, sequence="3"),
+    )
+
+    assert module.handler(batch, CONTEXT) == {"batchItemFailures": []}
+
+    assert entries_of(client, tables) == expected_entries(
+        {u: [first, second] for u in ("alice", "bob", "carol")}
+    )
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert len(emf) == 1
+    assert emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Aviary"
+    assert emf[0]["service"] == "fanout"
+    assert (emf[0]["TimelineEntriesWritten"], emf[0]["FanoutRecordsFailed"]) == ([6.0], [0.0])
+
+
+def test_a_redelivered_batch_leaves_the_same_items(aws, monkeypatch):
+    client, tables = aws
+    seed_followers(client, tables["social-graph"], "alice", [f"f{i:02d}" for i in range(30)])
+    module = load_handler(monkeypatch, client, tables, AVIARY_CELEBRITY_THRESHOLD="1000")
+    kept, deleted = make_tweet(1), make_tweet(2)
+    batch = event(
+        stream_record("INSERT", new=kept, sequence="1"),
+        stream_record("INSERT", new=deleted, sequence="2"),
+        stream_record("MODIFY", new=tombstone(deleted), old=deleted, sequence="3"),
+    )
+    assert module.handler(batch, CONTEXT) == {"batchItemFailures": []}
+    first = entries_of(client, tables)
+    assert module.handler(batch, CONTEXT) == {"batchItemFailures": []}
+    assert entries_of(client, tables) == first
+    assert len(first) == 31
+
+
+def _throttling_for(tweet: Tweet):
+    """A fault that throttles every BatchWriteItem carrying `tweet` and lets everything else through."""
+    always = throttled(times=10**6)
+
+    def fault(name: str, kwargs: dict[str, Any]) -> Any:
+        if name == "batch_write_item" and tweet.tweet_id in json.dumps(kwargs["RequestItems"]):
+            return always(name, kwargs)
+        return None
+
+    return fault
+
+
+def test_a_record_that_stays_throttled_is_the_only_failure_reported(aws, monkeypatch):
+    client, tables = aws
+    seed_followers(client, tables["social-graph"], "alice", ["bob"])
+    module = load_handler(monkeypatch, client, tables)
+    ok_before, stuck, ok_after = make_tweet(1), make_tweet(2), make_tweet(3)
+    counting = CountingClient(client, fault=_throttling_for(stuck))
+    sleeps: list[float] = []
+    service = FanoutService(
+        FollowerDirectory(counting, tables["social-graph"]),
+        TimelineWriter(counting, tables["timelines"], sleep=sleeps.append, max_attempts=3),
+        5,
+    )
+    handler = module.build_handler(service)
+    batch = event(
+        stream_record("INSERT", new=ok_before, sequence="111"),
+        stream_record("INSERT", new=stuck, sequence="222"),
+        stream_record("INSERT", new=ok_after, sequence="333"),
+    )
+
+    assert handler(batch, CONTEXT) == {"batchItemFailures": [{"itemIdentifier": "222"}]}
+
+    assert entries_of(client, tables) == expected_entries(
+        {u: [ok_before, ok_after] for u in ("alice", "bob")}
+    )
+    assert len(sleeps) == 2  # three attempts at the stuck record's only chunk
+
+    # The event source retries from the failed record onwards; once DynamoDB recovers, all is there once.
+    counting.fault = None
+    assert handler(event(*batch["Records"][1:]), CONTEXT) == {"batchItemFailures": []}
+    assert entries_of(client, tables) == expected_entries(
+        {u: [ok_before, stuck, ok_after] for u in ("alice", "bob")}
+    )
+
+
+def test_a_batch_where_every_record_fails_is_reported_not_raised(aws, monkeypatch):
+    client, tables = aws
+    module = load_handler(monkeypatch, client, tables)
+
+    class Broken:
+        def handle(self, _record: dict[str, Any]) -> Any:
+            raise RuntimeError("DynamoDB is down")
+
+    handler = module.build_handler(Broken())
+    batch = event(stream_record("INSERT", new=make_tweet(1), sequence="7"))
+    assert handler(batch, CONTEXT) == {"batchItemFailures": [{"itemIdentifier": "7"}]}
+
+
+def _lambda_shape(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    """A GetRecords record as the event source mapping hands it to Lambda (JSON, with the stream ARN)."""
+    images = dict(record["dynamodb"])
+    created = images.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        images["ApproximateCreationDateTime"] = int(created.timestamp())
+    return {
+        **{k: v for k, v in record.items() if k != "dynamodb"},
+        "dynamodb": images,
+        "eventSourceARN": stream_arn,
+    }
+
+
+def test_records_read_from_the_tweets_stream_fan_out(aws, monkeypatch):
+    client, tables = aws
+    seed_followers(client, tables["social-graph"], "alice", ["bob"])
+    module = load_handler(monkeypatch, client, tables)
+    streams = boto3.client("dynamodbstreams", region_name=REGION, config=clients.AWS_CONFIG)
+    stream_arn = client.describe_table(TableName=tables["tweets"])["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+
+    def next_batch() -> dict[str, Any]:
+        nonlocal iterator
+        response = streams.get_records(ShardIterator=iterator)
+        iterator = response["NextShardIterator"]
+        return event(*(_lambda_shape(record, stream_arn) for record in response["Records"]))
+
+    tweet = make_tweet(1, media_ids=("m1",))
+    client.put_item(TableName=tables["tweets"], Item=tweet.to_item())
+    batch = next_batch()
+    assert [r["eventName"] for r in batch["Records"]] == ["INSERT"]
+    assert module.handler(batch, CONTEXT) == {"batchItemFailures": []}
+    assert entries_of(client, tables) == expected_entries({"alice": [tweet], "bob": [tweet]})
+
+    # A like, then the delete as TweetService makes it: a tombstone without text or media.
+    client.update_item(
+        TableName=tables["tweets"],
+        Key={"tweet_id": {"S": tweet.tweet_id}},
+        UpdateExpression="ADD like_count :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+    )
+    client.update_item(
+        TableName=tables["tweets"],
+        Key={"tweet_id": {"S": tweet.tweet_id}},
+        UpdateExpression="SET deleted = :true REMOVE #text, media_ids",
+        ExpressionAttributeNames={"#text": "text"},
+        ExpressionAttributeValues={":true": {"BOOL": True}},
+    )
+    batch = next_batch()
+    assert [r["eventName"] for r in batch["Records"]] == ["MODIFY", "MODIFY"]
+    assert module.handler(batch, CONTEXT) == {"batchItemFailures": []}
+    assert entries_of(client, tables) == []
+
+
+def test_the_handler_imports_no_unused_powertools_features(tmp_path):
+    probe = (
+        "import sys, lambda_functions.fanout.handler\n"
+        "heavy = ['pydantic', 'aws_xray_sdk', 'aws_lambda_powertools.event_handler',\n"
+        "         'aws_lambda_powertools.utilities.parser', 'aws_lambda_powertools.utilities.idempotency']\n"
+        "print([name for name in heavy if name in sys.modules])\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AVIARY_TIMELINES_TABLE": "timelines",
+        "AVIARY_CELEBRITY_THRESHOLD": "10",
+    }
+    root = importlib.import_module("aviary").__path__[0].rsplit("/", 1)[0]
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"

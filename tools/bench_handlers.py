@@ -1,0 +1,296 @@
+"""Write-path costs: DynamoDB calls to post and fan out one tweet, and the Lambda handlers' cold imports.
+
+(a) runs under moto with a client that counts calls per operation; (b) imports each handler module
+in fresh interpreters (median of several runs) beside a bare `import boto3` from the same run.
+Bounded: a fixed number of runs, each import under a timeout, no network (endpoints point at a
+closed local port).
+
+    python -m tools.bench_handlers [--followers 1 100 10000] [--runs 5] [--skip-fanout] [--skip-imports]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).resolve().parents[1]
+REGION = "us-east-1"
+THRESHOLD = 10_000  # stacks/config.py's default celebrityFollowerThreshold
+BATCH = 25
+IMPORT_TIMEOUT_SECONDS = 60
+CLOSED_ENDPOINT = "http://127.0.0.1:9"  # the discard port: any AWS call at import fails at once
+
+
+# -- (a) DynamoDB calls per post ---------------------------------------------------------------------
+
+
+class CountingClient:
+    """Passes every call to the real client and counts it by operation name."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(**kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return attribute(**kwargs)
+
+        return call
+
+
+class _AnyMedia:
+    def assert_ready(self, owner: str, media_ids: tuple[str, ...]) -> None:
+        return None
+
+
+def _seed(client: Any, table: str, author: str, followers: int, *, edges: bool) -> None:
+    """`followers` FOLLOWER# edges of `author` (only the side the fan-out reads) and the profile count."""
+    from aviary.keys import PROFILE_SK, follower_sk, user_pk
+
+    if edges:
+        requests = [
+            {"PutRequest": {"Item": {"pk": {"S": user_pk(author)}, "sk": {"S": follower_sk(f"f{i:06d}")}}}}
+            for i in range(followers)
+        ]
+        for start in range(0, len(requests), BATCH):
+            client.batch_write_item(RequestItems={table: requests[start : start + BATCH]})
+    client.put_item(
+        TableName=table,
+        Item={"pk": {"S": user_pk(author)}, "sk": {"S": PROFILE_SK}, "followers": {"N": str(followers)}},
+    )
+
+
+def _post(client: Any, tables: dict[str, str], author: str) -> tuple[Any, Counter[str] | None]:
+    """The tweet to fan out and the calls TweetService.post made (None when it is not available)."""
+    from aviary.tweets import Tweet
+
+    try:
+        from aviary.tweet_service import TweetService
+    except ImportError:
+        from aviary.ids import generate_ulid
+
+        tweet_id = generate_ulid()
+        return Tweet(tweet_id, author, Tweet.created_at_of(tweet_id), "bench tweet"), None
+    counting = CountingClient(client)
+    service = TweetService(
+        counting,
+        tweets_table=tables["tweets"],
+        social_graph_table=tables["social-graph"],
+        idempotency_table=tables["idempotency"],
+        media_checker=_AnyMedia(),
+    )
+    tweet, _created = service.post(author, f"bench-{author}", "bench tweet")
+    return tweet, counting.calls
+
+
+def fanout_costs(follower_counts: Iterable[int]) -> list[dict[str, Any]]:
+    """One row per audience size: calls by operation for the post and for its fan-out."""
+    os.environ.pop("AWS_ENDPOINT_URL", None)  # moto must see the calls, not a local server
+    import boto3
+    from moto import mock_aws
+
+    from aviary.clients import AWS_CONFIG
+    from aviary.fanout import FanoutService, TimelineWriter
+    from aviary.followers import FollowerDirectory
+    from aviary.schema import ALL_TABLES
+    from tests.moto_tables import create_tables
+
+    cases = [(count, False) for count in follower_counts] + [(THRESHOLD + 1, True)]
+    rows = []
+    for index, (followers, celebrity) in enumerate(cases):
+        with mock_aws():
+            client = boto3.client("dynamodb", region_name=REGION, config=AWS_CONFIG)
+            tables = create_tables(client, ALL_TABLES)
+            author = f"author{index}"
+            # A celebrity's edges are never read, so only the profile count is seeded.
+            _seed(client, tables["social-graph"], author, followers, edges=not celebrity)
+            tweet, post_calls = _post(client, tables, author)
+            counting = CountingClient(client)
+            service = FanoutService(
+                FollowerDirectory(counting, tables["social-graph"]),
+                TimelineWriter(counting, tables["timelines"], sleep=lambda _s: None),
+                THRESHOLD,
+            )
+            result = service.handle({"eventName": "INSERT", "dynamodb": {"NewImage": tweet.to_item()}})
+            rows.append(
+                {
+                    "followers": followers,
+                    "celebrity": celebrity,
+                    "post": None if post_calls is None else sum(post_calls.values()),
+                    "post_transactions": None if post_calls is None else post_calls["transact_write_items"],
+                    "get_item": counting.calls["get_item"],
+                    "query": counting.calls["query"],
+                    "batch_write_item": counting.calls["batch_write_item"],
+                    "other": sum(counting.calls.values())
+                    - counting.calls["get_item"]
+                    - counting.calls["query"]
+                    - counting.calls["batch_write_item"],
+                    "entries": result.written,
+                }
+            )
+    return rows
+
+
+def print_fanout(rows: list[dict[str, Any]]) -> None:
+    print(f"(a) DynamoDB calls to post one tweet and fan it out (moto; celebrity threshold {THRESHOLD:,})")
+    header = (
+        f"{'followers':>18} {'post':>5} {'GetItem':>8} {'Query':>6} {'BatchWrite':>11} {'other':>6} "
+        f"{'total':>6} {'floor':>6} {'entries':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    missing_post = False
+    for row in rows:
+        post = row["post"]
+        if post is None:
+            missing_post, post = True, 1
+        total = post + row["get_item"] + row["query"] + row["batch_write_item"] + row["other"]
+        # The floor counts the post's own TransactWriteItems and one 25-item batch per 25 followers.
+        floor = 1 if row["celebrity"] else 1 + math.ceil(row["followers"] / BATCH)
+        label = f"{row['followers']:,}" + (" (celebrity)" if row["celebrity"] else "")
+        print(
+            f"{label:>18} {post:>5} {row['get_item']:>8} {row['query']:>6} {row['batch_write_item']:>11} "
+            f"{row['other']:>6} {total:>6} {floor:>6} {row['entries']:>8}"
+        )
+    print(
+        "post = TweetService.post's calls (one TransactWriteItems: tweet + idempotency record); "
+        "BatchWrite covers the author's own timeline too, so it is ceil((F+1)/25)."
+    )
+    if missing_post:
+        print("aviary.tweet_service is not importable here: the post is counted as 1 transaction.")
+
+
+# -- (b) cold imports -----------------------------------------------------------------------------------
+
+
+def handler_modules() -> list[str]:
+    """Dotted names of every handler.py under lambda_functions/ and every lambda_functions/api/*.py."""
+    root = PROJECT / "lambda_functions"
+    paths = set(root.rglob("handler.py"))
+    paths.update(p for p in (root / "api").glob("*.py") if p.name != "__init__.py")
+    names = []
+    for path in sorted(paths):
+        if "__pycache__" in path.parts:
+            continue
+        names.append(".".join(path.relative_to(PROJECT).with_suffix("").parts))
+    return names
+
+
+def _dummy(name: str) -> str:
+    if re.search(r"(THRESHOLD|DAYS|SECONDS|COUNT|PORT|LIMIT|SIZE|BYTES|ATTEMPTS)$", name):
+        return "10"
+    return "bench-" + name.removeprefix("AVIARY_").lower().replace("_", "-")
+
+
+def import_environment() -> dict[str, str]:
+    """A minimal environment in which the handlers' settings exist and no AWS call can leave the host."""
+    names: set[str] = set()
+    for folder in ("lambda_functions", "aviary"):
+        for path in (PROJECT / folder).rglob("*.py"):
+            names.update(re.findall(r"[\"'](AVIARY_[A-Z0-9_]+)[\"']", path.read_text(encoding="utf-8")))
+    env = {name: _dummy(name) for name in sorted(names)}
+    env.update(
+        {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": str(PROJECT),
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_ENDPOINT_URL": CLOSED_ENDPOINT,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "POWERTOOLS_METRICS_NAMESPACE": "Aviary",
+        }
+    )
+    return env
+
+
+def _timed(statement: str, env: dict[str, str]) -> float | str:
+    """Seconds `statement` takes in a fresh interpreter, or the error that stopped it."""
+    probe = f"import time\nstart = time.perf_counter()\n{statement}\nprint(time.perf_counter() - start)\n"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=PROJECT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=IMPORT_TIMEOUT_SECONDS,
+        )
+    except subprocess.TimeoutExpired:
+        return f"timed out after {IMPORT_TIMEOUT_SECONDS} s"
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        return lines[-1] if lines else f"exit status {done.returncode}"
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def import_times(runs: int) -> list[tuple[str, float | str]]:
+    """Median import time per module (first row: bare boto3), runs interleaved so drift hits all alike."""
+    env = import_environment()
+    statements = {
+        "import boto3 (baseline)": "import boto3",
+        "boto3 + dynamodb client": "import boto3\nboto3.client('dynamodb')",
+        **{module: f"import {module}" for module in handler_modules()},
+    }
+    samples: dict[str, list[float]] = {name: [] for name in statements}
+    errors: dict[str, str] = {}
+    for _ in range(runs):
+        for name, statement in statements.items():
+            if name in errors:
+                continue
+            outcome = _timed(statement, env)
+            if isinstance(outcome, str):
+                errors[name] = outcome
+            else:
+                samples[name].append(outcome)
+    return [(name, errors.get(name) or statistics.median(samples[name])) for name in statements]
+
+
+def print_imports(rows: list[tuple[str, float | str]], runs: int) -> None:
+    print(f"(b) Cold import in a fresh interpreter (median of {runs}), against a bare `import boto3`")
+    baseline = rows[0][1]
+    width = max(len(name) for name, _ in rows)
+    header = f"{'module':<{width}} {'ms':>8} {'x boto3':>8}"
+    print(header)
+    print("-" * len(header))
+    for name, outcome in rows:
+        if isinstance(outcome, str):
+            print(f"{name:<{width}} import failed: {outcome}")
+            continue
+        ratio = f"{outcome / baseline:.2f}" if isinstance(baseline, float) else "n/a"
+        print(f"{name:<{width}} {outcome * 1000:>8.0f} {ratio:>8}")
+    print("A handler that builds its DynamoDB client at import pays the second row's client cost there.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--followers", type=int, nargs="+", default=[1, 100, 10_000])
+    parser.add_argument("--runs", type=int, default=5, help="fresh interpreters per module (median)")
+    parser.add_argument("--skip-fanout", action="store_true")
+    parser.add_argument("--skip-imports", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.skip_fanout:
+        print_fanout(fanout_costs(args.followers))
+    if not args.skip_fanout and not args.skip_imports:
+        print()
+    if not args.skip_imports:
+        print_imports(import_times(max(1, args.runs)), max(1, args.runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
