@@ -9,7 +9,7 @@ export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup synth test lint format constraints clean host-wheels lambda-deps bench-host
+.PHONY: setup synth test lint format constraints clean host-wheels lambda-deps bench-host bench-handlers
 
 setup: $(VENV)/.installed node_modules/.installed host-wheels lambda-deps
 
@@ -55,6 +55,11 @@ test: setup
 # aiohttp server in the same run. Prints figures; asserts nothing.
 bench-host: setup
 	$(BIN)/python -m tools.bench_host
+
+# DynamoDB calls to post and fan out one tweet (F = 1, 100, 10,000) against the floor, and
+# each handler's import time against a bare `import boto3`, in one run. Prints figures.
+bench-handlers: setup
+	$(BIN)/python -m tools.bench_handlers
 
 lint: setup
 	$(BIN)/ruff check .

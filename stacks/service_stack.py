@@ -121,6 +121,7 @@ class RegionalServiceStack(Stack):
             "AVIARY_MEDIA_BUCKET": naming.media_bucket_name(config.account, region),
             "AVIARY_TIMELINES_TABLE": data.timelines.table.table_name,
             "AVIARY_CELEBRITY_THRESHOLD": str(config.celebrity_follower_threshold),
+            "AVIARY_TIMELINE_MAX_ENTRIES": str(config.timeline_max_entries),
         }
         read_write = [
             "dynamodb:GetItem",

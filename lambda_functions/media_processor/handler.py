@@ -49,8 +49,25 @@ def build_service(
     )
 
 
-# Built once per process, at init; record_handler looks it up per call so tests can replace it.
-service = build_service(client("dynamodb"), client("s3"))
+class _BuiltOnFirstUse:
+    """Stands for the media service and builds it on first use, once per process.
+
+    A boto3 client costs about as much as importing boto3 again, so building it at import
+    would double the module's cold-start import; record_handler looks `service` up per call,
+    so tests can replace it.
+    """
+
+    def __init__(self, build: Any) -> None:
+        self._build = build
+        self._built: MediaService | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._built is None:
+            self._built = self._build()
+        return getattr(self._built, name)
+
+
+service: Any = _BuiltOnFirstUse(lambda: build_service(client("dynamodb"), client("s3")))
 
 
 class ObjectHead:

@@ -59,7 +59,13 @@ class TweetFanout(Construct):
         )
         self.function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+                # Query: trimming a timeline to its cap reads which entries are the oldest.
+                actions=[
+                    "dynamodb:BatchWriteItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:Query",
+                ],
                 resources=[timelines_table_arn],
             )
         )
