@@ -29,6 +29,9 @@ def follower_sk(follower: str) -> str:
 # Likes hang off the tweet: one item per (tweet, user), so liking twice changes nothing.
 TWEET_PREFIX = "TWEET#"
 LIKE_PREFIX = "LIKE#"
+# The tweet's like counter is its own item, so a like never writes the tweet item itself:
+# with last-writer-wins replication, a like racing a delete could otherwise bring it back.
+LIKES_SK = "LIKES"
 # A user's retweet of a tweet is unique: this marker item holds the retweet's own tweet ID.
 RETWEET_PREFIX = "RETWEET#"
 

@@ -2,6 +2,11 @@
 
 Every change is one conditional write or one TransactWriteItems, so a check that fails leaves
 nothing behind and a repeated request changes nothing (see ARCHITECTURE.md, idempotent interfaces).
+
+The tables are global tables, and DynamoDB resolves concurrent writes to one item from two regions
+by last writer wins over the whole item. So the tweet item is written only when it is created (post,
+retweet) and when it becomes a tombstone (delete): nothing else may race a delete and bring the
+text back. A tweet's like count lives on its own counter item in the social-graph table instead.
 """
 
 from __future__ import annotations
@@ -11,13 +16,14 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
 from aviary.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, ValidationError
 from aviary.ids import RANDOM_BYTES, new_ulid
-from aviary.keys import idempotency_id, like_sk, retweet_sk, tweet_pk, user_pk
+from aviary.keys import LIKES_SK, idempotency_id, like_sk, retweet_sk, tweet_pk, user_pk
 from aviary.social_graph import CONDITIONAL_CHECK_FAILED, cancellation_codes, only_condition_failures
 from aviary.tweets import Tweet
 
@@ -25,6 +31,8 @@ POST_OPERATION = "post-tweet"
 DEFAULT_IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
 # Each extra attempt follows a lost race with a concurrent retweet by the same user; a few suffice.
 MAX_RETWEET_ATTEMPTS = 3
+# BatchGetItem leaves keys unprocessed under throttling: ask again this often, backing off between.
+BATCH_GET_ATTEMPTS = 3
 
 _LIVE_TWEET = "attribute_exists(tweet_id) AND deleted = :false"
 _FALSE = {"BOOL": False}
@@ -82,6 +90,7 @@ class TweetService:
         clock_ms: Callable[[], int] = _wall_clock_ms,
         random_bytes: Callable[[int], bytes] = os.urandom,
         idempotency_ttl_seconds: int = DEFAULT_IDEMPOTENCY_TTL_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._dynamodb = dynamodb_client
         self._tweets = tweets_table
@@ -91,6 +100,7 @@ class TweetService:
         self._clock_ms = clock_ms
         self._random_bytes = random_bytes
         self._ttl_seconds = idempotency_ttl_seconds
+        self._sleep = sleep
 
     # -- post ------------------------------------------------------------------------------------
 
@@ -185,8 +195,11 @@ class TweetService:
     # -- read and delete ---------------------------------------------------------------------------
 
     def get(self, tweet_id: str) -> Tweet:
-        """The tweet, from an eventually consistent read; NotFound when it is missing or deleted."""
-        return self._load_live(tweet_id, field="id", consistent=False)
+        """The tweet and its like count, read eventually consistent; NotFound when missing or deleted."""
+        tweet = self._read_with_likes(tweet_id, consistent=False)
+        if tweet is None or tweet.deleted:
+            raise self._not_found(tweet_id, "id")
+        return tweet
 
     def delete(self, caller: str, tweet_id: str) -> None:
         """Turn the caller's tweet into a tombstone (text and media removed); deleting twice is fine."""
@@ -279,13 +292,10 @@ class TweetService:
         if marker is None:
             return None, None
         retweet_id = marker["retweet_id"]["S"]
-        item = self._dynamodb.get_item(
-            TableName=self._tweets, Key={"tweet_id": {"S": retweet_id}}, ConsistentRead=True
-        ).get("Item")
-        if item is None:
+        existing = self._read_with_likes(retweet_id, consistent=True)
+        if existing is None or existing.deleted:
             return None, retweet_id
-        existing = Tweet.from_item(item)
-        return (None, retweet_id) if existing.deleted else (existing, None)
+        return existing, None
 
     # -- likes ---------------------------------------------------------------------------------------
 
@@ -302,6 +312,7 @@ class TweetService:
 
     def unlike(self, caller: str, tweet_id: str) -> bool:
         """Take a like back; False when the caller had not liked the tweet (nothing changed)."""
+        # Only an existing like is taken back, so the count goes down only for a like it counted.
         like_delete = {
             "Delete": {
                 "TableName": self._graph,
@@ -315,23 +326,36 @@ class TweetService:
     def _like_key(caller: str, tweet_id: str) -> dict[str, dict[str, str]]:
         return {"pk": {"S": tweet_pk(tweet_id)}, "sk": {"S": like_sk(caller)}}
 
+    @staticmethod
+    def _counter_key(tweet_id: str) -> dict[str, dict[str, str]]:
+        return {"pk": {"S": tweet_pk(tweet_id)}, "sk": {"S": LIKES_SK}}
+
     def _change_like(self, like_item: dict[str, Any], tweet_id: str, *, delta: int) -> bool:
+        # The edge, the counter and a check that the tweet is live: the tweet item itself is only
+        # read, so a like racing a delete in another region cannot overwrite the tombstone.
         count_update = {
             "Update": {
+                "TableName": self._graph,
+                "Key": self._counter_key(tweet_id),
+                "UpdateExpression": "ADD like_count :delta",
+                "ExpressionAttributeValues": {":delta": {"N": str(delta)}},
+            }
+        }
+        tweet_live = {
+            "ConditionCheck": {
                 "TableName": self._tweets,
                 "Key": {"tweet_id": {"S": tweet_id}},
-                "UpdateExpression": "ADD like_count :delta",
                 "ConditionExpression": _LIVE_TWEET,
-                "ExpressionAttributeValues": {":delta": {"N": str(delta)}, ":false": _FALSE},
+                "ExpressionAttributeValues": {":false": _FALSE},
             }
         }
         try:
-            self._dynamodb.transact_write_items(TransactItems=[like_item, count_update])
+            self._dynamodb.transact_write_items(TransactItems=[like_item, count_update, tweet_live])
         except ClientError as error:
             codes = cancellation_codes(error)
             if codes is None:
                 raise
-            if len(codes) > 1 and codes[1] == CONDITIONAL_CHECK_FAILED:
+            if len(codes) > 2 and codes[2] == CONDITIONAL_CHECK_FAILED:
                 raise self._not_found(tweet_id, "id") from None
             if only_condition_failures(codes, 0):
                 return False
@@ -361,6 +385,41 @@ class TweetService:
         if tweet.deleted:
             raise self._not_found(tweet_id, field)
         return tweet
+
+    def _read_with_likes(self, tweet_id: str, *, consistent: bool) -> Tweet | None:
+        """The tweet item (None if missing) with like_count from its counter item, in one BatchGetItem."""
+        tweet_key = {"tweet_id": {"S": tweet_id}}
+        request: dict[str, Any] = {
+            self._tweets: {"Keys": [tweet_key], "ConsistentRead": consistent},
+            self._graph: {
+                "Keys": [self._counter_key(tweet_id)],
+                "ConsistentRead": consistent,
+                "ProjectionExpression": "like_count",
+            },
+        }
+        found: dict[str, list[dict[str, Any]]] = {self._tweets: [], self._graph: []}
+        for attempt in range(BATCH_GET_ATTEMPTS):
+            response = self._dynamodb.batch_get_item(RequestItems=request)
+            for table, items in response.get("Responses", {}).items():
+                found[table].extend(items)
+            request = {
+                table: keys for table, keys in response.get("UnprocessedKeys", {}).items() if keys.get("Keys")
+            }
+            if not request:
+                break
+            if attempt + 1 < BATCH_GET_ATTEMPTS:
+                # Unprocessed keys mean throttling: back off before asking again.
+                self._sleep(0.05 * 2**attempt)
+        else:
+            raise ServiceUnavailable(f"Reading tweet {tweet_id} was throttled; retry the request.")
+        if not found[self._tweets]:
+            return None
+        tweet = Tweet.from_item(found[self._tweets][0])
+        counter = found[self._graph][0] if found[self._graph] else {}
+        # Increments racing in two regions can be lost (the counter is last writer wins too), so a
+        # count may drift; it never shows below zero.
+        likes = max(0, int(counter.get("like_count", {}).get("N", "0")))
+        return replace(tweet, like_count=likes)
 
     @staticmethod
     def _not_found(tweet_id: str, field: str) -> NotFound:

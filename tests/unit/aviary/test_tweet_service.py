@@ -14,7 +14,7 @@ from moto import mock_aws
 from aviary.clients import AWS_CONFIG
 from aviary.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, ValidationError
 from aviary.ids import new_ulid
-from aviary.keys import idempotency_id, like_sk, retweet_sk, tweet_pk, user_pk
+from aviary.keys import LIKES_SK, idempotency_id, like_sk, retweet_sk, tweet_pk, user_pk
 from aviary.naming import table_name
 from aviary.schema import IDEMPOTENCY, SOCIAL_GRAPH, TWEETS
 from aviary.tweet_service import TweetService, request_hash, tweet_from_json
@@ -80,6 +80,34 @@ class FailingTransactions(CountingClient):
         raise self.error
 
 
+class RecordingTransactions(CountingClient):
+    """The real client, also keeping every transaction's items."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.transactions: list[list[dict[str, Any]]] = []
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        self.calls.append("transact_write_items")
+        self.transactions.append(kwargs["TransactItems"])
+        return self._client.transact_write_items(**kwargs)
+
+
+class UnprocessedBatchGets(CountingClient):
+    """The real client, except that the first `times` BatchGetItem calls process nothing."""
+
+    def __init__(self, client: Any, times: int) -> None:
+        super().__init__(client)
+        self.times = times
+
+    def batch_get_item(self, **kwargs: Any) -> Any:
+        self.calls.append("batch_get_item")
+        if self.times > 0:
+            self.times -= 1
+            return {"Responses": {}, "UnprocessedKeys": kwargs["RequestItems"]}
+        return self._client.batch_get_item(**kwargs)
+
+
 class FakeMediaChecker:
     """Media is ready when it is in `ready` under its owner; records what it was asked."""
 
@@ -124,6 +152,7 @@ class World:
         self.dynamodb = dynamodb
         self.client = client or CountingClient(dynamodb)
         self.clock = Clock()
+        self.sleeps: list[float] = []
         self.media = FakeMediaChecker({"alice": set(MEDIA)})
         self.service = TweetService(
             self.client,
@@ -134,6 +163,7 @@ class World:
             clock_ms=self.clock,
             random_bytes=CountingRandom(),
             idempotency_ttl_seconds=TTL,
+            sleep=self.sleeps.append,
         )
 
     def items(self, role: str) -> list[dict[str, Any]]:
@@ -153,8 +183,12 @@ class World:
             "Item"
         )
 
+    def counter_item(self, tweet_id: str) -> dict[str, Any] | None:
+        return self.graph_item(tweet_pk(tweet_id), LIKES_SK)
+
     def like_count(self, tweet_id: str) -> int:
-        item = self.tweet_item(tweet_id)
+        """The count on the tweet's counter item in the social-graph table (the tweet item has none)."""
+        item = self.counter_item(tweet_id)
         assert item is not None
         return int(item["like_count"]["N"])
 
@@ -399,8 +433,47 @@ def test_get_returns_the_tweet(world):
     tweet, _ = world.service.post("alice", KEY, "hello")
     world.client.calls.clear()
 
-    assert world.service.get(tweet.tweet_id) == tweet
-    assert world.client.calls == ["get_item"]
+    assert world.service.get(tweet.tweet_id) == tweet  # no counter item yet: like_count 0
+    assert world.client.calls == ["batch_get_item"]
+
+
+def test_get_reads_the_like_count_from_the_counter_item(world):
+    tweet, _ = world.service.post("bob", KEY, "likeable")
+    for user in ("alice", "carol"):
+        world.service.like(user, tweet.tweet_id)
+    world.client.calls.clear()
+
+    got = world.service.get(tweet.tweet_id)
+
+    assert got == Tweet(**{**tweet.__dict__, "like_count": 2})
+    assert world.client.calls == ["batch_get_item"]  # the tweet and its counter in one call
+
+
+def test_get_never_shows_a_count_below_zero(world):
+    # Counts racing in two regions can drift (the counter item is last writer wins too).
+    tweet, _ = world.service.post("bob", KEY, "likeable")
+    counter = {"pk": {"S": tweet_pk(tweet.tweet_id)}, "sk": {"S": LIKES_SK}, "like_count": {"N": "-1"}}
+    world.dynamodb.put_item(TableName=TABLES["social-graph"], Item=counter)
+
+    assert world.service.get(tweet.tweet_id).like_count == 0
+
+
+def test_get_asks_again_for_keys_left_unprocessed(dynamodb):
+    world = World(dynamodb, UnprocessedBatchGets(dynamodb, times=2))
+    tweet, _ = world.service.post("bob", KEY, "likeable")
+    world.service.like("alice", tweet.tweet_id)
+
+    assert world.service.get(tweet.tweet_id).like_count == 1
+    assert world.client.calls.count("batch_get_item") == 3
+    assert world.sleeps == [0.05, 0.1]
+
+
+def test_get_still_unprocessed_after_every_attempt_asks_for_a_retry(dynamodb):
+    world = World(dynamodb, UnprocessedBatchGets(dynamodb, times=3))
+    tweet, _ = world.service.post("bob", KEY, "likeable")
+
+    with pytest.raises(ServiceUnavailable):
+        world.service.get(tweet.tweet_id)
 
 
 def test_get_of_a_missing_or_deleted_tweet_is_not_found(world):
@@ -469,6 +542,11 @@ def test_like_twice_counts_once(world):
 
     assert world.like_count(tweet.tweet_id) == 1
     assert world.graph_item(tweet_pk(tweet.tweet_id), like_sk("alice")) is not None
+    assert world.counter_item(tweet.tweet_id) == {
+        "pk": {"S": tweet_pk(tweet.tweet_id)},
+        "sk": {"S": "LIKES"},
+        "like_count": {"N": "1"},
+    }
 
 
 def test_likes_from_different_users_add_up(world):
@@ -509,6 +587,43 @@ def test_like_is_one_transaction(world):
     assert world.client.calls == ["transact_write_items", "transact_write_items"]
 
 
+def test_like_and_unlike_leave_the_tweet_item_untouched(dynamodb):
+    # A global table keeps the last whole-item write: a like that wrote the tweet item could race a
+    # delete in another region and bring the deleted text back. Likes only read the tweet item.
+    world = World(dynamodb, RecordingTransactions(dynamodb))
+    tweet, _ = world.service.post("bob", KEY, "likeable", media_ids=())
+    raw = world.tweet_item(tweet.tweet_id)
+    world.client.transactions.clear()
+
+    assert world.service.like("alice", tweet.tweet_id) is True
+    assert world.service.like("carol", tweet.tweet_id) is True
+    assert world.service.like("alice", tweet.tweet_id) is False
+    assert world.service.unlike("alice", tweet.tweet_id) is True
+    assert world.service.unlike("alice", tweet.tweet_id) is False
+
+    assert world.tweet_item(tweet.tweet_id) == raw
+    assert world.like_count(tweet.tweet_id) == 1
+    assert len(world.client.transactions) == 5
+    for items in world.client.transactions:
+        for item in items:
+            ((kind, request),) = item.items()
+            assert request["TableName"] != TABLES["tweets"] or kind == "ConditionCheck"
+
+
+def test_liking_a_deleted_tweet_is_not_found_and_writes_nothing(world):
+    tweet, _ = world.service.post("bob", KEY, "soon gone")
+    world.service.delete("bob", tweet.tweet_id)
+    before = world.snapshot()
+
+    with pytest.raises(NotFound) as caught:
+        world.service.like("alice", tweet.tweet_id)
+
+    assert caught.value.field == "id"
+    assert world.snapshot() == before
+    assert world.counter_item(tweet.tweet_id) is None
+    assert world.graph_item(tweet_pk(tweet.tweet_id), like_sk("alice")) is None
+
+
 @pytest.mark.parametrize("operation", ["like", "unlike"])
 def test_liking_a_missing_or_deleted_tweet_is_not_found_and_writes_nothing(world, operation):
     tweet, _ = world.service.post("bob", KEY, "soon gone")
@@ -524,12 +639,21 @@ def test_liking_a_missing_or_deleted_tweet_is_not_found_and_writes_nothing(world
     assert world.snapshot() == before
 
 
-def test_other_dynamodb_failures_on_like_propagate(dynamodb):
-    error = cancelled("TransactionConflict", "None")
+@pytest.mark.parametrize("operation", ["like", "unlike"])
+@pytest.mark.parametrize(
+    "error",
+    [
+        cancelled("TransactionConflict", "None", "None"),
+        cancelled("None", "TransactionConflict", "None"),
+        cancelled("ConditionalCheckFailed", "TransactionConflict", "None"),
+        ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "TransactWriteItems"),
+    ],
+)
+def test_other_dynamodb_failures_on_like_propagate(dynamodb, operation, error):
     world = World(dynamodb, FailingTransactions(dynamodb, error))
 
     with pytest.raises(ClientError) as caught:
-        world.service.like("alice", expected_id(1))
+        getattr(world.service, operation)("alice", expected_id(1))
 
     assert caught.value is error
 
