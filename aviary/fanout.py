@@ -4,11 +4,17 @@ Entry keys are deterministic (user, created_at#tweet_id), so a redelivered or re
 record rewrites or re-deletes the same items and never adds a duplicate. Authors with more
 followers than the threshold are "celebrities": only their own timeline gets the entry and
 readers merge their tweets on read (aviary.timeline_store), so one post has a bounded cost.
+
+Each timeline is capped at a maximum number of entries. Trimming after every write would cost one
+Query per recipient per tweet, so a deterministic sample of (recipient, tweet) pairs trims instead:
+about one write in `sample_every` reads that user's keys and deletes whatever lies beyond the cap.
+Between two sampled writes a timeline may run over the cap by a few dozen entries, never without bound.
 """
 
 from __future__ import annotations
 
 import random
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +29,11 @@ from aviary.tweets import Tweet
 
 BATCH_WRITE_MAX_ITEMS = 25  # DynamoDB's limit per BatchWriteItem
 DEFAULT_RETENTION_DAYS = 30
+DEFAULT_MAX_ENTRIES = 800  # stacks/config.py's default timelineMaxEntries
+# One trim reads about max_entries keys (~6 RCU at 800): sampling 1 write in 128 keeps that near 5 %
+# of a fan-out's write cost, and a timeline at most ~128 entries over its cap between trims.
+DEFAULT_TRIM_SAMPLE_EVERY = 128
+DEFAULT_MAX_DELETES_PER_TRIM = 500
 SECONDS_PER_DAY = 86_400
 # Errors that mean "slow down", not "this request is wrong": the whole chunk is retried.
 THROTTLING_ERROR_CODES = frozenset(
@@ -135,6 +146,75 @@ class TimelineWriter:
         return self._rng.uniform(0, ceiling)
 
 
+class TimelineTrimmer:
+    """Keeps each user's newest `max_entries` timeline entries, deleting older ones on a sample of writes."""
+
+    def __init__(
+        self,
+        dynamodb_client: Any,
+        timelines_table: str,
+        max_entries: int,
+        *,
+        sample_every: int = DEFAULT_TRIM_SAMPLE_EVERY,
+        max_deletes_per_trim: int = DEFAULT_MAX_DELETES_PER_TRIM,
+        writer: TimelineWriter,
+    ) -> None:
+        for name, value in (
+            ("max_entries", max_entries),
+            ("sample_every", sample_every),
+            ("max_deletes_per_trim", max_deletes_per_trim),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, not {value}")
+        self.dynamodb = dynamodb_client
+        self.timelines_table = timelines_table
+        self.max_entries = max_entries
+        self.sample_every = sample_every
+        self.max_deletes_per_trim = max_deletes_per_trim
+        self.writer = writer
+
+    def should_trim(self, user_id: str, tweet_id: str) -> bool:
+        """Whether writing `tweet_id` into `user_id`'s timeline trims it: about one pair in `sample_every`."""
+        # A hash of the pair, not a random draw: a redelivered record trims exactly where it did before,
+        # and every user is sampled at the same rate whatever order the tweets arrive in.
+        return zlib.crc32(f"{user_id}#{tweet_id}".encode()) % self.sample_every == 0
+
+    def trim(self, user_id: str) -> int:
+        """Delete `user_id`'s entries beyond the newest `max_entries`; returns how many were deleted.
+
+        At most `max_deletes_per_trim` go per call, those just past the cap: the read stays bounded and
+        any older backlog (a timeline from before the cap, say) is left to the next sampled trims.
+        """
+        return self.writer.delete_entries(self._excess_keys(user_id))
+
+    def _excess_keys(self, user_id: str) -> list[AttributeMap]:
+        # Keys only, newest first, and never more items than the cap plus one trim's deletes.
+        wanted = self.max_entries + self.max_deletes_per_trim
+        request: dict[str, Any] = {
+            "TableName": self.timelines_table,
+            "KeyConditionExpression": "#user = :user",
+            "ExpressionAttributeNames": {"#user": "user_id", "#entry": "entry_key"},
+            "ExpressionAttributeValues": {":user": {"S": user_id}},
+            "ProjectionExpression": "#user, #entry",
+            "ScanIndexForward": False,
+            # A view a moment stale only moves the boundary by the entries written or deleted in that
+            # moment (usually keeping a few more); nothing here needs to be exact.
+            "ConsistentRead": False,
+        }
+        seen = 0
+        excess: list[AttributeMap] = []
+        while seen < wanted:
+            response = self.dynamodb.query(**request, Limit=wanted - seen)
+            for item in response.get("Items", []):
+                if seen >= self.max_entries:
+                    excess.append({"user_id": item["user_id"], "entry_key": item["entry_key"]})
+                seen += 1
+            if "LastEvaluatedKey" not in response:
+                break
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return excess[: self.max_deletes_per_trim]
+
+
 @dataclass(frozen=True)
 class FanoutResult:
     """What one stream record did: action is "insert", "delete" or "ignore"."""
@@ -143,6 +223,7 @@ class FanoutResult:
     written: int = 0
     deleted: int = 0
     celebrity: bool = False
+    trimmed: int = 0  # older entries deleted to keep the recipients' timelines at their cap
 
 
 IGNORED = FanoutResult("ignore")
@@ -169,11 +250,13 @@ class FanoutService:
         celebrity_follower_threshold: int,
         *,
         retention_days: int = DEFAULT_RETENTION_DAYS,
+        trimmer: TimelineTrimmer | None = None,
     ) -> None:
         self.followers = followers
         self.writer = writer
         self.celebrity_follower_threshold = celebrity_follower_threshold
         self.retention_days = retention_days
+        self.trimmer = trimmer
 
     def handle(self, record: dict[str, Any]) -> FanoutResult:
         """Write, delete or ignore the timeline entries of one stream record."""
@@ -208,8 +291,20 @@ class FanoutService:
     def _insert(self, tweet: Tweet) -> FanoutResult:
         celebrity, users = self._audience(tweet.author_id)
         shared = entry_attributes(tweet, self.retention_days)
-        written = self.writer.put_entries({**entry_key(user, tweet), **shared} for user in users)
-        return FanoutResult("insert", written=written, celebrity=celebrity)
+        trimmer = self.trimmer
+        sampled: list[str] = []
+
+        def entries() -> Iterator[AttributeMap]:
+            for user in users:
+                if trimmer is not None and trimmer.should_trim(user, tweet.tweet_id):
+                    sampled.append(user)
+                yield {**entry_key(user, tweet), **shared}
+
+        written = self.writer.put_entries(entries())
+        # Only once every entry is in, so the new one counts among the newest. A failed trim fails the
+        # record: its redelivery rewrites the same entries and samples the same recipients again.
+        trimmed = sum(trimmer.trim(user) for user in sampled) if trimmer is not None else 0
+        return FanoutResult("insert", written=written, celebrity=celebrity, trimmed=trimmed)
 
     def _delete(self, tweet: Tweet) -> FanoutResult:
         celebrity, users = self._audience(tweet.author_id)

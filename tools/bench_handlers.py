@@ -25,6 +25,7 @@ from typing import Any
 PROJECT = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
 THRESHOLD = 10_000  # stacks/config.py's default celebrityFollowerThreshold
+MAX_ENTRIES = 800  # stacks/config.py's default timelineMaxEntries
 BATCH = 25
 IMPORT_TIMEOUT_SECONDS = 60
 CLOSED_ENDPOINT = "http://127.0.0.1:9"  # the discard port: any AWS call at import fails at once
@@ -104,7 +105,7 @@ def fanout_costs(follower_counts: Iterable[int]) -> list[dict[str, Any]]:
     from moto import mock_aws
 
     from aviary.clients import AWS_CONFIG
-    from aviary.fanout import FanoutService, TimelineWriter
+    from aviary.fanout import FanoutService, TimelineTrimmer, TimelineWriter
     from aviary.followers import FollowerDirectory
     from aviary.schema import ALL_TABLES
     from tests.moto_tables import create_tables
@@ -120,12 +121,16 @@ def fanout_costs(follower_counts: Iterable[int]) -> list[dict[str, Any]]:
             _seed(client, tables["social-graph"], author, followers, edges=not celebrity)
             tweet, post_calls = _post(client, tables, author)
             counting = CountingClient(client)
+            # The trimmer's reads go through a client of their own, so its Queries are told apart from
+            # the follower pages; its deletes go through the shared writer (none here: timelines start empty).
+            trim_counting = CountingClient(client)
+            writer = TimelineWriter(counting, tables["timelines"], sleep=lambda _s: None)
+            trimmer = TimelineTrimmer(trim_counting, tables["timelines"], MAX_ENTRIES, writer=writer)
             service = FanoutService(
-                FollowerDirectory(counting, tables["social-graph"]),
-                TimelineWriter(counting, tables["timelines"], sleep=lambda _s: None),
-                THRESHOLD,
+                FollowerDirectory(counting, tables["social-graph"]), writer, THRESHOLD, trimmer=trimmer
             )
             result = service.handle({"eventName": "INSERT", "dynamodb": {"NewImage": tweet.to_item()}})
+            audience = 1 if celebrity else followers + 1
             rows.append(
                 {
                     "followers": followers,
@@ -139,17 +144,60 @@ def fanout_costs(follower_counts: Iterable[int]) -> list[dict[str, Any]]:
                     - counting.calls["get_item"]
                     - counting.calls["query"]
                     - counting.calls["batch_write_item"],
+                    "trim_query": trim_counting.calls["query"],
+                    "trim_other": sum(trim_counting.calls.values()) - trim_counting.calls["query"],
+                    "expected_trim_query": audience / trimmer.sample_every,
                     "entries": result.written,
                 }
             )
     return rows
 
 
-def print_fanout(rows: list[dict[str, Any]]) -> None:
-    print(f"(a) DynamoDB calls to post one tweet and fan it out (moto; celebrity threshold {THRESHOLD:,})")
+def steady_state_trim() -> dict[str, Any]:
+    """The calls of one sampled trim of a timeline that has grown one sampling interval past the cap."""
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    import boto3
+    from moto import mock_aws
+
+    from aviary.clients import AWS_CONFIG
+    from aviary.fanout import TimelineTrimmer, TimelineWriter, timeline_entry
+    from aviary.ids import generate_ulid
+    from aviary.schema import TIMELINES
+    from aviary.tweets import Tweet
+    from tests.moto_tables import create_tables
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION, config=AWS_CONFIG)
+        table = create_tables(client, [TIMELINES])["timelines"]
+        seeder = TimelineWriter(client, table, sleep=lambda _s: None)
+        probe = TimelineTrimmer(client, table, MAX_ENTRIES, writer=seeder)
+        stored = MAX_ENTRIES + probe.sample_every  # the mean growth between two sampled writes
+        tweets = []
+        for _ in range(stored):
+            tweet_id = generate_ulid()
+            tweets.append(Tweet(tweet_id, "someone", Tweet.created_at_of(tweet_id), "bench tweet"))
+        seeder.put_entries(timeline_entry("reader", tweet) for tweet in tweets)
+        counting = CountingClient(client)
+        writer = TimelineWriter(counting, table, sleep=lambda _s: None)
+        trimmer = TimelineTrimmer(counting, table, MAX_ENTRIES, writer=writer)
+        deleted = trimmer.trim("reader")
+        return {
+            "stored": stored,
+            "sample_every": trimmer.sample_every,
+            "query": counting.calls["query"],
+            "batch_write_item": counting.calls["batch_write_item"],
+            "deleted": deleted,
+        }
+
+
+def print_fanout(rows: list[dict[str, Any]], trim: dict[str, Any] | None = None) -> None:
+    print(
+        f"(a) DynamoDB calls to post one tweet and fan it out (moto; celebrity threshold {THRESHOLD:,}, "
+        f"timeline cap {MAX_ENTRIES:,})"
+    )
     header = (
         f"{'followers':>18} {'post':>5} {'GetItem':>8} {'Query':>6} {'BatchWrite':>11} {'other':>6} "
-        f"{'total':>6} {'floor':>6} {'entries':>8}"
+        f"{'trim Q':>7} {'E[trim]':>7} {'total':>6} {'floor':>6} {'entries':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -159,17 +207,31 @@ def print_fanout(rows: list[dict[str, Any]]) -> None:
         if post is None:
             missing_post, post = True, 1
         total = post + row["get_item"] + row["query"] + row["batch_write_item"] + row["other"]
+        total += row["trim_query"] + row["trim_other"]
         # The floor counts the post's own TransactWriteItems and one 25-item batch per 25 followers.
         floor = 1 if row["celebrity"] else 1 + math.ceil(row["followers"] / BATCH)
         label = f"{row['followers']:,}" + (" (celebrity)" if row["celebrity"] else "")
         print(
             f"{label:>18} {post:>5} {row['get_item']:>8} {row['query']:>6} {row['batch_write_item']:>11} "
-            f"{row['other']:>6} {total:>6} {floor:>6} {row['entries']:>8}"
+            f"{row['other'] + row['trim_other']:>6} {row['trim_query']:>7} "
+            f"{row['expected_trim_query']:>7.1f} {total:>6} {floor:>6} {row['entries']:>8}"
         )
     print(
         "post = TweetService.post's calls (one TransactWriteItems: tweet + idempotency record); "
         "BatchWrite covers the author's own timeline too, so it is ceil((F+1)/25)."
     )
+    print(
+        "Query = follower pages; trim Q = timeline-cap trims, one Query per sampled recipient "
+        "(E[trim] = recipients / sample_every; the tweet ID is random, so trim Q varies run to run). "
+        "total includes trim Q; floor does not."
+    )
+    if trim is not None:
+        print(
+            f"One sampled trim of a full timeline ({MAX_ENTRIES:,} + {trim['sample_every']} entries, "
+            f"keys only): {trim['query']} Query, {trim['batch_write_item']} BatchWrite, "
+            f"{trim['deleted']} deleted (it reads {trim['stored']:,} items). The trims above found empty "
+            f"timelines: in steady state each trim Q also brings about {trim['batch_write_item']} BatchWrite."
+        )
     if missing_post:
         print("aviary.tweet_service is not importable here: the post is counted as 1 transaction.")
 
@@ -191,7 +253,7 @@ def handler_modules() -> list[str]:
 
 
 def _dummy(name: str) -> str:
-    if re.search(r"(THRESHOLD|DAYS|SECONDS|COUNT|PORT|LIMIT|SIZE|BYTES|ATTEMPTS)$", name):
+    if re.search(r"(THRESHOLD|DAYS|SECONDS|COUNT|PORT|LIMIT|SIZE|BYTES|ATTEMPTS|ENTRIES)$", name):
         return "10"
     return "bench-" + name.removeprefix("AVIARY_").lower().replace("_", "-")
 
@@ -284,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-imports", action="store_true")
     args = parser.parse_args(argv)
     if not args.skip_fanout:
-        print_fanout(fanout_costs(args.followers))
+        print_fanout(fanout_costs(args.followers), steady_state_trim())
     if not args.skip_fanout and not args.skip_imports:
         print()
     if not args.skip_imports:

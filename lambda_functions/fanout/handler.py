@@ -18,7 +18,14 @@ from aws_lambda_powertools.metrics import Metrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from aviary.clients import client
-from aviary.fanout import DEFAULT_RETENTION_DAYS, FanoutResult, FanoutService, TimelineWriter
+from aviary.fanout import (
+    DEFAULT_MAX_ENTRIES,
+    DEFAULT_RETENTION_DAYS,
+    FanoutResult,
+    FanoutService,
+    TimelineTrimmer,
+    TimelineWriter,
+)
 from aviary.followers import FollowerDirectory
 from aviary.naming import table_name
 from aviary.schema import SOCIAL_GRAPH
@@ -31,6 +38,9 @@ TIMELINES_TABLE = os.environ["AVIARY_TIMELINES_TABLE"]
 SOCIAL_GRAPH_TABLE = os.environ.get("AVIARY_SOCIAL_GRAPH_TABLE") or table_name(SOCIAL_GRAPH)
 CELEBRITY_THRESHOLD = int(os.environ["AVIARY_CELEBRITY_THRESHOLD"])
 RETENTION_DAYS = int(os.environ.get("AVIARY_TIMELINE_RETENTION_DAYS") or DEFAULT_RETENTION_DAYS)
+MAX_ENTRIES = int(os.environ.get("AVIARY_TIMELINE_MAX_ENTRIES") or DEFAULT_MAX_ENTRIES)
+if MAX_ENTRIES < 1:
+    raise ValueError(f"AVIARY_TIMELINE_MAX_ENTRIES must be at least 1, not {MAX_ENTRIES}")
 
 logger = Logger(service="fanout")
 metrics = Metrics(namespace="Aviary", service="fanout")
@@ -59,11 +69,13 @@ class LazyFanout:
 
 def build_service(dynamodb_client: Any) -> FanoutService:
     """The fan-out over this region's tables, from the settings read at import."""
+    writer = TimelineWriter(dynamodb_client, TIMELINES_TABLE, sleep=time.sleep)
     return FanoutService(
         FollowerDirectory(dynamodb_client, SOCIAL_GRAPH_TABLE),
-        TimelineWriter(dynamodb_client, TIMELINES_TABLE, sleep=time.sleep),
+        writer,
         CELEBRITY_THRESHOLD,
         retention_days=RETENTION_DAYS,
+        trimmer=TimelineTrimmer(dynamodb_client, TIMELINES_TABLE, MAX_ENTRIES, writer=writer),
     )
 
 
@@ -97,6 +109,7 @@ def build_handler(
             totals["written"] += result.written
             totals["deleted"] += result.deleted
             totals["celebrity"] += result.celebrity
+            totals["trimmed"] += result.trimmed
 
         response = process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
@@ -104,6 +117,7 @@ def build_handler(
         # One value per metric per invocation rather than one per record.
         metrics.add_metric(name="TimelineEntriesWritten", unit=MetricUnit.Count, value=totals["written"])
         metrics.add_metric(name="TimelineEntriesDeleted", unit=MetricUnit.Count, value=totals["deleted"])
+        metrics.add_metric(name="TimelineEntriesTrimmed", unit=MetricUnit.Count, value=totals["trimmed"])
         metrics.add_metric(name="CelebrityRecords", unit=MetricUnit.Count, value=totals["celebrity"])
         metrics.add_metric(
             name="FanoutRecordsFailed", unit=MetricUnit.Count, value=len(response["batchItemFailures"])

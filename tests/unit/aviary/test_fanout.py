@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from aviary.fanout import (
     BATCH_WRITE_MAX_ITEMS,
     FanoutResult,
     FanoutService,
+    TimelineTrimmer,
     TimelineWriteIncomplete,
     TimelineWriter,
     entry_key,
@@ -29,6 +31,7 @@ from aviary.followers import FollowerDirectory
 from aviary.ids import new_ulid
 from aviary.keys import PROFILE_SK, follower_sk, follows_sk, user_pk
 from aviary.schema import SOCIAL_GRAPH, TIMELINES, TWEETS
+from aviary.timeline import decode_cursor
 from aviary.timeline_store import TimelineStore
 from aviary.tweets import Tweet
 from tests.moto_tables import create_tables
@@ -222,13 +225,22 @@ def throttled(times: int) -> Callable[[str, dict[str, Any]], Any]:
 
 
 def build_service(
-    client: Any, tables: dict[str, str], *, threshold: int = NO_CELEBRITIES, sleeps: list[float] | None = None
+    client: Any,
+    tables: dict[str, str],
+    *,
+    threshold: int = NO_CELEBRITIES,
+    sleeps: list[float] | None = None,
+    max_entries: int | None = None,
+    **trim_options: int,
 ) -> FanoutService:
+    """The fan-out under test; with `max_entries` it trims timelines to that cap (`trim_options` as given)."""
     recorded = sleeps if sleeps is not None else []
+    writer = TimelineWriter(client, tables["timelines"], sleep=recorded.append, rng=random.Random(7))
+    trimmer = None
+    if max_entries is not None:
+        trimmer = TimelineTrimmer(client, tables["timelines"], max_entries, writer=writer, **trim_options)
     return FanoutService(
-        FollowerDirectory(client, tables["social-graph"]),
-        TimelineWriter(client, tables["timelines"], sleep=recorded.append, rng=random.Random(7)),
-        threshold,
+        FollowerDirectory(client, tables["social-graph"]), writer, threshold, trimmer=trimmer
     )
 
 
@@ -562,6 +574,285 @@ def test_writes_go_in_chunks_of_exactly_25(aws):
     assert counting.calls["batch_write_item"] == 3
 
 
+# -- the timeline cap -------------------------------------------------------------------------------
+
+SAMPLE_EVERY = 128  # TimelineTrimmer's default
+
+
+def is_sampled(user: str, tweet: Tweet, sample_every: int = SAMPLE_EVERY) -> bool:
+    return zlib.crc32(f"{user}#{tweet.tweet_id}".encode()) % sample_every == 0
+
+
+def first_tweet(start: int, author: str, wanted: Callable[[Tweet], bool]) -> Tweet:
+    """The first of make_tweet(start), make_tweet(start + 1), ... by `author` that `wanted` accepts."""
+    for n in range(start, start + 100_000):
+        tweet = make_tweet(n, author=author)
+        if wanted(tweet):
+            return tweet
+    raise AssertionError("no such tweet")
+
+
+def fill_timeline(client: Any, tables: dict[str, str], user: str, count: int) -> list[Tweet]:
+    """`count` entries in `user`'s timeline, oldest first, written directly (no fan-out, no trim)."""
+    tweets = [make_tweet(n, author="carol") for n in range(1, count + 1)]
+    writer = TimelineWriter(client, tables["timelines"], sleep=lambda _s: None)
+    writer.put_entries(timeline_entry(user, tweet) for tweet in tweets)
+    return tweets
+
+
+def timeline_of(client: Any, tables: dict[str, str], user: str) -> list[str]:
+    """The tweet IDs in `user`'s timeline, oldest first."""
+    return [
+        item["tweet_id"]["S"]
+        for item in all_entries(client, tables["timelines"])
+        if item["user_id"]["S"] == user
+    ]
+
+
+def ids(tweets: Iterable[Tweet]) -> list[str]:
+    return [tweet.tweet_id for tweet in tweets]
+
+
+def timeline_queries(table: str, users: list[str]) -> Callable[[str, dict[str, Any]], Any]:
+    """A fault that answers nothing and notes whose timeline each Query on `table` read."""
+
+    def fault(name: str, kwargs: dict[str, Any]) -> Any:
+        if name == "query" and kwargs["TableName"] == table:
+            users.append(kwargs["ExpressionAttributeValues"][":user"]["S"])
+        return None
+
+    return fault
+
+
+def test_sampling_is_a_deterministic_hash_of_user_and_tweet():
+    writer = TimelineWriter(None, "timelines", sleep=lambda _s: None)
+    first = TimelineTrimmer(None, "timelines", 10, writer=writer)
+    again = TimelineTrimmer(None, "timelines", 10, writer=writer)
+    pairs = [(f"user{i}", make_tweet(n)) for i in range(40) for n in range(80)]
+    picks = [first.should_trim(user, tweet.tweet_id) for user, tweet in pairs]
+    assert picks == [again.should_trim(user, tweet.tweet_id) for user, tweet in pairs]
+    assert picks == [is_sampled(user, tweet) for user, tweet in pairs]
+    assert 60 <= sum(picks) <= 140  # about one pair in 32 of 3,200
+    every = TimelineTrimmer(None, "timelines", 10, sample_every=1, writer=writer)
+    assert all(every.should_trim(user, tweet.tweet_id) for user, tweet in pairs)
+
+
+@pytest.mark.parametrize("setting", ["max_entries", "sample_every", "max_deletes_per_trim"])
+def test_trimmer_settings_must_be_positive(setting):
+    options = {"max_entries": 10, "sample_every": 32, "max_deletes_per_trim": 500, setting: 0}
+    writer = TimelineWriter(None, "timelines", sleep=lambda _s: None)
+    with pytest.raises(ValueError, match=f"{setting} must be at least 1"):
+        TimelineTrimmer(None, "timelines", writer=writer, **options)
+
+
+@pytest.mark.parametrize("excess", [1, 24, 25, 26, 60])
+def test_a_sampled_insert_deletes_exactly_the_oldest_entries_beyond_the_cap(aws, excess):
+    client, tables = aws
+    cap = 30
+    seed_followers(client, tables["social-graph"], "alice", ["bob"])
+    older = fill_timeline(client, tables, "bob", cap + excess - 1)
+    tweet = first_tweet(1000, "alice", lambda t: is_sampled("bob", t) and not is_sampled("alice", t))
+    counting = CountingClient(client)
+
+    result = build_service(counting, tables, max_entries=cap).handle(stream_record("INSERT", new=tweet))
+
+    assert result == FanoutResult("insert", written=2, trimmed=excess)
+    assert timeline_of(client, tables, "bob") == ids([*older, tweet])[excess:]
+    assert timeline_of(client, tables, "alice") == [tweet.tweet_id]
+    assert counting.calls["query"] == 2  # alice's followers, then bob's timeline keys
+    deletes = [BATCH_WRITE_MAX_ITEMS] * (excess // BATCH_WRITE_MAX_ITEMS)
+    assert counting.batch_sizes == [2, *deletes, *([excess % BATCH_WRITE_MAX_ITEMS] if excess % 25 else [])]
+
+
+def test_a_timeline_at_or_under_the_cap_loses_nothing(aws):
+    client, tables = aws
+    older = fill_timeline(client, tables, "bob", 9)
+    tweet = first_tweet(1000, "bob", lambda t: is_sampled("bob", t))
+    result = build_service(client, tables, max_entries=10).handle(stream_record("INSERT", new=tweet))
+    assert result == FanoutResult("insert", written=1, trimmed=0)
+    assert timeline_of(client, tables, "bob") == ids([*older, tweet])
+
+
+def test_a_fanout_trims_exactly_the_sampled_recipients(aws):
+    client, tables = aws
+    followers = [f"f{i:03d}" for i in range(200)]
+    seed_followers(client, tables["social-graph"], "alice", followers)
+    trimmed_users: list[str] = []
+    counting = CountingClient(client, fault=timeline_queries(tables["timelines"], trimmed_users))
+    tweet = make_tweet(1)
+
+    result = build_service(counting, tables, max_entries=5, sample_every=8).handle(
+        stream_record("INSERT", new=tweet)
+    )
+
+    expected = [user for user in ["alice", *followers] if is_sampled(user, tweet, 8)]
+    assert 10 <= len(expected) <= 45  # about 201 / 8
+    assert trimmed_users == expected  # one Query each, in fan-out order, after every entry is written
+    assert result == FanoutResult("insert", written=201, trimmed=0)
+
+
+def test_inserts_that_sample_no_recipient_query_no_timeline(aws):
+    client, tables = aws
+    # crc32 is affine, so for one tweet the sampled handles form one of 32 fixed classes: a large
+    # audience almost always holds a sampled member. Eight followers leave room for tweets that sample none.
+    followers = [f"f{i:02d}" for i in range(8)]
+    seed_followers(client, tables["social-graph"], "alice", followers)
+    fill_timeline(client, tables, "f00", 50)  # over the cap, but no write to it is sampled
+    audience = ["alice", *followers]
+    tweet = first_tweet(1000, "alice", lambda t: not any(is_sampled(user, t) for user in audience))
+    trimmed_users: list[str] = []
+    counting = CountingClient(client, fault=timeline_queries(tables["timelines"], trimmed_users))
+
+    result = build_service(counting, tables, max_entries=10).handle(stream_record("INSERT", new=tweet))
+
+    assert result == FanoutResult("insert", written=9)
+    assert trimmed_users == []
+    assert counting.calls == Counter(get_item=1, query=1, batch_write_item=1)  # the followers' page only
+    assert len(timeline_of(client, tables, "f00")) == 51
+
+
+def test_a_celebrity_insert_trims_only_the_authors_timeline(aws):
+    client, tables = aws
+    seed_followers(client, tables["social-graph"], "star", [f"f{i}" for i in range(6)])
+    older = fill_timeline(client, tables, "star", 12)
+    unsampled = first_tweet(1000, "star", lambda t: not is_sampled("star", t))
+    sampled = first_tweet(2000, "star", lambda t: is_sampled("star", t))  # newer than `unsampled`
+    counting = CountingClient(client)
+    service = build_service(counting, tables, threshold=5, max_entries=10)
+
+    assert service.handle(stream_record("INSERT", new=unsampled)) == FanoutResult(
+        "insert", written=1, celebrity=True
+    )
+    assert counting.calls == Counter(get_item=1, batch_write_item=1)
+    assert service.handle(stream_record("INSERT", new=sampled)) == FanoutResult(
+        "insert", written=1, celebrity=True, trimmed=4
+    )
+    assert counting.calls == Counter(get_item=2, batch_write_item=3, query=1)
+    assert timeline_of(client, tables, "star") == ids([*older, unsampled, sampled])[4:]
+
+
+def test_a_trim_never_deletes_more_than_its_limit(aws):
+    client, tables = aws
+    tweets = fill_timeline(client, tables, "bob", 25)
+    limits: list[int] = []
+
+    def note_limit(name: str, kwargs: dict[str, Any]) -> Any:
+        if name == "query":
+            limits.append(kwargs["Limit"])
+
+    counting = CountingClient(client, fault=note_limit)
+    writer = TimelineWriter(counting, tables["timelines"], sleep=lambda _s: None)
+    trimmer = TimelineTrimmer(counting, tables["timelines"], 5, max_deletes_per_trim=7, writer=writer)
+
+    # Each trim deletes the entries just past the newest five; the older backlog waits for the next.
+    assert trimmer.trim("bob") == 7
+    assert timeline_of(client, tables, "bob") == ids(tweets[:13] + tweets[20:])
+    assert [trimmer.trim("bob") for _ in range(3)] == [7, 6, 0]
+    assert timeline_of(client, tables, "bob") == ids(tweets[20:])
+    assert limits == [12] * 4  # never reads more than the cap plus one trim's deletes
+
+
+def test_trim_reads_only_keys_newest_first_and_follows_every_page():
+    class PagedTimeline:
+        """Ten entries k09 (newest) .. k00, served newest first three to a page."""
+
+        def __init__(self) -> None:
+            self.keys = [f"k{i:02d}" for i in range(9, -1, -1)]
+            self.queries: list[dict[str, Any]] = []
+            self.deleted: list[str] = []
+
+        def query(self, **request: Any) -> dict[str, Any]:
+            self.queries.append(request)
+            start = request.get("ExclusiveStartKey")
+            index = self.keys.index(start["entry_key"]["S"]) + 1 if start else 0
+            page = self.keys[index : index + min(3, request["Limit"])]
+            response: dict[str, Any] = {
+                "Items": [{"user_id": {"S": "bob"}, "entry_key": {"S": key}} for key in page]
+            }
+            if index + len(page) < len(self.keys):
+                response["LastEvaluatedKey"] = {"user_id": {"S": "bob"}, "entry_key": {"S": page[-1]}}
+            return response
+
+        def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+            for request in RequestItems["timelines"]:
+                self.deleted.append(request["DeleteRequest"]["Key"]["entry_key"]["S"])
+            return {}
+
+    client = PagedTimeline()
+    writer = TimelineWriter(client, "timelines", sleep=lambda _s: None)
+    trimmer = TimelineTrimmer(client, "timelines", 4, max_deletes_per_trim=100, writer=writer)
+
+    assert trimmer.trim("bob") == 6
+    assert client.deleted == ["k05", "k04", "k03", "k02", "k01", "k00"]
+    assert [q.get("ExclusiveStartKey", {}).get("entry_key", {}).get("S") for q in client.queries] == [
+        None,
+        "k07",
+        "k04",
+        "k01",
+    ]
+    assert [q["Limit"] for q in client.queries] == [104, 101, 98, 95]
+    for query in client.queries:
+        names = query["ExpressionAttributeNames"]
+        parts = [part.strip() for part in query["ProjectionExpression"].split(",")]
+        projected = [names.get(part, part) for part in parts]
+        assert sorted(projected) == ["entry_key", "user_id"]
+        assert query["ScanIndexForward"] is False and query["ConsistentRead"] is False
+        assert query["ExpressionAttributeValues"] == {":user": {"S": "bob"}}
+        assert names[query["KeyConditionExpression"].split(" = ")[0]] == "user_id"
+
+
+@pytest.mark.parametrize("fault", ["half-processed", "throttled"])
+def test_trim_deletes_go_25_at_a_time_with_the_writers_retries(aws, fault):
+    client, tables = aws
+    tweets = fill_timeline(client, tables, "bob", 65)
+    injected = half_processed(client, times=3) if fault == "half-processed" else throttled(times=3)
+    counting = CountingClient(client, fault=injected)
+    sleeps: list[float] = []
+    writer = TimelineWriter(counting, tables["timelines"], sleep=sleeps.append, rng=random.Random(3))
+    trimmer = TimelineTrimmer(counting, tables["timelines"], 5, writer=writer)
+
+    assert trimmer.trim("bob") == 60
+    assert timeline_of(client, tables, "bob") == ids(tweets[60:])
+    assert len(sleeps) == 3
+    assert max(counting.batch_sizes) == BATCH_WRITE_MAX_ITEMS
+
+
+def test_a_redelivered_sampled_insert_leaves_the_same_items(aws):
+    client, tables = aws
+    seed_followers(client, tables["social-graph"], "alice", ["bob", "carol"])
+    fill_timeline(client, tables, "bob", 12)
+    tweet = first_tweet(1000, "alice", lambda t: is_sampled("bob", t))
+    service = build_service(client, tables, max_entries=10)
+    record = stream_record("INSERT", new=tweet)
+
+    first = service.handle(record)
+    after_first = all_entries(client, tables["timelines"])
+    again = service.handle(record)
+
+    assert all_entries(client, tables["timelines"]) == after_first
+    assert (first.written, first.trimmed) == (3, 3)
+    assert (again.written, again.trimmed) == (3, 0)  # the same trim, with nothing left to delete
+    assert len(timeline_of(client, tables, "bob")) == 10
+
+
+def test_redelivering_a_whole_sequence_converges_when_every_write_trims(aws):
+    client, tables = aws
+    seed_followers(client, tables["social-graph"], "alice", ["bob"])
+    service = build_service(client, tables, max_entries=5, sample_every=1)
+    tweets = [make_tweet(n) for n in range(1, 9)]
+    batch = [stream_record("INSERT", new=tweet, sequence=str(n)) for n, tweet in enumerate(tweets)]
+    batch.append(stream_record("MODIFY", new=tombstone(tweets[-1]), old=tweets[-1], sequence="99"))
+
+    for record in batch:
+        service.handle(record)
+    first = all_entries(client, tables["timelines"])
+    for record in batch:
+        service.handle(record)
+
+    assert all_entries(client, tables["timelines"]) == first
+    assert first == expected_entries({u: tweets[3:7] for u in ("alice", "bob")})
+
+
 # -- the read side reads what the fan-out writes -----------------------------------------------------
 
 
@@ -601,3 +892,30 @@ def test_fanned_out_entries_are_what_the_timeline_store_reads(aws):
     }
     assert page["items"][2]["media_ids"] == ["m1"]
     assert store.read_page("star", 10, None)["items"][0]["tweet_id"] == celebrity.tweet_id
+
+
+def test_the_timeline_store_reads_the_newest_entries_of_a_trimmed_timeline(aws):
+    client, tables = aws
+    cap = 20
+    seed_followers(client, tables["social-graph"], "alice", ["bob"])
+    older = fill_timeline(client, tables, "bob", cap + 6)
+    tweet = first_tweet(1000, "alice", lambda t: is_sampled("bob", t))
+    service = build_service(client, tables, max_entries=cap)
+    assert service.handle(stream_record("INSERT", new=tweet)).trimmed == 7
+    newest_first = ids(reversed([*older, tweet]))[:cap]
+
+    store = TimelineStore(client, tables["timelines"], tables["social-graph"], tables["tweets"], 5)
+    whole = store.read_page("bob", cap + 10, None)
+    assert [item["tweet_id"] for item in whole["items"]] == newest_first
+    assert whole["next_cursor"] is None
+
+    # Page by page, a reader sees the same newest entries and then the end.
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        page = store.read_page("bob", 7, cursor)
+        seen.extend(item["tweet_id"] for item in page["items"])
+        if page["next_cursor"] is None:
+            break
+        cursor = decode_cursor(page["next_cursor"])
+    assert seen == newest_first

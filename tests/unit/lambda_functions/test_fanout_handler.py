@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from aviary import clients
-from aviary.fanout import FanoutService, TimelineWriter
+from aviary.fanout import FanoutService, TimelineTrimmer, TimelineWriter
 from aviary.followers import FollowerDirectory
 from aviary.tweets import Tweet
 from tests.unit.aviary.test_fanout import (
@@ -23,12 +23,17 @@ from tests.unit.aviary.test_fanout import (
     CountingClient,
     all_entries,
     expected_entries,
+    fill_timeline,
+    first_tweet,
+    ids,
+    is_sampled,
     make_tweet,
     new_tables,
     seed_followers,
     set_aws_environment,
     stream_record,
     throttled,
+    timeline_of,
     tombstone,
 )
 
@@ -112,6 +117,46 @@ def test_retention_defaults_to_30_days_and_the_social_graph_to_its_fixed_name(aw
     module = load_handler(monkeypatch, client, tables, AVIARY_SOCIAL_GRAPH_TABLE="")
     assert module.RETENTION_DAYS == 30
     assert module.SOCIAL_GRAPH_TABLE == "aviary-social-graph"
+
+
+def test_the_timeline_cap_is_read_once_at_import_and_defaults_to_800(aws, monkeypatch):
+    client, tables = aws
+    monkeypatch.delenv("AVIARY_TIMELINE_MAX_ENTRIES", raising=False)
+    assert load_handler(monkeypatch, client, tables).MAX_ENTRIES == 800
+    module = load_handler(monkeypatch, client, tables, AVIARY_TIMELINE_MAX_ENTRIES="120")
+    monkeypatch.setenv("AVIARY_TIMELINE_MAX_ENTRIES", "5")
+    assert module.MAX_ENTRIES == 120
+    service = module.build_service(client)
+    assert isinstance(service.trimmer, TimelineTrimmer)
+    assert (service.trimmer.max_entries, service.trimmer.timelines_table) == (120, tables["timelines"])
+    assert service.trimmer.writer is service.writer  # deletes get the writer's batching and retries
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "lots"])
+def test_a_cap_that_is_not_a_positive_integer_fails_the_cold_start(aws, monkeypatch, value):
+    client, tables = aws
+    with pytest.raises(ValueError):
+        load_handler(monkeypatch, client, tables, AVIARY_TIMELINE_MAX_ENTRIES=value)
+
+
+def test_a_batch_trims_sampled_timelines_to_the_cap(aws, monkeypatch, capsys):
+    client, tables = aws
+    seed_followers(client, tables["social-graph"], "alice", ["bob"])
+    older = fill_timeline(client, tables, "bob", 12)
+    tweet = first_tweet(1000, "alice", lambda t: is_sampled("bob", t) and not is_sampled("alice", t))
+    module = load_handler(monkeypatch, client, tables, AVIARY_TIMELINE_MAX_ENTRIES="10")
+    batch = event(stream_record("INSERT", new=tweet, sequence="1"))
+
+    assert module.handler(batch, CONTEXT) == {"batchItemFailures": []}
+    assert timeline_of(client, tables, "bob") == ids([*older, tweet])[3:]
+    # Redelivered, the same entry is rewritten and the same trim finds nothing left to delete.
+    assert module.handler(batch, CONTEXT) == {"batchItemFailures": []}
+    assert timeline_of(client, tables, "bob") == ids([*older, tweet])[3:]
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [(m["TimelineEntriesWritten"], m["TimelineEntriesTrimmed"]) for m in emf] == [
+        ([2.0], [3.0]),
+        ([2.0], [0.0]),
+    ]
 
 
 def test_a_missing_timelines_table_fails_the_cold_start(aws, monkeypatch):
