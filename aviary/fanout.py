@@ -13,8 +13,8 @@ Between two sampled writes a timeline may run over the cap by a few dozen entrie
 
 from __future__ import annotations
 
+import hashlib
 import random
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -146,6 +146,12 @@ class TimelineWriter:
         return self._rng.uniform(0, ceiling)
 
 
+def sample_hash(user_id: str, tweet_id: str) -> int:
+    """A stable, evenly spread hash of a (user, tweet) pair; crc32 would sample in clumps."""
+    digest = hashlib.blake2b(f"{user_id}#{tweet_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
 class TimelineTrimmer:
     """Keeps each user's newest `max_entries` timeline entries, deleting older ones on a sample of writes."""
 
@@ -177,7 +183,7 @@ class TimelineTrimmer:
         """Whether writing `tweet_id` into `user_id`'s timeline trims it: about one pair in `sample_every`."""
         # A hash of the pair, not a random draw: a redelivered record trims exactly where it did before,
         # and every user is sampled at the same rate whatever order the tweets arrive in.
-        return zlib.crc32(f"{user_id}#{tweet_id}".encode()) % self.sample_every == 0
+        return sample_hash(user_id, tweet_id) % self.sample_every == 0
 
     def trim(self, user_id: str) -> int:
         """Delete `user_id`'s entries beyond the newest `max_entries`; returns how many were deleted.
