@@ -7,7 +7,6 @@ route never takes the acting user from the path or the body, so nobody can act a
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -32,6 +31,11 @@ _RETRYABLE_CODES = frozenset(
         "InternalServerError",
         "ServiceUnavailable",
     }
+)
+# Why DynamoDB cancelled one item of a transaction when retrying it as it is can succeed: another
+# transaction on the same item (two likes of one tweet at once), or throttling of that item.
+_RETRYABLE_CANCELLATION_REASONS = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 )
 
 
@@ -66,8 +70,10 @@ def parse_request(event: Mapping[str, Any]) -> ApiRequest:
     if body is not None and event.get("isBase64Encoded"):
         try:
             body = base64.b64decode(body, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise ValidationError("The body must be UTF-8 JSON.", field="body") from None
+        except ValueError:
+            # binascii.Error (bad base64), UnicodeDecodeError (not UTF-8), and the plain ValueError
+            # b64decode raises for a str with non-ASCII characters in it.
+            raise ValidationError("The body must be base64-encoded UTF-8 JSON.", field="body") from None
     return ApiRequest(
         route_key=str(event.get("routeKey", "")),
         caller=validation.handle(username, field="Authorization"),
@@ -105,7 +111,7 @@ def dispatch(event: Mapping[str, Any], routes: Mapping[str, Route], log: logging
         return error_response(error)
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
-        if code in _RETRYABLE_CODES:
+        if code in _RETRYABLE_CODES or _cancelled_by_contention(error):
             log.warning("DynamoDB asked us to back off: %s", code)
             return error_response(ServiceUnavailable("Aviary is busy; retry the request shortly."))
         log.exception("unexpected AWS error")
@@ -116,6 +122,14 @@ def dispatch(event: Mapping[str, Any], routes: Mapping[str, Route], log: logging
     except Exception:
         log.exception("unhandled error")
         return _internal_error()
+
+
+def _cancelled_by_contention(error: ClientError) -> bool:
+    """A TransactionCanceledException that names a conflict or throttling among its reasons."""
+    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    reasons = error.response.get("CancellationReasons") or []
+    return any(reason.get("Code") in _RETRYABLE_CANCELLATION_REASONS for reason in reasons)
 
 
 def _internal_error() -> dict[str, Any]:
