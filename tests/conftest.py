@@ -8,7 +8,15 @@ os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.envir
 
 import pytest
 
+from tests.aws_fakes import use_fake_aws
 from tests.cloud_assembly import VARIANTS, CloudAssembly, synthesized
+
+
+@pytest.fixture(autouse=True)
+def fake_aws(monkeypatch):
+    """No test can reach real AWS: fake credentials, region us-east-1 (a module may monkeypatch another),
+    and no endpoint or profile from the environment."""
+    use_fake_aws(monkeypatch)
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,7 @@ from aviary.schema import SOCIAL_GRAPH, TIMELINES, TWEETS
 from aviary.timeline import decode_cursor
 from aviary.timeline_store import TimelineStore
 from aviary.tweets import Tweet
+from tests.aws_fakes import CountingClient
 from tests.moto_tables import create_tables
 
 REGION = "us-east-1"
@@ -46,17 +47,9 @@ NO_CELEBRITIES = 1_000_000
 
 
 def set_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        # boto3 1.44 sends streams calls to account endpoints that moto does not intercept.
-        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    """On top of tests/conftest.py's fake AWS environment."""
+    # boto3 1.44 sends streams calls to account endpoints that moto does not intercept.
+    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
 
 
 def new_tables() -> tuple[Any, dict[str, str]]:
@@ -165,33 +158,6 @@ def throttling_error(operation: str = "BatchWriteItem") -> ClientError:
     return ClientError(
         {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, operation
     )
-
-
-class CountingClient:
-    """Passes calls to a real client, counting them by operation; `fault` may answer a call instead."""
-
-    def __init__(self, client: Any, fault: Callable[[str, dict[str, Any]], Any] | None = None) -> None:
-        self._client = client
-        self.fault = fault
-        self.calls: Counter[str] = Counter()
-        self.batch_sizes: list[int] = []
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if not callable(attribute):
-            return attribute
-
-        def call(**kwargs: Any) -> Any:
-            self.calls[name] += 1
-            if name == "batch_write_item":
-                self.batch_sizes.extend(len(requests) for requests in kwargs["RequestItems"].values())
-            if self.fault is not None:
-                answer = self.fault(name, kwargs)
-                if answer is not None:
-                    return answer
-            return attribute(**kwargs)
-
-        return call
 
 
 def half_processed(client: Any, times: int) -> Callable[[str, dict[str, Any]], Any]:
@@ -331,7 +297,7 @@ def test_a_post_reaches_the_author_and_every_follower_in_full_batches(aws, follo
     client, tables = aws
     followers = [f"f{i:04d}" for i in range(follower_count)]
     seed_followers(client, tables["social-graph"], "alice", followers)
-    counting = CountingClient(client)
+    counting = CountingClient(client, by_operation=True)
     tweet = make_tweet(1, media_ids=("m1",))
 
     result = build_service(counting, tables).handle(stream_record("INSERT", new=tweet))
@@ -348,7 +314,7 @@ def test_a_post_reaches_the_author_and_every_follower_in_full_batches(aws, follo
 def test_a_celebrity_post_lands_only_in_the_authors_timeline(aws):
     client, tables = aws
     seed_followers(client, tables["social-graph"], "star", [f"f{i}" for i in range(6)])
-    counting = CountingClient(client)
+    counting = CountingClient(client, by_operation=True)
     tweet = make_tweet(1, author="star")
 
     result = build_service(counting, tables, threshold=5).handle(stream_record("INSERT", new=tweet))
@@ -376,7 +342,7 @@ def test_a_self_follow_does_not_put_one_key_twice_into_a_batch(aws):
 
 def test_an_inserted_tombstone_writes_nothing(aws):
     client, tables = aws
-    counting = CountingClient(client)
+    counting = CountingClient(client, by_operation=True)
     result = build_service(counting, tables).handle(stream_record("INSERT", new=tombstone(make_tweet(1))))
     assert result == FanoutResult("ignore")
     assert counting.calls == Counter()
@@ -398,7 +364,7 @@ def test_a_like_count_change_writes_nothing(aws):
     seed_followers(client, tables["social-graph"], "alice", ["bob"])
     tweet = make_tweet(1)
     liked = Tweet(**{**tweet.__dict__, "like_count": 1})
-    counting = CountingClient(client)
+    counting = CountingClient(client, by_operation=True)
     result = build_service(counting, tables).handle(stream_record("MODIFY", new=liked, old=tweet))
     assert result == FanoutResult("ignore")
     assert counting.calls == Counter()
@@ -413,7 +379,7 @@ def test_a_tombstone_removes_every_entry(aws, follower_count):
     tweet, other = make_tweet(1), make_tweet(2)
     service.handle(stream_record("INSERT", new=tweet))
     service.handle(stream_record("INSERT", new=other))
-    counting = CountingClient(client)
+    counting = CountingClient(client, by_operation=True)
 
     result = build_service(counting, tables).handle(
         stream_record("MODIFY", new=tombstone(tweet), old=tweet, sequence="200")
@@ -458,7 +424,7 @@ def test_a_celebrity_delete_touches_only_the_authors_timeline(aws):
 )
 def test_changes_to_a_tombstone_write_nothing(aws, record):
     client, tables = aws
-    counting = CountingClient(client)
+    counting = CountingClient(client, by_operation=True)
     assert build_service(counting, tables).handle(record) == FanoutResult("ignore")
     assert counting.calls == Counter()
 
@@ -495,7 +461,7 @@ def test_throttling_is_retried_until_everything_is_written_once(aws, fault):
     followers = [f"f{i:02d}" for i in range(60)]
     seed_followers(client, tables["social-graph"], "alice", followers)
     injected = half_processed(client, times=4) if fault == "half-processed" else throttled(times=3)
-    counting = CountingClient(client, fault=injected)
+    counting = CountingClient(client, by_operation=True, fault=injected)
     sleeps: list[float] = []
     tweet = make_tweet(1)
 
@@ -510,7 +476,7 @@ def test_throttling_is_retried_until_everything_is_written_once(aws, fault):
 
 def test_persistent_throttling_raises_after_max_attempts(aws):
     client, tables = aws
-    counting = CountingClient(client, fault=throttled(times=100))
+    counting = CountingClient(client, by_operation=True, fault=throttled(times=100))
     sleeps: list[float] = []
     writer = TimelineWriter(counting, tables["timelines"], sleep=sleeps.append, max_attempts=4)
     with pytest.raises(TimelineWriteIncomplete, match="1 of 1 timeline writes"):
@@ -525,7 +491,9 @@ def test_persistent_unprocessed_items_raise_too(aws):
     def never(name: str, kwargs: dict[str, Any]) -> Any:
         return {"UnprocessedItems": kwargs["RequestItems"]} if name == "batch_write_item" else None
 
-    writer = TimelineWriter(CountingClient(client, fault=never), tables["timelines"], sleep=lambda _s: None)
+    writer = TimelineWriter(
+        CountingClient(client, by_operation=True, fault=never), tables["timelines"], sleep=lambda _s: None
+    )
     entries = [timeline_entry(f"u{i}", make_tweet(1)) for i in range(30)]
     with pytest.raises(TimelineWriteIncomplete, match="25 of 25"):
         writer.put_entries(entries)
@@ -535,7 +503,7 @@ def test_backoff_grows_exponentially_with_full_jitter(aws):
     client, tables = aws
     sleeps: list[float] = []
     writer = TimelineWriter(
-        CountingClient(client, fault=throttled(times=100)),
+        CountingClient(client, by_operation=True, fault=throttled(times=100)),
         tables["timelines"],
         sleep=sleeps.append,
         max_attempts=6,
@@ -557,7 +525,7 @@ def test_other_errors_are_not_retried(aws):
     def invalid(name: str, _kwargs: dict[str, Any]) -> Any:
         raise ClientError({"Error": {"Code": "ValidationException", "Message": "bad"}}, "BatchWriteItem")
 
-    counting = CountingClient(client, fault=invalid)
+    counting = CountingClient(client, by_operation=True, fault=invalid)
     writer = TimelineWriter(counting, tables["timelines"], sleep=lambda _s: None)
     with pytest.raises(ClientError, match="ValidationException"):
         writer.put_entries([timeline_entry("bob", make_tweet(1))])
@@ -566,7 +534,7 @@ def test_other_errors_are_not_retried(aws):
 
 def test_writes_go_in_chunks_of_exactly_25(aws):
     client, tables = aws
-    counting = CountingClient(client)
+    counting = CountingClient(client, by_operation=True)
     writer = TimelineWriter(counting, tables["timelines"], sleep=lambda _s: None)
     assert writer.put_entries(timeline_entry(f"u{i:02d}", make_tweet(1)) for i in range(60)) == 60
     assert counting.batch_sizes == [25, 25, 10]
@@ -653,7 +621,7 @@ def test_a_sampled_insert_deletes_exactly_the_oldest_entries_beyond_the_cap(aws,
     seed_followers(client, tables["social-graph"], "alice", ["bob"])
     older = fill_timeline(client, tables, "bob", cap + excess - 1)
     tweet = first_tweet(1000, "alice", lambda t: is_sampled("bob", t) and not is_sampled("alice", t))
-    counting = CountingClient(client)
+    counting = CountingClient(client, by_operation=True)
 
     result = build_service(counting, tables, max_entries=cap).handle(stream_record("INSERT", new=tweet))
 
@@ -679,7 +647,9 @@ def test_a_fanout_trims_exactly_the_sampled_recipients(aws):
     followers = [f"f{i:03d}" for i in range(200)]
     seed_followers(client, tables["social-graph"], "alice", followers)
     trimmed_users: list[str] = []
-    counting = CountingClient(client, fault=timeline_queries(tables["timelines"], trimmed_users))
+    counting = CountingClient(
+        client, by_operation=True, fault=timeline_queries(tables["timelines"], trimmed_users)
+    )
     tweet = make_tweet(1)
 
     result = build_service(counting, tables, max_entries=5, sample_every=8).handle(
@@ -701,7 +671,9 @@ def test_inserts_that_sample_no_recipient_query_no_timeline(aws):
     audience = ["alice", *followers]
     tweet = first_tweet(1000, "alice", lambda t: not any(is_sampled(user, t) for user in audience))
     trimmed_users: list[str] = []
-    counting = CountingClient(client, fault=timeline_queries(tables["timelines"], trimmed_users))
+    counting = CountingClient(
+        client, by_operation=True, fault=timeline_queries(tables["timelines"], trimmed_users)
+    )
 
     result = build_service(counting, tables, max_entries=10).handle(stream_record("INSERT", new=tweet))
 
@@ -717,7 +689,7 @@ def test_a_celebrity_insert_trims_only_the_authors_timeline(aws):
     older = fill_timeline(client, tables, "star", 12)
     unsampled = first_tweet(1000, "star", lambda t: not is_sampled("star", t))
     sampled = first_tweet(2000, "star", lambda t: is_sampled("star", t))  # newer than `unsampled`
-    counting = CountingClient(client)
+    counting = CountingClient(client, by_operation=True)
     service = build_service(counting, tables, threshold=5, max_entries=10)
 
     assert service.handle(stream_record("INSERT", new=unsampled)) == FanoutResult(
@@ -740,7 +712,7 @@ def test_a_trim_never_deletes_more_than_its_limit(aws):
         if name == "query":
             limits.append(kwargs["Limit"])
 
-    counting = CountingClient(client, fault=note_limit)
+    counting = CountingClient(client, by_operation=True, fault=note_limit)
     writer = TimelineWriter(counting, tables["timelines"], sleep=lambda _s: None)
     trimmer = TimelineTrimmer(counting, tables["timelines"], 5, max_deletes_per_trim=7, writer=writer)
 
@@ -806,7 +778,7 @@ def test_trim_deletes_go_25_at_a_time_with_the_writers_retries(aws, fault):
     client, tables = aws
     tweets = fill_timeline(client, tables, "bob", 65)
     injected = half_processed(client, times=3) if fault == "half-processed" else throttled(times=3)
-    counting = CountingClient(client, fault=injected)
+    counting = CountingClient(client, by_operation=True, fault=injected)
     sleeps: list[float] = []
     writer = TimelineWriter(counting, tables["timelines"], sleep=sleeps.append, rng=random.Random(3))
     trimmer = TimelineTrimmer(counting, tables["timelines"], 5, writer=writer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+from typing import Any
 from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
 
 import boto3
@@ -34,28 +35,21 @@ WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + bytes(40)
 MP4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + bytes(40)
 
 
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+def new_media_backends() -> tuple[Any, str, Any]:
+    """A DynamoDB client, the media table's name and an S3 client with the versioned media bucket;
+    call inside mock_aws. Shared with tests/unit/lambda_functions/test_media_processor.py."""
+    dynamodb = boto3.client("dynamodb", region_name=REGION, config=AWS_CONFIG)
+    table = create_tables(dynamodb, [MEDIA])["media"]
+    s3 = boto3.client("s3", region_name=REGION, config=AWS_CONFIG)
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return dynamodb, table, s3
 
 
 @pytest.fixture
 def aws():
     with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION, config=AWS_CONFIG)
-        table = create_tables(dynamodb, [MEDIA])["media"]
-        s3 = boto3.client("s3", region_name=REGION, config=AWS_CONFIG)
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        yield dynamodb, table, s3
+        yield new_media_backends()
 
 
 @pytest.fixture

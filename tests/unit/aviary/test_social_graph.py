@@ -17,23 +17,11 @@ from aviary.keys import PROFILE_SK, follower_sk, follows_sk, user_pk
 from aviary.naming import table_name
 from aviary.schema import SOCIAL_GRAPH
 from aviary.social_graph import SocialGraph, cancellation_codes, only_condition_failures
+from tests.aws_fakes import CountingClient
 from tests.moto_tables import create_tables
 
 REGION = "us-east-1"
 TABLE = table_name(SOCIAL_GRAPH)
-
-
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
 def new_table() -> Any:
@@ -47,25 +35,6 @@ def new_table() -> Any:
 def dynamodb():
     with mock_aws():
         yield new_table()
-
-
-class CountingClient:
-    """Passes calls through to the real client and records their names."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.calls: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if not callable(attribute):
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append(name)
-            return attribute(*args, **kwargs)
-
-        return call
 
 
 def items(dynamodb: Any) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from aviary.naming import table_name
 from aviary.schema import IDEMPOTENCY, SOCIAL_GRAPH, TWEETS
 from aviary.tweet_service import TweetService, request_hash, tweet_from_json
 from aviary.tweets import Tweet
+from tests.aws_fakes import CountingClient
 from tests.moto_tables import create_tables
 
 REGION = "us-east-1"
@@ -29,44 +30,12 @@ KEY = "key-0001-abcdef"
 MEDIA = ("01KD0000000000000000000001", "01KD0000000000000000000002")
 
 
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-
 @pytest.fixture
 def dynamodb():
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION, config=AWS_CONFIG)
         create_tables(client, [TWEETS, SOCIAL_GRAPH, IDEMPOTENCY])
         yield client
-
-
-class CountingClient:
-    """Passes calls through to the real client and records their names."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.calls: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if not callable(attribute):
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append(name)
-            return attribute(*args, **kwargs)
-
-        return call
 
 
 class FailingTransactions(CountingClient):

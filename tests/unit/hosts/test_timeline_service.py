@@ -28,6 +28,7 @@ from aviary.timeline_store import TimelineStore
 from hosts.timeline_service.app import SettingsError, make_app, settings_from_environment
 from hosts.timeline_service.cache import TimelineCache
 from hosts.timeline_service.service import TimelineService
+from tests.aws_fakes import CountingClient
 from tests.moto_tables import create_tables
 from tests.tokens import AUDIENCE, ISSUER, TokenIssuer
 
@@ -63,29 +64,21 @@ class FakeClock:
         return self.now
 
 
-class ObservedClient:
+class ObservedClient(CountingClient):
     """Wraps the DynamoDB client to count calls, and to fail or hang them on demand."""
 
     def __init__(self, real: Any) -> None:
-        self.real = real
-        self.calls: Counter[str] = Counter()
+        super().__init__(real, self._fail_or_hang, by_operation=True)
         self.failure: Exception | None = None
         self.hang = threading.Event()  # set: every call blocks until released
         self.released = threading.Event()
 
-    def __getattr__(self, operation: str) -> Callable[..., Any]:
-        method = getattr(self.real, operation)
-
-        def call(**kwargs: Any) -> Any:
-            self.calls[operation] += 1
-            if self.hang.is_set():
-                self.released.wait(10)
-                raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
-            if self.failure is not None:
-                raise self.failure
-            return method(**kwargs)
-
-        return call
+    def _fail_or_hang(self, _operation: str, _kwargs: dict[str, Any]) -> None:
+        if self.hang.is_set():
+            self.released.wait(10)
+            raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+        if self.failure is not None:
+            raise self.failure
 
 
 def created_at(n: int) -> str:
@@ -146,16 +139,7 @@ def bearer(tokens: TokenIssuer, handle: str = "alice") -> dict[str, str]:
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+def aws():
     with mock_aws():
         yield boto3.client("dynamodb", region_name=REGION, config=AWS_CONFIG)
 

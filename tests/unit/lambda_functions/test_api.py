@@ -34,6 +34,7 @@ from aviary.validation import MEDIA_SIZE_CAPS, MIB
 from lambda_functions.api import media as media_api
 from lambda_functions.api import tweets as tweets_api
 from lambda_functions.api import users as users_api
+from tests.aws_fakes import use_fake_aws
 from tests.moto_tables import create_tables
 from tests.unit.lambda_functions.api_events import ACCOUNT, NO_USER, REGION, api_event
 
@@ -220,11 +221,9 @@ def reset_handlers() -> None:
 def aws():
     """One moto for the module, and its clients, made once: building a boto3 client is the slow part."""
     with pytest.MonkeyPatch.context() as patch:
+        # Module-scoped, so set up before tests/conftest.py's per-test fake AWS environment: its own.
+        use_fake_aws(patch, REGION)
         for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": REGION,
             "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
             "POWERTOOLS_METRICS_NAMESPACE": "Aviary",
             "AVIARY_TWEETS_TABLE": table_name(TWEETS),
@@ -234,8 +233,6 @@ def aws():
             "AVIARY_MEDIA_BUCKET": BUCKET,
         }.items():
             patch.setenv(name, value)
-        patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        patch.delenv("AWS_PROFILE", raising=False)
         # The handlers' clients are cached per process: start with none, so theirs are made inside
         # mock_aws, and put the cache back afterwards.
         patch.setattr(clients, "_clients", {})

@@ -18,9 +18,9 @@ from aviary import clients
 from aviary.fanout import FanoutService, TimelineTrimmer, TimelineWriter
 from aviary.followers import FollowerDirectory
 from aviary.tweets import Tweet
+from tests.aws_fakes import CountingClient
 from tests.unit.aviary.test_fanout import (
     REGION,
-    CountingClient,
     all_entries,
     expected_entries,
     fill_timeline,

@@ -17,11 +17,9 @@ from moto import mock_aws
 from aviary.clients import AWS_CONFIG
 from aviary.keys import media_object_key
 from aviary.media import MediaService, MediaStore
-from aviary.schema import MEDIA
-from tests.moto_tables import create_tables
+from tests.unit.aviary.test_media import BUCKET, new_media_backends
 
 REGION = "us-east-1"
-BUCKET = "aviary-media-123456789012-us-east-1"
 QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:aviary-media-events"
 MODULE = "lambda_functions.media_processor.handler"
 NOW_MS = 1_800_000_000_123
@@ -39,19 +37,6 @@ CONTEXT = SimpleNamespace(
 )
 
 
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-
 @pytest.fixture(scope="module")
 def handler_module():
     """The handler imported fresh with its environment, as a Lambda cold start would."""
@@ -67,11 +52,7 @@ def handler_module():
 @pytest.fixture
 def aws(handler_module, monkeypatch):
     with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION, config=AWS_CONFIG)
-        table = create_tables(dynamodb, [MEDIA])["media"]
-        s3 = boto3.client("s3", region_name=REGION, config=AWS_CONFIG)
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        dynamodb, table, s3 = new_media_backends()
         service = handler_module.build_service(dynamodb, s3, media_table=table, media_bucket=BUCKET)
         monkeypatch.setattr(handler_module, "service", service)
         yield SimpleNamespace(dynamodb=dynamodb, table=table, s3=s3, service=service)
