@@ -341,7 +341,7 @@ def print_imports(rows: list[tuple[str, float | str]], runs: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--followers", type=int, nargs="+", default=[1, 100, 10_000])
-    parser.add_argument("--runs", type=int, default=5, help="fresh interpreters per module (median)")
+    parser.add_argument("--runs", type=int, default=11, help="fresh interpreters per module (median)")
     parser.add_argument("--skip-fanout", action="store_true")
     parser.add_argument("--skip-imports", action="store_true")
     args = parser.parse_args(argv)
