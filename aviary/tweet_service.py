@@ -256,14 +256,7 @@ class TweetService:
                         "ConditionExpression": "attribute_not_exists(tweet_id)",
                     }
                 },
-                {
-                    "ConditionCheck": {
-                        "TableName": self._tweets,
-                        "Key": {"tweet_id": {"S": original_id}},
-                        "ConditionExpression": _LIVE_TWEET,
-                        "ExpressionAttributeValues": {":false": _FALSE},
-                    }
-                },
+                self._live_tweet_check(original_id),
             ]
             try:
                 self._dynamodb.transact_write_items(TransactItems=items)
@@ -326,6 +319,17 @@ class TweetService:
     def _like_key(caller: str, tweet_id: str) -> dict[str, dict[str, str]]:
         return {"pk": {"S": tweet_pk(tweet_id)}, "sk": {"S": like_sk(caller)}}
 
+    def _live_tweet_check(self, tweet_id: str) -> dict[str, Any]:
+        """A transaction item that holds only while the tweet exists and is not deleted."""
+        return {
+            "ConditionCheck": {
+                "TableName": self._tweets,
+                "Key": {"tweet_id": {"S": tweet_id}},
+                "ConditionExpression": _LIVE_TWEET,
+                "ExpressionAttributeValues": {":false": _FALSE},
+            }
+        }
+
     @staticmethod
     def _counter_key(tweet_id: str) -> dict[str, dict[str, str]]:
         return {"pk": {"S": tweet_pk(tweet_id)}, "sk": {"S": LIKES_SK}}
@@ -341,14 +345,7 @@ class TweetService:
                 "ExpressionAttributeValues": {":delta": {"N": str(delta)}},
             }
         }
-        tweet_live = {
-            "ConditionCheck": {
-                "TableName": self._tweets,
-                "Key": {"tweet_id": {"S": tweet_id}},
-                "ConditionExpression": _LIVE_TWEET,
-                "ExpressionAttributeValues": {":false": _FALSE},
-            }
-        }
+        tweet_live = self._live_tweet_check(tweet_id)
         try:
             self._dynamodb.transact_write_items(TransactItems=[like_item, count_update, tweet_live])
         except ClientError as error:
