@@ -16,6 +16,10 @@ def main() -> None:
         config = load_config(app.node.try_get_context)
     except ConfigError as error:
         sys.exit(f"aviary: invalid configuration: {error}")
+    if config.is_local:
+        # moto's CloudFormation resolves Fn::ImportValue but not Fn::GetStackOutput, which the
+        # weak references cdk.json asks for (they keep prod's data stacks free to change).
+        app.node.set_context("@aws-cdk/core:defaultCrossStackReferences", "strong")
     build_app(app, config)
     # cdk-nag runs at every synth: an unacknowledged AwsSolutions error fails it.
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True))

@@ -31,25 +31,49 @@ def test_service_stack_deploys_after_its_own_and_the_primary_regions_data_stacks
         assert stacks == {stack_name("Data", region), stack_name("Data", primary)}
 
 
+def _references(node):
+    """Every Fn::ImportValue and Fn::GetStackOutput in a template, however deeply nested."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("Fn::ImportValue", "Fn::GetStackOutput"):
+                yield key, value
+            yield from _references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _references(value)
+
+
 def test_no_stack_references_another_region(assembly):
     """Cross-region references are fragile (aws/aws-cdk#34813): names are derived instead."""
+    seen = 0
     for name, artifact in assembly.stacks.items():
         region = artifact["environment"].rsplit("/", 1)[-1]
-        template = json.dumps(assembly.template_json(name))
-        assert "Fn::ImportValue" not in template or all(
-            assembly.stacks[d]["environment"].endswith(region)
-            for d in artifact.get("dependencies", [])
-            if d in assembly.stacks
-        )
-        assert "/cdk/exports/" not in template  # the SSM mechanism of crossRegionReferences
+        template = assembly.template_json(name)
+        for kind, value in _references(template):
+            seen += 1
+            if kind == "Fn::GetStackOutput":
+                assert value["Region"] == region, (name, value)
+                producer = value["StackName"]
+            else:
+                producer = value.split(":", 1)[0]  # CDK's export names start with the stack name
+            assert assembly.stacks[producer]["environment"].endswith(f"/{region}"), (name, value)
+        assert "/cdk/exports/" not in json.dumps(template)  # the SSM mechanism of crossRegionReferences
+    assert seen > 0  # the service stacks do reference their own region's data stack
 
 
-def test_tags_name_the_application_and_stage(assembly):
-    for name in assembly.stacks:
-        for logical_id, resource in assembly.resources(name, "AWS::S3::Bucket").items():
+def test_prod_tags_name_the_application_and_stage(prod_assembly):
+    for name in prod_assembly.stacks:
+        for logical_id, resource in prod_assembly.resources(name, "AWS::S3::Bucket").items():
             tags = {t["Key"]: t["Value"] for t in resource["Properties"]["Tags"]}
             assert tags["application"] == "aviary", logical_id
-            assert tags["stage"] == assembly.config.stage.value, logical_id
+            assert tags["stage"] == "prod", logical_id
+
+
+def test_local_is_untagged_because_moto_misreads_some_tags(local_assembly):
+    for name in local_assembly.stacks:
+        for resource_type in ("AWS::KMS::Key", "AWS::SSM::Parameter"):
+            for resource in local_assembly.resources(name, resource_type).values():
+                assert "Tags" not in resource["Properties"]
 
 
 def _run_app(overrides: dict) -> subprocess.CompletedProcess[str]:
@@ -81,3 +105,16 @@ def test_invalid_config_fails_synth_with_one_sentence_naming_the_setting(overrid
     assert message.startswith("aviary: invalid configuration: Setting "), message
     assert f"'{setting}'" in message
     assert "\n" not in message and "Traceback" not in message
+
+
+def test_same_region_references_are_imports_in_local_and_weak_in_prod(assembly):
+    """moto resolves Fn::ImportValue but not Fn::GetStackOutput; prod keeps weak references so a
+    consumer never locks the retained data stack (cdk.json's defaultCrossStackReferences)."""
+    for region in assembly.config.region_names:
+        template = json.dumps(assembly.template_json(stack_name("Service", region)))
+        if assembly.config.is_local:
+            assert "Fn::GetStackOutput" not in template
+            assert "Fn::ImportValue" in template
+        else:
+            assert "Fn::ImportValue" not in template
+            assert "Fn::GetStackOutput" in template
