@@ -29,6 +29,7 @@ from aviary.fanout import (
 from aviary.followers import FollowerDirectory
 from aviary.naming import table_name
 from aviary.schema import SOCIAL_GRAPH
+from lambda_functions.first_use import BuiltOnFirstUse
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -50,21 +51,6 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 class RecordHandler(Protocol):
     def handle(self, record: dict[str, Any]) -> FanoutResult: ...
-
-
-class LazyFanout:
-    """Builds the fan-out on its first record, once per process."""
-
-    # A boto3 client costs about as much as importing boto3 again (service model and endpoint
-    # rules); building it here keeps the module's import lean, and it is still made only once.
-    def __init__(self, build: Callable[[], RecordHandler]) -> None:
-        self._build = build
-        self._service: RecordHandler | None = None
-
-    def handle(self, record: dict[str, Any]) -> FanoutResult:
-        if self._service is None:
-            self._service = self._build()
-        return self._service.handle(record)
 
 
 def build_service(dynamodb_client: Any) -> FanoutService:
@@ -127,4 +113,4 @@ def build_handler(
     return handler
 
 
-handler = build_handler(LazyFanout(lambda: build_service(client("dynamodb"))))
+handler = build_handler(BuiltOnFirstUse(lambda: build_service(client("dynamodb"))))

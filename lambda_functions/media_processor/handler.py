@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from aviary.clients import client
 from aviary.media import HEAD_BYTES, IGNORED, MediaService, MediaStore
+from lambda_functions.first_use import BuiltOnFirstUse
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -49,25 +50,8 @@ def build_service(
     )
 
 
-class _BuiltOnFirstUse:
-    """Stands for the media service and builds it on first use, once per process.
-
-    A boto3 client costs about as much as importing boto3 again, so building it at import
-    would double the module's cold-start import; record_handler looks `service` up per call,
-    so tests can replace it.
-    """
-
-    def __init__(self, build: Any) -> None:
-        self._build = build
-        self._built: MediaService | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._built is None:
-            self._built = self._build()
-        return getattr(self._built, name)
-
-
-service: Any = _BuiltOnFirstUse(lambda: build_service(client("dynamodb"), client("s3")))
+# record_handler looks `service` up per call, so tests can replace it.
+service: Any = BuiltOnFirstUse(lambda: build_service(client("dynamodb"), client("s3")))
 
 
 class ObjectHead:
