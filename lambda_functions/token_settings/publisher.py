@@ -4,7 +4,6 @@ Timeline hosts verify ID tokens themselves and have no route to the internet or 
 region. At deploy time this function (outside the VPC) reads where the user pool is from the
 primary region, fetches the pool's signing keys, and writes issuer, audience and keys to an
 SSM parameter in its own region, which hosts read through their VPC endpoint.
-Standard library and boto3 only, so the asset is this folder alone.
 """
 
 from __future__ import annotations
@@ -15,14 +14,11 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-import boto3
-from botocore.config import Config
+from aviary import clients
 
 logger = logging.getLogger()
 logger.setLevel(logging.INFO)
 
-# Same limits as aviary.clients.AWS_CONFIG; this asset does not carry the aviary package.
-_CONFIG = Config(connect_timeout=1, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3})
 _FETCH_TIMEOUT_SECONDS = 5
 
 
@@ -62,7 +58,7 @@ def _fetch_json(url: str) -> Any:
 
 
 def _ssm_for(region: str | None) -> Any:
-    return boto3.client("ssm", region_name=region, config=_CONFIG)
+    return clients.client("ssm", region=region)
 
 
 def _respond(

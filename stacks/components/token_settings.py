@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from aws_cdk import CustomResource, Duration, Stack
+from aws_cdk import CustomResource, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from aviary import naming
-from stacks.acknowledge import acknowledge
-
-CODE = Path(__file__).resolve().parents[2] / "lambda_functions" / "token_settings"
+from stacks.components.write_function import EVENT_TIMEOUT, write_function
 
 
 class TokenSettingsPublisher(Construct):
@@ -25,25 +19,15 @@ class TokenSettingsPublisher(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
 
-        log_group = logs.LogGroup(self, "Logs")
-        log_group.node.default_child.retention_in_days = log_retention_days
-        self.function = lambda_.Function(
+        self.function = write_function(
             self,
             "Function",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.ARM_64,
-            handler="publisher.handler",
-            code=lambda_.Code.from_asset(str(CODE), exclude=["__pycache__"]),
-            timeout=Duration.seconds(30),
-            memory_size=256,
-            log_group=log_group,
+            handler="lambda_functions.token_settings.publisher.handler",
+            service="token-settings",
+            environment={},
+            timeout=EVENT_TIMEOUT,
+            log_retention_days=log_retention_days,
             description="Copies Aviary's token settings into this region's SSM (deploy time only)",
-        )
-        acknowledge(
-            self.function.role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-            "The managed basic execution policy only lets this deploy-time function write its own "
-            "CloudWatch logs; it grants no access to data.",
         )
         self.function.add_to_role_policy(
             iam.PolicyStatement(
