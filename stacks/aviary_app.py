@@ -8,6 +8,7 @@ from aws_cdk import App, Environment, Tags
 
 from stacks.config import DeploymentConfig
 from stacks.data_stack import RegionalDataStack
+from stacks.names import stack_name
 from stacks.replication_stack import MediaReplicationStack
 from stacks.service_stack import RegionalServiceStack
 
@@ -22,10 +23,6 @@ class RegionStacks:
 @dataclass
 class AviaryStacks:
     by_region: dict[str, RegionStacks] = field(default_factory=dict)
-
-
-def stack_name(kind: str, region: str) -> str:
-    return f"Aviary-{kind}-{region}"
 
 
 def region_cidr(index: int) -> str:

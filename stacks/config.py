@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 # The account moto's server uses; it is also the default so that synth needs no AWS account.
@@ -272,3 +273,11 @@ def _positive_int(key: str, value: Any) -> int:
     if number <= 0:
         raise ConfigError(f"Setting {key!r} must be a whole number greater than 0, not {number}.")
     return number
+
+
+def project_context(project_dir: Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The context the CDK CLI hands the app: cdk.json's, then cdk.context.json, then `-c` overrides."""
+    context = dict(json.loads((project_dir / "cdk.json").read_text())["context"])
+    context.update(json.loads((project_dir / "cdk.context.json").read_text()))
+    context.update(overrides or {})
+    return context

@@ -16,6 +16,7 @@ from typing import Any
 
 from aws_cdk.assertions import Template
 
+from stacks import config as config_module
 from stacks.config import DeploymentConfig, load_config
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -42,11 +43,7 @@ VARIANTS = {
 
 
 def project_context(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What the CDK CLI hands the app: cdk.json's context, cdk.context.json, then -c overrides."""
-    context = dict(json.loads((PROJECT / "cdk.json").read_text())["context"])
-    context.update(json.loads((PROJECT / "cdk.context.json").read_text()))
-    context.update(overrides or {})
-    return context
+    return config_module.project_context(PROJECT, overrides)
 
 
 def cli_environment() -> dict[str, str]:

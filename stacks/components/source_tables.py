@@ -33,7 +33,8 @@ class GlobalSourceTables(Construct):
 class RegionalSourceTables(Construct):
     """`local`: the same tables, one copy per region, because moto cannot create global tables.
 
-    The local runtime copies writes between regions in their place.
+    The local runtime copies writes between regions in their place, reading every table's stream
+    as global tables replication does.
     """
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
@@ -44,7 +45,7 @@ class RegionalSourceTables(Construct):
                 self,
                 _construct_id(schema),
                 removal_policy=RemovalPolicy.RETAIN,
-                **local_table(schema, table_name=naming.table_name(schema)),
+                **local_table(schema, table_name=naming.table_name(schema), stream_every_change=True),
             )
             add_local_indexes(table, schema)
             self.tables[schema.role] = table

@@ -25,8 +25,15 @@ def attribute(key: KeyAttribute | None) -> dynamodb.Attribute | None:
     return None if key is None else dynamodb.Attribute(name=key.name, type=_TYPES[key.type])
 
 
-def local_table(schema: TableSchema, *, table_name: str | None = None) -> dict[str, Any]:
-    """Properties for a single-region `Table` (the regional Timelines, and every table in `local`)."""
+def local_table(
+    schema: TableSchema, *, table_name: str | None = None, stream_every_change: bool = False
+) -> dict[str, Any]:
+    """Properties for a single-region `Table` (the regional Timelines, and every table in `local`).
+
+    `stream_every_change` gives a table the stream a global table keeps for its replication,
+    whether or not a consumer of ours reads it.
+    """
+    streamed = schema.streamed or stream_every_change
     return dict(
         table_name=table_name,
         partition_key=attribute(schema.partition_key),
@@ -36,7 +43,7 @@ def local_table(schema: TableSchema, *, table_name: str | None = None) -> dict[s
         point_in_time_recovery_specification=PITR,
         deletion_protection=True,
         time_to_live_attribute=schema.ttl_attribute,
-        stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES if schema.streamed else None,
+        stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES if streamed else None,
     )
 
 

@@ -11,25 +11,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from lambda_functions.api.routes import ROUTES
 from stacks.acknowledge import acknowledge
 
 # Steady and burst request rates for the whole stage: they bound what the handlers can ask
 # of DynamoDB, so a flood is refused at the edge with 429 instead of throttling the tables.
 RATE_LIMIT = 200
 BURST_LIMIT = 400
-
-# Route -> which handler module serves it (each module is one route group).
-ROUTES = {
-    "POST /tweets": "tweets",
-    "GET /tweets/{id}": "tweets",
-    "DELETE /tweets/{id}": "tweets",
-    "POST /tweets/{id}/retweet": "tweets",
-    "POST /tweets/{id}/like": "tweets",
-    "DELETE /tweets/{id}/like": "tweets",
-    "POST /users/{handle}/follow": "users",
-    "DELETE /users/{handle}/follow": "users",
-    "POST /media/uploads": "media",
-}
 
 
 class WriteApi(Construct):

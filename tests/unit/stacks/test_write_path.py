@@ -9,8 +9,9 @@ import sys
 
 from aviary import keys, naming
 from aviary.schema import TWEETS
+from lambda_functions.api.routes import ROUTES
 from stacks.aviary_app import stack_name
-from stacks.components.write_api import BURST_LIMIT, RATE_LIMIT, ROUTES
+from stacks.components.write_api import BURST_LIMIT, RATE_LIMIT
 from tests.cloud_assembly import PROJECT
 
 

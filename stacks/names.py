@@ -1,0 +1,6 @@
+"""Stack names, kept free of CDK imports so tools that only look stacks up stay light."""
+
+
+def stack_name(kind: str, region: str) -> str:
+    """e.g. Aviary-Data-us-east-1; kinds are Data, Service and MediaReplication."""
+    return f"Aviary-{kind}-{region}"
