@@ -9,7 +9,8 @@ export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup synth test lint format constraints clean host-wheels lambda-deps bench-host bench-handlers
+.PHONY: setup synth test lint format constraints clean host-wheels lambda-deps bench-host bench-handlers \
+	deploy-local stop-local reset-local status-local token region-down region-up
 
 setup: $(VENV)/.installed node_modules/.installed host-wheels lambda-deps
 
@@ -50,6 +51,32 @@ synth: setup
 
 test: setup
 	$(BIN)/pytest
+
+# The whole app on this machine: a moto server as AWS (127.0.0.1:5000), the local stage deployed
+# into it by the real CDK CLI, and the local runtime (APIs, timeline hosts, event sources,
+# replication, front door). Pids and logs in .local/. See tools/local_runtime/.
+LOCAL := $(BIN)/python -m tools.local_runtime
+deploy-local: setup
+	@$(LOCAL) deploy
+
+stop-local:
+	@$(LOCAL) stop
+
+# Also wipes the emulator's state (moto keeps it in memory) and the runtime's (.local/).
+reset-local:
+	@$(LOCAL) reset
+
+status-local:
+	@$(LOCAL) status
+
+# USER must be given on the command line: the shell's own $$USER is not a demo user.
+token:
+	@$(if $(filter command line,$(origin USER)),,$(error Say whose token: make token USER=alice))
+	@$(LOCAL) token $(USER)
+
+region-down region-up:
+	@$(if $(REGION),,$(error Say which region: make $@ REGION=us-east-1))
+	@$(LOCAL) $@ $(REGION)
 
 # Timeline service on loopback: cached-timeline requests/s and p99 beside a constant-body
 # aiohttp server in the same run. Prints figures; asserts nothing.

@@ -1,0 +1,61 @@
+"""Command line of the local stage (the Makefile's deploy-local, stop-local, reset-local, token,
+region-down and region-up targets call it)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from aviary.errors import ValidationError
+from tools.local_runtime.control import LocalStage, LocalStageError
+from tools.local_runtime.processes import StartFailed
+from tools.local_runtime.settings import load_local_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.local_runtime")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("deploy", help="start moto, deploy the local stage, start the runtime")
+    commands.add_parser("stop", help="stop everything deploy started")
+    commands.add_parser("reset", help="stop, and wipe the emulator's and the runtime's state")
+    commands.add_parser("status", help="print the endpoints and whether each region is up")
+    token = commands.add_parser("token", help="print an ID token for a demo user")
+    token.add_argument("user")
+    for name in ("region-down", "region-up"):
+        commands.add_parser(name).add_argument("region")
+    args = parser.parse_args(argv)
+
+    stage = LocalStage(load_local_settings())
+    try:
+        if args.command == "deploy":
+            stage.deploy()
+            print("\nAviary is running locally:")
+            print("\n".join(stage.endpoints()))
+        elif args.command == "stop":
+            print("Stopped: " + (", ".join(stage.stop()) or "nothing was running"))
+        elif args.command == "reset":
+            print("Stopped: " + (", ".join(stage.reset()) or "nothing was running") + "; state wiped.")
+        elif args.command == "status":
+            print("\n".join(stage.endpoints()))
+        elif args.command == "token":
+            # Last line: the token alone, so `$(make -s token USER=alice | tail -1)` captures it.
+            print(stage.token(args.user))
+        elif args.command == "region-down":
+            stage.region_down(args.region)
+            print(
+                f"{args.region} is down: its API, timeline host, event sources and replication are stopped."
+            )
+        elif args.command == "region-up":
+            stage.region_up(args.region)
+            print(f"{args.region} is up again; replication is catching it up.")
+    except (LocalStageError, StartFailed) as error:
+        print(f"aviary local: {error}", file=sys.stderr)
+        return 1
+    except ValidationError as error:
+        print(f"aviary local: {error.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

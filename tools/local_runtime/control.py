@@ -1,0 +1,251 @@
+"""The local stage's commands: deploy, stop, reset, token, region-down, region-up, status.
+
+python -m tools.local_runtime deploy | stop | reset | token USER | region-down REGION | region-up REGION
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from aviary.clients import AWS_CONFIG
+from stacks.names import stack_name
+from tools.local_runtime import identity
+from tools.local_runtime.cloudformation_gaps import apply_bucket_notifications
+from tools.local_runtime.processes import LocalProcesses, StartFailed, http_status, port_in_use
+from tools.local_runtime.settings import LOCAL_CONTEXT, PROJECT, LocalSettings
+
+MOTO = "moto"
+REPLICATION = "replication"
+FRONT_DOOR = "front-door"
+CDK_TIMEOUT_SECONDS = 900
+
+
+class LocalStageError(RuntimeError):
+    """A step of the local stage failed; the message says which and where to look."""
+
+
+def region_process(region: str) -> str:
+    return f"region-{region}"
+
+
+class LocalStage:
+    def __init__(self, settings: LocalSettings) -> None:
+        self.settings = settings
+        self.processes = LocalProcesses(settings.state_dir)
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        environment = self.settings.aws_environment(region)
+        return boto3.client(
+            service,
+            region_name=environment["AWS_DEFAULT_REGION"],
+            endpoint_url=self.settings.endpoint,
+            aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+            config=AWS_CONFIG,
+        )
+
+    # -- deploy ---------------------------------------------------------------------------------
+
+    def deploy(self, say=print) -> None:
+        """Moto up (if not already), the stacks deployed, the runtime (re)started and answering."""
+        self.stop_runtime()
+        fresh = self.start_moto(say)
+        if fresh:
+            self.forget_runtime_state()
+        for region in self.settings.regions:
+            self.settings.down_marker(region).unlink(missing_ok=True)
+        say("Deploying the local stage with the CDK CLI (cdk bootstrap, cdk deploy --method=direct) ...")
+        accounts = [f"aws://{self.settings.config.account}/{region}" for region in self.settings.regions]
+        self.cdk("bootstrap", *accounts)
+        self.cdk("deploy", "--all", "--method=direct", "--require-approval", "never", "-o", str(self.cdk_out))
+        for region in self.settings.regions:
+            stack = stack_name("Data", region)
+            apply_bucket_notifications(
+                self.cdk_out / f"{stack}.template.json",
+                stack,
+                self.client("cloudformation", region),
+                self.client("sqs", region),
+                self.client("s3", region),
+            )
+        say("Creating the local user pool and publishing token settings to every region ...")
+        location = identity.ensure_user_pool(
+            self.settings, self.client("cognito-idp", self.settings.primary_region), self.client("ssm")
+        )
+        identity.publish_token_settings(self.settings, lambda region: self.client("ssm", region))
+        say(f"User pool {location['userPoolId']} (client {location['clientId']}).")
+        self.start_runtime()
+
+    @property
+    def cdk_out(self) -> Path:
+        return self.settings.state_dir / "cdk.out"
+
+    def cdk(self, *arguments: str) -> None:
+        context = [arg for key, value in LOCAL_CONTEXT.items() for arg in ("-c", f"{key}={value}")]
+        log = self.processes.log_file("cdk")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        venv_bin = Path(sys.executable).parent
+        environment = {
+            **os.environ,
+            **self.settings.aws_environment(),
+            "PATH": os.pathsep.join(
+                [str(venv_bin), str(PROJECT / "node_modules" / ".bin"), os.environ["PATH"]]
+            ),
+            "CDK_DISABLE_CLI_TELEMETRY": "true",
+        }
+        with log.open("a") as output:
+            output.write(f"\n$ cdk {' '.join(arguments)}\n")
+            output.flush()
+            result = subprocess.run(
+                ["cdk", *arguments, "--no-notices", *context],
+                cwd=PROJECT,
+                env=environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                timeout=CDK_TIMEOUT_SECONDS,
+            )
+        if result.returncode != 0:
+            tail = "".join(log.read_text().splitlines(keepends=True)[-30:])
+            raise LocalStageError(
+                f"cdk {arguments[0]} failed (exit {result.returncode}); end of {log}:\n{tail}"
+            )
+
+    def start_moto(self, say=print) -> bool:
+        """Starts the moto server unless ours already runs; True when it started afresh (empty)."""
+        if self.processes.pid(MOTO) is not None:
+            return False
+        if port_in_use(self.settings.host, self.settings.moto_port):
+            raise LocalStageError(
+                f"Port {self.settings.moto_port} is taken by a process this project did not start; "
+                "stop it first."
+            )
+        say(f"Starting the moto server on {self.settings.endpoint} ...")
+        self.processes.start(
+            MOTO,
+            "tools.local_runtime.moto_server",
+            "-H",
+            self.settings.host,
+            "-p",
+            str(self.settings.moto_port),
+            environment={},
+        )
+        self.processes.wait_until(MOTO, f"{self.settings.endpoint}/moto-api/data.json")
+        return True
+
+    def forget_runtime_state(self) -> None:
+        """Stream positions, replication state and host caches belong to the emulator they came from."""
+        for region in self.settings.regions:
+            shutil.rmtree(self.settings.state_dir / region, ignore_errors=True)
+        for name in ("replication.sqlite", "replication.sqlite-wal", "replication.sqlite-shm",
+                     "replication-checkpoints.json", "replication-status.json"):  # fmt: skip
+            (self.settings.state_dir / name).unlink(missing_ok=True)
+
+    # -- runtime --------------------------------------------------------------------------------
+
+    def start_runtime(self) -> None:
+        for region in self.settings.regions:
+            if not self.settings.is_down(region):
+                self.start_region(region)
+        self.processes.start(
+            REPLICATION, "tools.local_runtime.replication", environment=self.settings.aws_environment()
+        )
+        self.processes.start(FRONT_DOOR, "tools.local_runtime.front_door", environment={})
+        self.processes.wait_until(FRONT_DOOR, f"{self.settings.front_door_url}/frontdoor/status")
+        self.wait_for_front_door()
+
+    def start_region(self, region: str) -> None:
+        name = region_process(region)
+        self.processes.start(
+            name, "tools.local_runtime.region", region, environment=self.settings.aws_environment(region)
+        )
+        self.processes.wait_until(name, f"{self.settings.api_url(region)}/health")
+
+    def wait_for_front_door(self, timeout_seconds: float = 30) -> dict[str, Any]:
+        """The front door's status once it routes to the first region that is up."""
+        expected = next((r for r in self.settings.regions if not self.settings.is_down(r)), None)
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            status = self.front_door_status()
+            if status and status["active_region"] == expected:
+                return status
+            if time.monotonic() > deadline:
+                raise StartFailed(f"the front door did not route to {expected} in {timeout_seconds:.0f} s")
+            time.sleep(0.2)
+
+    def front_door_status(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(
+                f"{self.settings.front_door_url}/frontdoor/status", timeout=2
+            ) as response:
+                return json.load(response)
+        except OSError:
+            return None
+
+    def stop_runtime(self) -> list[str]:
+        names = [FRONT_DOOR, REPLICATION, *(region_process(r) for r in self.settings.regions)]
+        return [name for name in names if self.processes.stop(name)]
+
+    def stop(self) -> list[str]:
+        stopped = self.stop_runtime()
+        if self.processes.stop(MOTO):
+            stopped.append(MOTO)
+        return stopped
+
+    def reset(self) -> list[str]:
+        """Stops everything and wipes the emulator's state (moto keeps it in memory) and ours."""
+        stopped = self.stop()
+        shutil.rmtree(self.settings.state_dir, ignore_errors=True)
+        return stopped
+
+    # -- regions --------------------------------------------------------------------------------
+
+    def region_down(self, region: str) -> None:
+        """The region's API, timeline host, event sources and replication become unavailable."""
+        self._known(region)
+        marker = self.settings.down_marker(region)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(time.time()))
+        self.processes.stop(region_process(region))
+
+    def region_up(self, region: str) -> None:
+        self._known(region)
+        self.settings.down_marker(region).unlink(missing_ok=True)
+        if self.processes.pid(region_process(region)) is None:
+            self.start_region(region)
+
+    def _known(self, region: str) -> None:
+        if region not in self.settings.regions:
+            raise LocalStageError(
+                f"REGION must be one of the configured regions ({', '.join(self.settings.regions)}), "
+                f"not {region!r}."
+            )
+        if self.processes.pid(MOTO) is None:
+            raise LocalStageError("The local stage is not running; run make deploy-local first.")
+
+    # -- users ----------------------------------------------------------------------------------
+
+    def token(self, username: str) -> str:
+        if self.processes.pid(MOTO) is None:
+            raise LocalStageError("The local stage is not running; run make deploy-local first.")
+        location = identity.user_pool_location(self.client("ssm"))
+        return identity.id_token(self.client("cognito-idp", location["region"]), location, username)
+
+    def endpoints(self) -> list[str]:
+        lines = [f"front door (failover)  {self.settings.front_door_url}"]
+        for region in self.settings.regions:
+            state = "DOWN" if self.settings.is_down(region) else "up"
+            health = http_status(f"{self.settings.api_url(region)}/health")
+            lines.append(
+                f"{region:<22} {self.settings.api_url(region)}  ({state}, health {health or 'no answer'})"
+            )
+        lines.append(f"moto (AWS emulator)    {self.settings.endpoint}")
+        return lines

@@ -1,0 +1,186 @@
+"""One region of the local runtime, in one process: its API, its timeline host and its event sources.
+
+    python -m tools.local_runtime.region us-east-1
+
+Serves on 127.0.0.1:<api port>: the write API routes (lambda_functions/api handlers behind the
+JWT check), and GET /timeline and GET /health from the timeline host's own app. Two threads
+deliver events as the region's event source mappings would: the tweets stream to the fan-out
+handler, and the media uploads queue to the media processor. Stopping the process takes the
+whole region down (make region-down); its stream positions are kept, so it resumes where it was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from aviary import clients, naming
+from hosts.timeline_service import app as timeline_host
+from lambda_functions.api.routes import ROUTES
+from tools.local_runtime import api_gateway
+from tools.local_runtime.deployment import RegionDeployment, read_deployment
+from tools.local_runtime.event_sources import (
+    Checkpoints,
+    LambdaContext,
+    QueuePoller,
+    StreamDelivery,
+    StreamPoller,
+    failure_message,
+    run_forever,
+)
+from tools.local_runtime.settings import LocalSettings, load_local_settings
+
+log = logging.getLogger("aviary.local.region")
+
+FANOUT_HANDLER = "lambda_functions.fanout.handler.handler"
+MEDIA_HANDLER = "lambda_functions.media_processor.handler.handler"
+IDLE_POLL_SECONDS = 0.2
+
+
+def api_handler_path(group: str) -> str:
+    return f"lambda_functions.api.{group}.handler"
+
+
+def timeline_environment(settings: LocalSettings, region: str, shared: dict[str, str]) -> dict[str, str]:
+    """What a host's /etc/aviary/timeline.env would say, with the cache under .local/."""
+    return {
+        "AVIARY_REGION": region,
+        "AVIARY_TIMELINES_TABLE": shared["AVIARY_TIMELINES_TABLE"],
+        "AVIARY_SOCIAL_GRAPH_TABLE": shared["AVIARY_SOCIAL_GRAPH_TABLE"],
+        "AVIARY_TWEETS_TABLE": shared["AVIARY_TWEETS_TABLE"],
+        "AVIARY_CELEBRITY_THRESHOLD": shared["AVIARY_CELEBRITY_THRESHOLD"],
+        "AVIARY_CACHE_PATH": str(settings.state_dir / region / "timeline-cache" / "cache.sqlite"),
+        "AVIARY_TOKEN_SETTINGS_PARAMETER": naming.TOKEN_SETTINGS_PARAMETER,
+        "AVIARY_HOST": settings.host,
+        "AVIARY_PORT": str(settings.api_port(region)),
+    }
+
+
+def build_api(deployment: RegionDeployment, verifier: Any, account: str) -> api_gateway.LocalHttpApi:
+    routes = []
+    for key, group in ROUTES.items():
+        function = deployment.function(api_handler_path(group))
+        routes.append(
+            api_gateway.route(
+                key,
+                function.load_handler(),
+                LambdaContext.for_function(function.configuration),
+                float(function.configuration.get("Timeout") or 3),
+            )
+        )
+    return api_gateway.LocalHttpApi(routes, verifier, region=deployment.region, account=account)
+
+
+def fanout_source(
+    settings: LocalSettings, deployment: RegionDeployment, checkpoints: Checkpoints
+) -> Callable[[], int]:
+    """The tweets stream -> fan-out handler, with the mapping's own settings and failure queue."""
+    function = deployment.function(FANOUT_HANDLER)
+    stream_arn, mapping = function.mapping()
+    region = deployment.region
+    sqs = clients.client("sqs", region=region)
+    streams = clients.client("dynamodbstreams", region=region)
+    shard_id = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+
+    def send_to_failure_queue(records: list[dict[str, Any]], condition: str, invocations: int) -> None:
+        destination = mapping.on_failure_destination
+        if destination is None:
+            log.error(
+                "%d stream records dropped after %s (no on-failure destination)", len(records), condition
+            )
+            return
+        _, _, _, _, account, queue = destination.split(":")
+        url = sqs.get_queue_url(QueueName=queue, QueueOwnerAWSAccountId=account)["QueueUrl"]
+        message = failure_message(
+            records,
+            condition,
+            invocations,
+            function_arn=function.configuration["FunctionArn"],
+            shard_id=shard_id,
+        )
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
+
+    delivery = StreamDelivery(
+        function.load_handler(),
+        mapping,
+        send_to_failure_queue,
+        context=LambdaContext.for_function(function.configuration),
+    )
+    poller = StreamPoller(
+        streams, stream_arn, region=region, name="fanout", checkpoints=checkpoints, consume=delivery.deliver
+    )
+    return poller.poll_once
+
+
+def media_source(deployment: RegionDeployment) -> Callable[[], int]:
+    """The media uploads queue -> media processor, as its SQS mapping would deliver it."""
+    function = deployment.function(MEDIA_HANDLER)
+    queue_arn, mapping = function.mapping()
+    poller = QueuePoller(
+        clients.client("sqs", region=deployment.region),
+        queue_arn,
+        function.load_handler(),
+        mapping,
+        context=LambdaContext.for_function(function.configuration),
+    )
+    return poller.poll_once
+
+
+def build_region_app(settings: LocalSettings, region: str) -> web.Application:
+    """Sets this process up as `region` (environment first: handlers read it at import)."""
+    os.environ.update(settings.aws_environment(region))
+    deployment = read_deployment(region, clients.client("lambda", region=region))
+    shared = deployment.shared_environment()
+    os.environ.update(shared)
+
+    host_settings = timeline_host.settings_from_environment(timeline_environment(settings, region, shared))
+    app = timeline_host.build_app(host_settings)
+    api = build_api(deployment, app[timeline_host.VERIFIER], settings.config.account)
+    # After the host's own /timeline and /health: those keep the host's behaviour.
+    app.router.add_route("*", "/{path:.*}", api.handle)
+
+    checkpoints = Checkpoints(settings.state_dir / region / "checkpoints.json")
+    sources = {
+        "fanout": fanout_source(settings, deployment, checkpoints),
+        "media": media_source(deployment),
+    }
+    stop = threading.Event()
+
+    async def run_event_sources(_app: web.Application):
+        threads = [
+            threading.Thread(
+                target=run_forever, args=(f"{region} {name}", poll, stop, IDLE_POLL_SECONDS), daemon=True
+            )
+            for name, poll in sources.items()
+        ]
+        for thread in threads:
+            thread.start()
+        yield
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+
+    app.cleanup_ctx.append(run_event_sources)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    [region] = argv if argv is not None else sys.argv[1:]
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {region} %(levelname)s %(name)s %(message)s")
+    settings = load_local_settings()
+    if region not in settings.regions:
+        raise SystemExit(f"{region} is not one of the configured regions {', '.join(settings.regions)}.")
+    app = build_region_app(settings, region)
+    web.run_app(app, host=settings.host, port=settings.api_port(region), access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,366 @@
+"""Replication between the local regions, standing in for global tables and S3 replication.
+
+    python -m tools.local_runtime.replication
+
+LOCAL EMULATION ONLY. In AWS, DynamoDB global tables and S3 Cross-Region Replication do this;
+moto has neither. One process reads every region's source-table streams and:
+- settles each item by last writer wins: the change with the latest stream timestamp (region
+  order breaks ties) is the item's winner, and every region that holds something else is sent it;
+- recognises its own writes when they come back on the destination's stream (an "echo"), so a
+  change crosses once rather than bouncing between regions;
+- keeps what it still owes a region in an outbox while `make region-down` holds that region down,
+  and pays it when the region is back, so nothing is lost.
+Media objects are copied to every other region's bucket once that region's media record says the
+upload is ready (so a replica never outruns its record and gets judged as an unknown upload).
+State lives in .local/replication.sqlite; figures (lag, outbox) in .local/replication-status.json.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import signal
+import sqlite3
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from aviary import clients, naming
+from aviary.media import READY, MediaStore, parse_media_key
+from aviary.schema import MEDIA, SOURCE_OF_TRUTH_TABLES
+from tools.local_runtime.event_sources import Checkpoints, StreamPoller
+from tools.local_runtime.settings import LocalSettings, load_local_settings
+
+log = logging.getLogger("aviary.local.replication")
+
+REPLICA_METADATA = "aviary-replicated-from"
+LAG_SAMPLES = 1000
+CYCLE_SECONDS = 0.2
+
+ClientFor = Callable[[str, str], Any]  # (service, region) -> boto3 client
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return {"__bytes__": base64.b64encode(bytes(value)).decode()}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _decode(mapping: dict[str, Any]) -> Any:
+    return base64.b64decode(mapping["__bytes__"]) if mapping.keys() == {"__bytes__"} else mapping
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_encode)
+
+
+def digest(image: dict[str, Any] | None) -> str:
+    """Names an item's content (None: the item is absent), independent of attribute order."""
+    return hashlib.sha256(dumps(image).encode()).hexdigest()
+
+
+class ReplicationState:
+    """What each item's winner is, what each region holds, which writes are ours, what is owed."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.executescript(
+            """
+            PRAGMA journal_mode=WAL;
+            CREATE TABLE IF NOT EXISTS winners (tbl TEXT, item TEXT, ts REAL, origin TEXT, image TEXT,
+                                                PRIMARY KEY (tbl, item));
+            CREATE TABLE IF NOT EXISTS held (region TEXT, tbl TEXT, item TEXT, digest TEXT,
+                                             PRIMARY KEY (region, tbl, item));
+            CREATE TABLE IF NOT EXISTS echoes (region TEXT, tbl TEXT, item TEXT, digest TEXT,
+                                               PRIMARY KEY (region, tbl, item, digest));
+            CREATE TABLE IF NOT EXISTS outbox (region TEXT, tbl TEXT, item TEXT, queued REAL,
+                                               PRIMARY KEY (region, tbl, item));
+            CREATE TABLE IF NOT EXISTS copied (source TEXT, target TEXT, object_key TEXT,
+                                               PRIMARY KEY (source, target, object_key));
+            """
+        )
+
+    def winner(self, table: str, item: str) -> tuple[float, str, dict[str, Any] | None] | None:
+        row = self.db.execute(
+            "SELECT ts, origin, image FROM winners WHERE tbl=? AND item=?", (table, item)
+        ).fetchone()
+        if row is None:
+            return None
+        return row[0], row[1], None if row[2] is None else json.loads(row[2], object_hook=_decode)
+
+    def set_winner(self, table: str, item: str, ts: float, origin: str, image: dict[str, Any] | None) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO winners VALUES (?, ?, ?, ?, ?)",
+            (table, item, ts, origin, None if image is None else dumps(image)),
+        )
+
+    def held(self, region: str, table: str, item: str) -> str | None:
+        row = self.db.execute(
+            "SELECT digest FROM held WHERE region=? AND tbl=? AND item=?", (region, table, item)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def set_held(self, region: str, table: str, item: str, content: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO held VALUES (?, ?, ?, ?)", (region, table, item, content))
+
+    def expect_echo(self, region: str, table: str, item: str, content: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO echoes VALUES (?, ?, ?, ?)", (region, table, item, content))
+
+    def take_echo(self, region: str, table: str, item: str, content: str) -> bool:
+        cursor = self.db.execute(
+            "DELETE FROM echoes WHERE region=? AND tbl=? AND item=? AND digest=?",
+            (region, table, item, content),
+        )
+        return cursor.rowcount > 0
+
+    def owe(self, region: str, table: str, item: str, now: float) -> None:
+        self.db.execute("INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?)", (region, table, item, now))
+
+    def owed(self, regions: list[str]) -> list[tuple[str, str, str]]:
+        marks = ",".join("?" * len(regions))
+        return self.db.execute(
+            f"SELECT region, tbl, item FROM outbox WHERE region IN ({marks}) ORDER BY queued", regions
+        ).fetchall()
+
+    def paid(self, region: str, table: str, item: str) -> None:
+        self.db.execute("DELETE FROM outbox WHERE region=? AND tbl=? AND item=?", (region, table, item))
+
+    def outbox_sizes(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT region, COUNT(*) FROM outbox GROUP BY region").fetchall())
+
+    def was_copied(self, source: str, target: str, key: str) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM copied WHERE source=? AND target=? AND object_key=?", (source, target, key)
+        ).fetchone()
+        return row is not None
+
+    def mark_copied(self, source: str, target: str, key: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO copied VALUES (?, ?, ?)", (source, target, key))
+
+
+class TableReplication:
+    """Last-writer-wins replication of the source-of-truth tables between `regions`."""
+
+    def __init__(
+        self,
+        regions: tuple[str, ...],
+        state: ReplicationState,
+        client_for: ClientFor,
+        *,
+        is_up: Callable[[str], bool] = lambda _region: True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.regions = regions
+        self.state = state
+        self.client_for = client_for
+        self.is_up = is_up
+        self.clock = clock
+        self.lags: deque[float] = deque(maxlen=LAG_SAMPLES)
+        self.applied = 0
+
+    def consume(self, region: str, table: str, records: list[dict[str, Any]]) -> None:
+        """One page of `table`'s stream in `region`, in stream order."""
+        for record in records:
+            change = record["dynamodb"]
+            item = dumps(change["Keys"])
+            image = change.get("NewImage") if record["eventName"] != "REMOVE" else None
+            content = digest(image)
+            if self.state.take_echo(region, table, item, content):
+                self.state.set_held(region, table, item, content)
+                continue
+            self._settle(region, table, item, float(change["ApproximateCreationDateTime"]), image, content)
+
+    def _settle(
+        self, region: str, table: str, item: str, ts: float, image: dict[str, Any] | None, content: str
+    ) -> None:
+        self.state.set_held(region, table, item, content)
+        current = self.state.winner(table, item)
+        newer = current is None or (ts, self._rank(region)) > (current[0], self._rank(current[1]))
+        if newer:
+            self.state.set_winner(table, item, ts, region, image)
+            winning = content
+        else:
+            winning = digest(current[2])
+        now = self.clock()
+        for other in self.regions:
+            if self.state.held(other, table, item) != winning:
+                self.state.owe(other, table, item, now)
+
+    def _rank(self, region: str) -> int:
+        # Ties (same timestamp) go to the region listed first, the same way everywhere.
+        return -self.regions.index(region)
+
+    def flush(self) -> int:
+        """Writes what is owed to every region that is up; returns how many items were written."""
+        up = [region for region in self.regions if self.is_up(region)]
+        written = 0
+        for region, table, item in self.state.owed(up) if up else []:
+            current = self.state.winner(table, item)
+            if current is None:
+                self.state.paid(region, table, item)
+                continue
+            ts, _origin, image = current
+            content = digest(image)
+            if self.state.held(region, table, item) == content:
+                self.state.paid(region, table, item)
+                continue
+            self.state.expect_echo(region, table, item, content)
+            dynamodb = self.client_for("dynamodb", region)
+            try:
+                if image is None:
+                    dynamodb.delete_item(TableName=table, Key=json.loads(item, object_hook=_decode))
+                else:
+                    dynamodb.put_item(TableName=table, Item=image)
+            except (BotoCoreError, ClientError) as error:
+                log.warning("could not write %s %s into %s (%s); will retry", table, item, region, error)
+                self.state.take_echo(region, table, item, content)
+                continue
+            self.state.set_held(region, table, item, content)
+            self.state.paid(region, table, item)
+            self.lags.append(max(0.0, self.clock() - ts))
+            written += 1
+        self.applied += written
+        return written
+
+
+class MediaReplication:
+    """Copies ready media objects from each region's bucket to every other region's."""
+
+    def __init__(
+        self,
+        regions: tuple[str, ...],
+        account: str,
+        state: ReplicationState,
+        client_for: ClientFor,
+        *,
+        is_up: Callable[[str], bool] = lambda _region: True,
+    ) -> None:
+        self.regions = regions
+        self.account = account
+        self.state = state
+        self.client_for = client_for
+        self.is_up = is_up
+        self.copied = 0
+
+    def sync(self) -> int:
+        copied = 0
+        up = [region for region in self.regions if self.is_up(region)]
+        for source in up:
+            s3 = self.client_for("s3", source)
+            bucket = naming.media_bucket_name(self.account, source)
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="media/"):
+                for entry in page.get("Contents", []):
+                    for target in up:
+                        if target != source and self._copy(source, target, entry["Key"]):
+                            copied += 1
+        self.copied += copied
+        return copied
+
+    def _copy(self, source: str, target: str, key: str) -> bool:
+        if self.state.was_copied(source, target, key) or self.state.was_copied(target, source, key):
+            return False  # done already, or this object is itself a copy from `target`
+        parsed = parse_media_key(key)
+        if parsed is None:
+            return False
+        owner, media_id = parsed
+        record = MediaStore(self.client_for("dynamodb", target), naming.table_name(MEDIA)).get(media_id)
+        if record is None or record.status != READY or record.owner != owner:
+            return False  # not ready here yet (or never will be): look again next cycle
+        s3_source = self.client_for("s3", source)
+        original = s3_source.get_object(Bucket=naming.media_bucket_name(self.account, source), Key=key)
+        if original.get("Metadata", {}).get(REPLICA_METADATA):
+            return False
+        self.client_for("s3", target).put_object(
+            Bucket=naming.media_bucket_name(self.account, target),
+            Key=key,
+            Body=original["Body"].read(),
+            ContentType=original.get("ContentType", "application/octet-stream"),
+            Metadata={REPLICA_METADATA: source},
+        )
+        self.state.mark_copied(source, target, key)
+        return True
+
+
+def status(tables: TableReplication, media: MediaReplication, state: ReplicationState) -> dict[str, Any]:
+    lags = sorted(tables.lags)
+    return {
+        "at": time.time(),
+        "regions_up": [r for r in tables.regions if tables.is_up(r)],
+        "items_written": tables.applied,
+        "media_objects_copied": media.copied,
+        "outbox": state.outbox_sizes(),
+        "lag_seconds": {
+            "samples": len(lags),
+            "median": statistics.median(lags) if lags else None,
+            "p99": lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else None,
+            "max": lags[-1] if lags else None,
+        },
+    }
+
+
+def run(settings: LocalSettings, stop: threading.Event) -> None:
+    state = ReplicationState(settings.state_dir / "replication.sqlite")
+
+    def client_for(service: str, region: str) -> Any:
+        return clients.client(service, region=region)
+
+    tables = TableReplication(settings.regions, state, client_for, is_up=lambda r: not settings.is_down(r))
+    media = MediaReplication(
+        settings.regions, settings.config.account, state, client_for, is_up=lambda r: not settings.is_down(r)
+    )
+    checkpoints = Checkpoints(settings.state_dir / "replication-checkpoints.json")
+    pollers = []
+    for region in settings.regions:
+        for schema in SOURCE_OF_TRUTH_TABLES:
+            table = naming.table_name(schema)
+            stream_arn = client_for("dynamodb", region).describe_table(TableName=table)["Table"][
+                "LatestStreamArn"
+            ]
+            pollers.append(
+                StreamPoller(
+                    client_for("dynamodbstreams", region),
+                    stream_arn,
+                    region=region,
+                    name=f"{region}/{table}",
+                    checkpoints=checkpoints,
+                    consume=lambda records, region=region, table=table: tables.consume(
+                        region, table, records
+                    ),
+                )
+            )
+    status_path = settings.state_dir / "replication-status.json"
+    while not stop.is_set():
+        busy = 0
+        try:
+            for poller in pollers:
+                if not settings.is_down(poller.region):
+                    busy += poller.poll_once()
+            busy += tables.flush()
+            busy += media.sync()
+        except (BotoCoreError, ClientError) as error:
+            log.warning("replication cycle failed (%s); retrying", error)
+        status_path.write_text(json.dumps(status(tables, media, state), indent=1))
+        if not busy:
+            stop.wait(CYCLE_SECONDS)
+
+
+def main() -> None:
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s replication %(levelname)s %(message)s")
+    settings = load_local_settings()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    run(settings, stop)
+
+
+if __name__ == "__main__":
+    main()
