@@ -10,7 +10,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup synth test lint format constraints clean host-wheels lambda-deps bench-host bench-handlers \
-	deploy-local stop-local reset-local status-local token region-down region-up
+	deploy-local stop-local reset-local status-local settle-local token region-down region-up
 
 setup: $(VENV)/.installed node_modules/.installed host-wheels lambda-deps
 
@@ -68,6 +68,10 @@ reset-local:
 
 status-local:
 	@$(LOCAL) status
+
+# Waits until fan-out, replication and media processing have caught up everywhere; prints the time.
+settle-local:
+	@$(LOCAL) settle
 
 # USER must be given on the command line: the shell's own $$USER is not a demo user.
 token:

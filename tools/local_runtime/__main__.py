@@ -19,14 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("stop", help="stop everything deploy started")
     commands.add_parser("reset", help="stop, and wipe the emulator's and the runtime's state")
     commands.add_parser("status", help="print the endpoints and whether each region is up")
+    commands.add_parser("settle", help="wait until fan-out, replication and media have caught up")
     token = commands.add_parser("token", help="print an ID token for a demo user")
     token.add_argument("user")
     for name in ("region-down", "region-up"):
         commands.add_parser(name).add_argument("region")
     args = parser.parse_args(argv)
 
-    stage = LocalStage(load_local_settings())
     try:
+        stage = LocalStage(load_local_settings())
         if args.command == "deploy":
             stage.deploy()
             print("\nAviary is running locally:")
@@ -37,6 +38,14 @@ def main(argv: list[str] | None = None) -> int:
             print("Stopped: " + (", ".join(stage.reset()) or "nothing was running") + "; state wiped.")
         elif args.command == "status":
             print("\n".join(stage.endpoints()))
+        elif args.command == "settle":
+            seconds = stage.settle()
+            status = stage.replication_status() or {}
+            lag = status.get("lag_seconds", {})
+            print(
+                f"Caught up in {seconds:.2f} s (replication lag: median {_seconds(lag.get('median'))}, "
+                f"max {_seconds(lag.get('max'))} over {lag.get('samples', 0)} items)."
+            )
         elif args.command == "token":
             # Last line: the token alone, so `$(make -s token USER=alice | tail -1)` captures it.
             print(stage.token(args.user))
@@ -48,13 +57,17 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "region-up":
             stage.region_up(args.region)
             print(f"{args.region} is up again; replication is catching it up.")
-    except (LocalStageError, StartFailed) as error:
+    except (LocalStageError, StartFailed, ValueError) as error:
         print(f"aviary local: {error}", file=sys.stderr)
         return 1
     except ValidationError as error:
         print(f"aviary local: {error.message}", file=sys.stderr)
         return 2
     return 0
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} s"
 
 
 if __name__ == "__main__":

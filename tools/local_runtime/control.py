@@ -17,10 +17,13 @@ from typing import Any
 
 import boto3
 
+from aviary import naming
 from aviary.clients import AWS_CONFIG
+from aviary.schema import SOURCE_OF_TRUTH_TABLES, TWEETS
 from stacks.names import stack_name
 from tools.local_runtime import identity
 from tools.local_runtime.cloudformation_gaps import apply_bucket_notifications
+from tools.local_runtime.event_sources import Checkpoints, records_after
 from tools.local_runtime.processes import LocalProcesses, StartFailed, http_status, port_in_use
 from tools.local_runtime.settings import LOCAL_CONTEXT, PROJECT, LocalSettings
 
@@ -230,6 +233,68 @@ class LocalStage:
             )
         if self.processes.pid(MOTO) is None:
             raise LocalStageError("The local stage is not running; run make deploy-local first.")
+
+    # -- catching up ----------------------------------------------------------------------------
+
+    def lagging(self) -> list[str]:
+        """What has not caught up yet (empty when everything has): fan-out, replication, media."""
+        behind = []
+        up = [r for r in self.settings.regions if not self.settings.is_down(r)]
+        replication = Checkpoints(self.settings.state_dir / "replication-checkpoints.json")
+        for region in up:
+            dynamodb, streams = self.client("dynamodb", region), self.client("dynamodbstreams", region)
+            fanout = Checkpoints(self.settings.state_dir / region / "checkpoints.json")
+            tweets_stream = dynamodb.describe_table(TableName=naming.table_name(TWEETS))["Table"][
+                "LatestStreamArn"
+            ]
+            if records_after(streams, tweets_stream, fanout.get("fanout"), limit=1):
+                behind.append(f"{region} fan-out")
+            for schema in SOURCE_OF_TRUTH_TABLES:
+                table = naming.table_name(schema)
+                stream = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+                if records_after(streams, stream, replication.get(f"{region}/{table}"), limit=1):
+                    behind.append(f"{region} {table} replication")
+            sqs = self.client("sqs", region)
+            for url in sqs.list_queues(QueueNamePrefix=stack_name("Data", region)).get("QueueUrls", []):
+                if "MediaUploads" not in url:
+                    continue
+                attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+                if int(attributes["ApproximateNumberOfMessages"]) + int(
+                    attributes["ApproximateNumberOfMessagesNotVisible"]
+                ):
+                    behind.append(f"{region} media uploads")
+        status = self.replication_status()
+        for region, owed in (status or {}).get("outbox", {}).items():
+            if region in up and owed:
+                behind.append(f"{owed} items owed to {region}")
+        return behind
+
+    def replication_status(self) -> dict[str, Any] | None:
+        path = self.settings.state_dir / "replication-status.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def settle(self, timeout_seconds: float = 60) -> float:
+        """Waits until every region that is up has caught up (twice in a row, and after a full
+        replication cycle that began after we started looking); returns the seconds it took."""
+        started = time.time()
+        confirmed = 0
+        while True:
+            status = self.replication_status() or {}
+            cycle_after_start = status.get("at", 0) > started
+            behind = self.lagging()
+            confirmed = confirmed + 1 if not behind and cycle_after_start else 0
+            if confirmed >= 2:
+                return time.time() - started
+            if time.time() - started > timeout_seconds:
+                waiting_for = ", ".join(behind) or "a replication cycle"
+                raise LocalStageError(
+                    f"Not caught up after {timeout_seconds:.0f} s, still waiting for {waiting_for}; "
+                    f"see the logs in {self.processes.log_dir}."
+                )
+            time.sleep(0.2)
 
     # -- users ----------------------------------------------------------------------------------
 

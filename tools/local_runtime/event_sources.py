@@ -278,21 +278,11 @@ class StreamPoller:
         self.consume = consume
         self.page_size = page_size
 
-    @property
-    def shard_id(self) -> str:
-        shards = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
-        return shards[0]["ShardId"]  # moto keeps one shard per table
-
     def poll_once(self) -> int:
         """Delivers what is new since the checkpoint, then moves it; returns the number of records."""
-        after = self.checkpoints.get(self.name)
-        request = {"StreamArn": self.stream_arn, "ShardId": self.shard_id}
-        if after is None:
-            request["ShardIteratorType"] = "TRIM_HORIZON"
-        else:
-            request |= {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after}
-        iterator = self.streams.get_shard_iterator(**request)["ShardIterator"]
-        records = self.streams.get_records(ShardIterator=iterator, Limit=self.page_size)["Records"]
+        records = records_after(
+            self.streams, self.stream_arn, self.checkpoints.get(self.name), limit=self.page_size
+        )
         if not records:
             return 0
         self.consume(
@@ -300,6 +290,20 @@ class StreamPoller:
         )
         self.checkpoints.put(self.name, records[-1]["dynamodb"]["SequenceNumber"])
         return len(records)
+
+
+def records_after(
+    streams_client: Any, stream_arn: str, sequence_number: str | None, *, limit: int
+) -> list[dict[str, Any]]:
+    """Up to `limit` records of the stream's (one, in moto) shard after `sequence_number` (None: all)."""
+    shards = streams_client.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+    request = {"StreamArn": stream_arn, "ShardId": shards[0]["ShardId"]}
+    if sequence_number is None:
+        request["ShardIteratorType"] = "TRIM_HORIZON"
+    else:
+        request |= {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": sequence_number}
+    iterator = streams_client.get_shard_iterator(**request)["ShardIterator"]
+    return streams_client.get_records(ShardIterator=iterator, Limit=limit)["Records"]
 
 
 class QueuePoller:

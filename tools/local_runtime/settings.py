@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stacks.config import DeploymentConfig, load_config, project_context
@@ -68,6 +70,25 @@ class LocalSettings:
         return self.down_marker(region).exists()
 
 
-def load_local_settings(state_dir: Path | None = None) -> LocalSettings:
+def load_local_settings(environ: Mapping[str, str] | None = None) -> LocalSettings:
+    """The settings, with ports and state directory movable by AVIARY_LOCAL_* variables (a test
+    runs a second stage beside a developer's own this way; child processes inherit them)."""
+    environ = os.environ if environ is None else environ
     config = load_config(project_context(PROJECT, LOCAL_CONTEXT).get)
-    return LocalSettings(config=config, state_dir=state_dir or PROJECT / ".local")
+    defaults = LocalSettings(config=config, state_dir=PROJECT / ".local")
+
+    def port(name: str, default: int) -> int:
+        text = environ.get(name, "").strip()
+        if not text:
+            return default
+        if not (text.isdigit() and 1024 <= int(text) <= 65535):
+            raise ValueError(f"{name} must be a port number from 1024 to 65535, not {text!r}.")
+        return int(text)
+
+    return replace(
+        defaults,
+        state_dir=Path(environ.get("AVIARY_LOCAL_STATE_DIR") or defaults.state_dir),
+        moto_port=port("AVIARY_LOCAL_MOTO_PORT", defaults.moto_port),
+        front_door_port=port("AVIARY_LOCAL_FRONT_DOOR_PORT", defaults.front_door_port),
+        first_api_port=port("AVIARY_LOCAL_FIRST_API_PORT", defaults.first_api_port),
+    )
