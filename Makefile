@@ -76,7 +76,7 @@ settle-local:
 # USER must be given on the command line: the shell's own $$USER is not a demo user.
 token:
 	@$(if $(filter command line,$(origin USER)),,$(error Say whose token: make token USER=alice))
-	@$(LOCAL) token $(USER)
+	@$(LOCAL) token '$(USER)'
 
 region-down region-up:
 	@$(if $(REGION),,$(error Say which region: make $@ REGION=us-east-1))

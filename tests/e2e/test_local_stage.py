@@ -1,0 +1,183 @@
+"""End to end: `make deploy-local`, the README's walk-through over HTTP (with a region failure and
+recovery), API Gateway's own refusals, convergence of the regions, then teardown.
+
+One deploy serves every test here: they share an xdist group, so one worker runs them in order.
+The stage gets its own ports and state directory (tests/e2e/local_stage.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from typing import Any
+
+import boto3
+import pytest
+
+from aviary import naming
+from aviary.schema import SOURCE_OF_TRUTH_TABLES
+from tests.cloud_assembly import PROJECT
+from tests.e2e.local_stage import LocalStageUnderTest, ports_in_use, walkthrough_script
+from tools.local_runtime.settings import load_local_settings
+
+pytestmark = pytest.mark.xdist_group("local_stage")
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory) -> LocalStageUnderTest:
+    regions = load_local_settings().regions
+    under_test = LocalStageUnderTest(tmp_path_factory.mktemp("local-stage"), regions)
+    taken = ports_in_use(regions)
+    assert not taken, f"ports {taken} are in use: stop whatever holds them to run the end-to-end tests"
+    deployed = under_test.make("deploy-local")
+    try:
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        yield under_test
+    finally:
+        reset = under_test.make("reset-local", timeout=120)
+        assert reset.returncode == 0, reset.stdout + reset.stderr
+
+
+@pytest.fixture(scope="module")
+def walkthrough(stage) -> str:
+    script = walkthrough_script((PROJECT / "README.md").read_text(), stage)
+    result = stage.bash(script)
+    assert result.returncode == 0, f"walk-through failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def _json_lines(output: str) -> list[dict[str, Any]]:
+    """Every JSON object the walk-through printed, in order (curl's -i headers and make's lines skipped)."""
+    found = []
+    for line in output.splitlines():
+        for text in re.findall(r"\{.*?\}(?=\{|$)", line) if line.startswith("{") else []:
+            try:
+                found.append(json.loads(text))
+            except ValueError:
+                continue
+    return found
+
+
+def _timelines(output: str) -> list[list[str]]:
+    """The texts of each timeline page the walk-through printed, in order."""
+    pages = []
+    for line in output.splitlines():
+        if line.startswith('{"items":'):
+            pages.append([item["text"] for item in json.loads(line)["items"]])
+    return pages
+
+
+def test_deploy_prints_every_endpoint_and_each_region_answers(stage):
+    status = stage.make("status-local", timeout=60)
+    assert status.returncode == 0, status.stderr
+    assert stage.front_door in status.stdout
+    for region in stage.regions:
+        assert f"{stage.api(region)}  (up, health 200)" in status.stdout
+
+
+def test_walkthrough_follow_post_and_read_in_the_other_region(walkthrough):
+    objects = _json_lines(walkthrough)
+    assert {"handle": "alice", "following": True} in objects
+    posted = [o for o in objects if o.get("author") == "alice"]
+    assert [p["text"] for p in posted] == [
+        "Hello from us-east-1",
+        "A picture",
+        "Posted while us-east-1 was down",
+    ]
+    # The first timeline read is bob's, in us-west-2, after the first post only.
+    assert _timelines(walkthrough)[0] == ["Hello from us-east-1"]
+
+
+def test_walkthrough_media_is_accepted_and_attached(walkthrough):
+    picture = next(o for o in _json_lines(walkthrough) if o.get("text") == "A picture")
+    assert len(picture["media_ids"]) == 1
+    assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", picture["media_ids"][0])
+
+
+def test_walkthrough_region_failure_fails_over_and_the_region_catches_up(walkthrough):
+    # Read through the front door while us-east-1 was down: served by us-west-2, with the new post.
+    assert re.search(r"^X-Aviary-Region: us-west-2\r?$", walkthrough, re.MULTILINE | re.IGNORECASE)
+    during, after = _timelines(walkthrough)[1], _timelines(walkthrough)[2]
+    expected = ["Posted while us-east-1 was down", "A picture", "Hello from us-east-1"]
+    assert during == expected
+    # Read in us-east-1 itself after region-up: it caught up on what was written while it was down.
+    assert after == expected
+    assert walkthrough.count("Caught up in") == 5
+
+
+def test_regions_converge_item_for_item(stage, walkthrough):
+    settled = stage.make("settle-local", timeout=120)
+    assert settled.returncode == 0, settled.stderr
+    contents = {}
+    for region in stage.regions:
+        dynamodb = boto3.client(
+            "dynamodb", region_name=region, endpoint_url=stage.endpoint, aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )  # fmt: skip
+        contents[region] = {
+            naming.table_name(schema): sorted(
+                json.dumps(item, sort_keys=True)
+                for page in dynamodb.get_paginator("scan").paginate(TableName=naming.table_name(schema))
+                for item in page["Items"]
+            )
+            for schema in SOURCE_OF_TRUTH_TABLES
+        }
+    first, *others = stage.regions
+    assert contents[first]["aviary-tweets"], "the walk-through wrote tweets"
+    for region in others:
+        assert contents[region] == contents[first]
+
+
+def _request(url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None):
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+@pytest.fixture(scope="module")
+def alice_token(stage, walkthrough) -> str:
+    result = stage.make("token", "USER=alice", timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_api_gateway_refusals_look_like_aws(stage, alice_token):
+    api = stage.api(stage.regions[0])
+    assert _request(f"{api}/tweets", "POST", b"{}") == (401, {"message": "Unauthorized"})
+    bad_token = {"Authorization": "Bearer " + alice_token[:-4] + "AAAA"}
+    assert _request(f"{api}/tweets", "POST", b"{}", bad_token) == (401, {"message": "Unauthorized"})
+    assert _request(f"{api}/nowhere", headers={"Authorization": f"Bearer {alice_token}"}) == (
+        404,
+        {"message": "Not Found"},
+    )
+
+
+def test_bad_requests_get_the_handlers_4xx_errors_and_write_nothing(stage, alice_token):
+    api = stage.front_door
+    auth = {"Authorization": f"Bearer {alice_token}", "Content-Type": "application/json"}
+    status, body = _request(
+        f"{api}/tweets", "POST", b'{"text": ""}', {**auth, "Idempotency-Key": "e2e-empty-1"}
+    )
+    assert status == 400 and body["error"]["field"] == "text"
+    status, body = _request(f"{api}/tweets", "POST", b'{"text": "no key"}', auth)
+    assert status == 400 and body["error"]["field"] == "Idempotency-Key"
+    status, body = _request(f"{api}/users/alice/follow", "POST", None, auth)
+    assert status == 400 and "yourself" in body["error"]["message"]
+    status, body = _request(f"{api}/tweets/not-an-id", headers=auth)
+    assert status == 400 and body["error"]["field"] == "id"
+    # Nothing of these reached the tables: the same key with a valid body is a first post, not a replay.
+    status, body = _request(
+        f"{api}/tweets", "POST", b'{"text": "now valid"}', {**auth, "Idempotency-Key": "e2e-empty-1"}
+    )
+    assert status == 201 and body["text"] == "now valid"
+
+
+def test_token_needs_a_valid_handle(stage):
+    result = stage.make("token", "USER=not a handle!", timeout=120)
+    assert result.returncode != 0
+    assert "USER" in result.stderr
