@@ -10,7 +10,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup synth test lint format constraints clean host-wheels lambda-deps bench-host bench-handlers \
-	deploy-local stop-local reset-local status-local settle-local token region-down region-up
+	deploy-local stop-local reset-local status-local settle-local token region-down region-up blast-radius drill
 
 setup: $(VENV)/.installed node_modules/.installed host-wheels lambda-deps
 
@@ -91,6 +91,16 @@ bench-host: setup
 # each handler's import time against a bare `import boto3`, in one run. Prints figures.
 bench-handlers: setup
 	$(BIN)/python -m tools.bench_handlers
+
+# Failure-isolation report over the synthesized templates (host, AZ, region and dependency
+# failures against ARCHITECTURE.md's principles). Synthesizes STAGE into cdk.out unless CDK_OUT
+# names an existing cloud assembly; FORMAT=text|markdown|json. Exits non-zero on any violation.
+FORMAT ?= text
+blast-radius: setup
+ifndef CDK_OUT
+	cdk synth --quiet --no-notices -c stage=$(STAGE) -o cdk.out
+endif
+	@$(BIN)/python -m tools.blast_radius --cdk-out $(or $(CDK_OUT),cdk.out) --format $(FORMAT)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,0 +1,384 @@
+"""The blast-radius report: passes on the project's own assemblies, fails (naming the resource) on
+copies broken on purpose, and computes the capacity figures the config promises."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from aviary import naming
+from aviary.schema import TWEETS
+from stacks.aviary_app import stack_name
+from stacks.config import load_config
+from tests.cloud_assembly import CloudAssembly, project_context
+from tools.blast_radius.assembly import read_assembly
+from tools.blast_radius.cli import main, project_read_capacity
+from tools.blast_radius.model import build_model, has_instance_store
+from tools.blast_radius.scenarios import (
+    DISASTER_RECOVERY,
+    SINGLE_HOST,
+    STATIC_STABILITY,
+    Report,
+    Scenario,
+    evaluate,
+)
+
+
+def _report(directory: Path, required: int) -> Report:
+    return evaluate(build_model(read_assembly(directory)), required=required, required_source="test")
+
+
+def _scenario(report: Report, kind: str, name: str = "") -> Scenario:
+    [scenario] = [s for s in report.scenarios if s.kind == kind and name in s.name]
+    return scenario
+
+
+def _outcome(scenario: Scenario, region: str):
+    [outcome] = [o for o in scenario.outcomes if o.region == region]
+    return outcome
+
+
+def _violations_naming(report: Report, stack: str, logical_id: str, principle: str) -> list[str]:
+    lines = [f.line() for f in report.violations]
+    return [line for line in lines if f"{stack}/{logical_id}" in line and line.startswith(f"[{principle}]")]
+
+
+class AssemblyCopy:
+    """The manifest and templates of a synthesized assembly, copied so a test can break them."""
+
+    def __init__(self, source: CloudAssembly, directory: Path) -> None:
+        self.directory = directory
+        self.config = source.config
+        directory.mkdir()
+        shutil.copy(source.directory / "manifest.json", directory / "manifest.json")
+        for stack in source.stacks:
+            shutil.copy(source.directory / f"{stack}.template.json", directory / f"{stack}.template.json")
+
+    @contextmanager
+    def edit(self, stack: str) -> Iterator[dict[str, Any]]:
+        path = self.directory / f"{stack}.template.json"
+        template = json.loads(path.read_text())
+        yield template
+        path.write_text(json.dumps(template))
+
+    def report(self) -> Report:
+        return _report(self.directory, self.config.required_read_capacity)
+
+
+def _of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {lid: r for lid, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def _service(config, region: str | None = None) -> str:
+    return stack_name("Service", region or config.primary_region)
+
+
+# --- the project's own templates ------------------------------------------------------------
+
+
+def test_report_passes_on_the_projects_own_templates(assembly):
+    report = _report(assembly.directory, assembly.config.required_read_capacity)
+    assert [f.line() for f in report.violations] == []
+    assert report.exit_status == 0
+    assert report.stage == assembly.config.stage.value
+    assert all(s.capacity_ok and s.writes_survive for s in report.scenarios)
+
+
+def test_capacity_figures_follow_the_config(assembly):
+    config = assembly.config
+    report = _report(assembly.directory, config.required_read_capacity)
+    for region in config.regions:
+        azs, per_az = len(region.availability_zones), config.hosts_per_az
+        assert _outcome(_scenario(report, "steady"), region.name).hosts == azs * per_az
+        assert _outcome(_scenario(report, "host"), region.name).hosts == azs * per_az - 1
+        az_loss = _outcome(_scenario(report, "az"), region.name)
+        assert az_loss.lost in region.availability_zones
+        assert az_loss.hosts == (azs - 1) * per_az >= config.required_read_capacity
+        assert az_loss.percent == az_loss.hosts * 100 // config.required_read_capacity
+
+
+def test_default_config_one_az_lost_leaves_exactly_100_percent(assembly):
+    config = assembly.config
+    assert config.required_read_capacity == 6 and config.hosts_per_az == 3  # the defaults under test
+    report = _report(assembly.directory, 6)
+
+    def figures(kind: str, region: str) -> tuple[int, int]:
+        outcome = _outcome(_scenario(report, kind), region)
+        return outcome.hosts, outcome.percent
+
+    for region in config.region_names:
+        assert figures("steady", region) == (9, 150)
+        assert figures("host", region) == (8, 133)
+        assert figures("az", region) == (6, 100)
+
+
+def test_region_loss_fails_over_and_keeps_writes(assembly):
+    config = assembly.config
+    report = _report(assembly.directory, config.required_read_capacity)
+    for lost in config.region_names:
+        scenario = _scenario(report, "region", lost)
+        assert scenario.writes_survive
+        assert _outcome(scenario, lost).status == "down" and _outcome(scenario, lost).percent == 0
+        for other in config.other_regions(lost):
+            assert _outcome(scenario, other).status == "up" and _outcome(scenario, other).sufficient
+        risk = "\n".join(scenario.data_at_risk)
+        assert "derived data (timelines)" in risk  # Timelines: rebuilt, not data at risk
+        expected = "local emulation" if config.is_local else "none beyond replication lag"
+        assert f"{naming.table_name(TWEETS)}" in risk and expected in risk
+
+
+def test_prod_media_buckets_are_replicated_to_every_other_region(prod_assembly):
+    config = prod_assembly.config
+    model = build_model(read_assembly(prod_assembly.directory))
+    media = {b.name: b for b in model.buckets if b.role == "data"}
+    assert set(media) == {naming.media_bucket_name(config.account, r) for r in config.region_names}
+    for region in config.region_names:
+        bucket = media[naming.media_bucket_name(config.account, region)]
+        assert set(bucket.replicated_to) == set(config.other_regions(region))
+        assert bucket.replication.stack == stack_name("MediaReplication", region)
+
+
+def test_required_capacity_defaults_to_the_project_context():
+    assert project_read_capacity() == load_config(project_context().get).required_read_capacity == 6
+
+
+def test_instance_store_table():
+    assert has_instance_store("m6id.large") and has_instance_store("i4i.xlarge")
+    assert not has_instance_store("m6i.large") and not has_instance_store("t3.micro")
+
+
+# --- the CLI and its formats ------------------------------------------------------------------
+
+
+def test_cli_exit_codes(assembly, tmp_path, capsys):
+    directory = str(assembly.directory)
+    assert main(["--cdk-out", directory]) == 0
+    assert "Result: PASS (exit 0)" in capsys.readouterr().out
+    # One host more than an AZ loss leaves: the same templates now fail, naming the zonal groups.
+    stricter = str(assembly.config.required_read_capacity + 1)
+    assert main(["--cdk-out", directory, "--required-read-capacity", stricter]) == 1
+    out = capsys.readouterr().out
+    assert f"VIOLATION [{STATIC_STABILITY}] {_service(assembly.config)}/TimelineHostsZone1" in out
+    assert main(["--cdk-out", str(tmp_path / "missing")]) == 2
+    assert "manifest.json does not exist" in capsys.readouterr().err
+    assert main(["--cdk-out", directory, "--format", "yaml"]) == 2
+
+
+def test_json_format_is_machine_readable(assembly, capsys):
+    assert main(["--cdk-out", str(assembly.directory), "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    regions = assembly.config.region_names
+    kinds = [s["kind"] for s in document["scenarios"]]
+    assert kinds == [
+        "steady",
+        "host",
+        "az",
+        *["region"] * len(regions),
+        *["dynamodb"] * len(regions),
+        *["s3"] * len(regions),
+    ]
+    assert document["exit_status"] == 0 and document["violations"] == []
+    assert document["required_read_capacity"]["hosts"] == assembly.config.required_read_capacity
+    az = next(s for s in document["scenarios"] if s["kind"] == "az")
+    assert {r["region"] for r in az["regions"]} == set(regions)
+    assert all(r["percent"] >= 100 for r in az["regions"])
+
+
+def test_markdown_and_text_formats_show_every_scenario(prod_assembly, capsys):
+    directory = str(prod_assembly.directory)
+    assert main(["--cdk-out", directory, "--format", "markdown"]) == 0
+    markdown = capsys.readouterr().out
+    assert main(["--cdk-out", directory, "--format", "text"]) == 0
+    text = capsys.readouterr().out
+    report = _report(prod_assembly.directory, prod_assembly.config.required_read_capacity)
+    for scenario in report.scenarios:
+        assert f"### {scenario.name}" in markdown
+        assert f"== {scenario.name} ==" in text
+    assert markdown.count("| Region | Lost | Hosts left | Required | Capacity | Status | Note |") == len(
+        report.scenarios
+    )
+    assert "Violations: none" in text and "## Violations\n\nNone." in markdown
+
+
+def test_violations_appear_in_every_format(prod_assembly, tmp_path, capsys):
+    copy = AssemblyCopy(prod_assembly, tmp_path / "copy")
+    with copy.edit(_service(copy.config)) as template:
+        for group in _of_type(template, "AWS::AutoScaling::AutoScalingGroup").values():
+            group["Properties"]["MinSize"] = "1"
+    outputs = {}
+    for fmt in ("text", "markdown", "json"):
+        assert main(["--cdk-out", str(copy.directory), "--format", fmt]) == 1
+        outputs[fmt] = capsys.readouterr().out
+    document = json.loads(outputs["json"])
+    assert document["exit_status"] == 1
+    stacks = {r["stack"] for v in document["violations"] for r in v["resources"]}
+    assert stacks == {_service(copy.config)}
+    for line in (v["line"] for v in document["violations"]):
+        assert f"VIOLATION {line}" in outputs["text"] and f"- VIOLATION {line}" in outputs["markdown"]
+    assert "Result: FAIL (exit 1)" in outputs["text"]
+
+
+# --- broken on purpose: each must fail and name the cause ------------------------------------
+
+
+def test_ebs_data_volume_fails(assembly, tmp_path):
+    copy = AssemblyCopy(assembly, tmp_path / "copy")
+    stack = _service(copy.config)
+    with copy.edit(stack) as template:
+        [(launch_id, launch)] = _of_type(template, "AWS::EC2::LaunchTemplate").items()
+        launch["Properties"]["LaunchTemplateData"]["BlockDeviceMappings"].append(
+            {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 100, "VolumeType": "gp3"}}
+        )
+    report = copy.report()
+    [line] = _violations_naming(report, stack, launch_id, SINGLE_HOST)
+    assert "/dev/sdf" in line and "Fix:" in line
+    assert report.exit_status == 1
+
+
+def test_all_subnets_of_a_region_in_one_az_fails(assembly, tmp_path):
+    copy = AssemblyCopy(assembly, tmp_path / "copy")
+    region = copy.config.regions[-1]
+    stack = _service(copy.config, region.name)
+    with copy.edit(stack) as template:
+        for subnet in _of_type(template, "AWS::EC2::Subnet").values():
+            subnet["Properties"]["AvailabilityZone"] = region.availability_zones[0]
+        groups = list(_of_type(template, "AWS::AutoScaling::AutoScalingGroup"))
+    report = copy.report()
+    az_loss = _outcome(_scenario(report, "az"), region.name)
+    assert (az_loss.lost, az_loss.hosts, az_loss.percent) == (region.availability_zones[0], 0, 0)
+    for group in groups:
+        lines = _violations_naming(report, stack, group, STATIC_STABILITY)
+        assert any(
+            f"every timeline host of {region.name} is in {region.availability_zones[0]}" in x for x in lines
+        )
+        assert any(f"losing {region.availability_zones[0]} leaves {region.name} 0 of" in x for x in lines)
+
+
+def test_zonal_groups_too_small_to_lose_an_az_fail(assembly, tmp_path):
+    copy = AssemblyCopy(assembly, tmp_path / "copy")
+    config = copy.config
+    stack = _service(config)
+    smaller = config.hosts_per_az - 1
+    with copy.edit(stack) as template:
+        groups = _of_type(template, "AWS::AutoScaling::AutoScalingGroup")
+        for group in groups.values():
+            group["Properties"]["MinSize"] = str(smaller)
+    report = copy.report()
+    azs = len(config.regions[0].availability_zones)
+    left = (azs - 1) * smaller
+    assert (
+        _outcome(_scenario(report, "az"), config.primary_region).hosts == left < config.required_read_capacity
+    )
+    for group in groups:
+        [line] = [x for x in _violations_naming(report, stack, group, STATIC_STABILITY) if "leaves" in x]
+        assert f"{left} of {config.required_read_capacity} required serving hosts" in line
+        assert (
+            f"MinSize >= ceil({config.required_read_capacity} / ({azs} - 1)) = {config.hosts_per_az}" in line
+        )
+    # The other regions were not touched and are not blamed.
+    assert all(stack in str(r) for f in report.violations for r in f.resources)
+
+
+def test_nat_gateway_shared_across_azs_fails(assembly, tmp_path):
+    copy = AssemblyCopy(assembly, tmp_path / "copy")
+    stack = _service(copy.config)
+    first_az = copy.config.regions[0].availability_zones[0]
+    with copy.edit(stack) as template:
+        subnets = _of_type(template, "AWS::EC2::Subnet")
+        [public] = [
+            lid
+            for lid, s in subnets.items()
+            if s["Properties"]["MapPublicIpOnLaunch"] and s["Properties"]["AvailabilityZone"] == first_az
+        ]
+        private = {lid for lid, s in subnets.items() if not s["Properties"]["MapPublicIpOnLaunch"]}
+        template["Resources"]["SharedNat"] = {
+            "Type": "AWS::EC2::NatGateway",
+            "Properties": {"SubnetId": {"Ref": public}, "AllocationId": "eipalloc-0123456789abcdef0"},
+        }
+        tables = [
+            a["Properties"]["RouteTableId"]
+            for a in _of_type(template, "AWS::EC2::SubnetRouteTableAssociation").values()
+            if a["Properties"]["SubnetId"]["Ref"] in private
+        ]
+        for index, table in enumerate(tables):
+            template["Resources"][f"SharedNatRoute{index}"] = {
+                "Type": "AWS::EC2::Route",
+                "Properties": {
+                    "RouteTableId": table,
+                    "DestinationCidrBlock": "0.0.0.0/0",
+                    "NatGatewayId": {"Ref": "SharedNat"},
+                },
+            }
+    report = copy.report()
+    [line] = _violations_naming(report, stack, "SharedNat", STATIC_STABILITY)
+    assert f"NAT gateway in {first_az} carries the egress of subnets in" in line
+    # Losing the NAT's AZ takes every host of the region: their egress runs through it.
+    az_loss = _outcome(_scenario(report, "az"), copy.config.primary_region)
+    assert (az_loss.lost, az_loss.hosts) == (first_az, 0)
+
+
+def test_global_table_without_replicas_fails(prod_assembly, tmp_path):
+    copy = AssemblyCopy(prod_assembly, tmp_path / "copy")
+    primary = copy.config.primary_region
+    stack = stack_name("Data", primary)
+    with copy.edit(stack) as template:
+        [(table_id, table)] = [
+            (lid, t)
+            for lid, t in _of_type(template, "AWS::DynamoDB::GlobalTable").items()
+            if t["Properties"]["TableName"] == naming.table_name(TWEETS)
+        ]
+        table["Properties"]["Replicas"] = [
+            r for r in table["Properties"]["Replicas"] if r["Region"] == primary
+        ]
+    report = copy.report()
+    lines = _violations_naming(report, stack, table_id, DISASTER_RECOVERY)
+    assert any(
+        f"{naming.table_name(TWEETS)} is not replicated: its only copy is in {primary}" in x for x in lines
+    )
+    assert any(
+        f"losing {primary} stops every write: {naming.table_name(TWEETS)} has no copy" in x for x in lines
+    )
+    assert not _scenario(report, "region", primary).writes_survive
+
+
+def test_media_bucket_without_replication_fails(prod_assembly, tmp_path):
+    copy = AssemblyCopy(prod_assembly, tmp_path / "copy")
+    config = copy.config
+    region = config.region_names[-1]
+    with copy.edit(stack_name("MediaReplication", region)) as template:
+        for logical_id in _of_type(template, "Custom::AWS"):
+            del template["Resources"][logical_id]
+    data_stack = stack_name("Data", region)
+    [bucket_id] = [
+        lid
+        for lid, b in _of_type(
+            json.loads((copy.directory / f"{data_stack}.template.json").read_text()), "AWS::S3::Bucket"
+        ).items()
+        if b["Properties"].get("BucketName") == naming.media_bucket_name(config.account, region)
+    ]
+    report = copy.report()
+    [line] = _violations_naming(report, data_stack, bucket_id, DISASTER_RECOVERY)
+    assert "is not replicated to any other region" in line
+    assert (
+        f"{naming.media_bucket_name(config.account, region)} ({data_stack}/{bucket_id}): every object"
+        in "\n".join(_scenario(report, "region", region).data_at_risk)
+    )
+
+
+def test_instance_type_without_instance_store_fails(assembly, tmp_path):
+    copy = AssemblyCopy(assembly, tmp_path / "copy")
+    stack = _service(copy.config)
+    with copy.edit(stack) as template:
+        [(launch_id, launch)] = _of_type(template, "AWS::EC2::LaunchTemplate").items()
+        launch["Properties"]["LaunchTemplateData"]["InstanceType"] = "m6i.large"
+        groups = list(_of_type(template, "AWS::AutoScaling::AutoScalingGroup"))
+    report = copy.report()
+    [line] = _violations_naming(report, stack, launch_id, SINGLE_HOST)
+    assert "m6i.large has no NVMe instance store" in line
+    assert all(f"{stack}/{group}" in line for group in groups)
+    # Its hosts never start the timeline service: the region stands no serving host at all.
+    assert _outcome(_scenario(report, "steady"), copy.config.primary_region).hosts == 0

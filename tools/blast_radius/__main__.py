@@ -1,0 +1,3 @@
+from tools.blast_radius.cli import main
+
+raise SystemExit(main())
