@@ -280,16 +280,22 @@ class StreamPoller:
 
     def poll_once(self) -> int:
         """Delivers what is new since the checkpoint, then moves it; returns the number of records."""
+        records = self.read()
+        if records:
+            self.consume(records)
+            self.commit(records)
+        return len(records)
+
+    def read(self) -> list[dict[str, Any]]:
+        """What is new since the checkpoint, as Lambda would pass it; the checkpoint stays put."""
         records = records_after(
             self.streams, self.stream_arn, self.checkpoints.get(self.name), limit=self.page_size
         )
-        if not records:
-            return 0
-        self.consume(
-            [lambda_stream_record(r, stream_arn=self.stream_arn, region=self.region) for r in records]
-        )
+        return [lambda_stream_record(r, stream_arn=self.stream_arn, region=self.region) for r in records]
+
+    def commit(self, records: list[dict[str, Any]]) -> None:
+        """Moves the checkpoint past `records` (read from this stream, and dealt with)."""
         self.checkpoints.put(self.name, records[-1]["dynamodb"]["SequenceNumber"])
-        return len(records)
 
 
 def records_after(

@@ -122,8 +122,8 @@ class ReplicationState:
         )
         return cursor.rowcount > 0
 
-    def owe(self, region: str, table: str, item: str, now: float) -> None:
-        self.db.execute("INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?)", (region, table, item, now))
+    def owe(self, region: str, table: str, item: str, order: float) -> None:
+        self.db.execute("INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?)", (region, table, item, order))
 
     def owed(self, regions: list[str]) -> list[tuple[str, str, str]]:
         marks = ",".join("?" * len(regions))
@@ -169,7 +169,15 @@ class TableReplication:
 
     def consume(self, region: str, table: str, records: list[dict[str, Any]]) -> None:
         """One page of `table`'s stream in `region`, in stream order."""
-        for record in records:
+        self.consume_region(region, [(table, record) for record in records])
+
+    def consume_region(self, region: str, changes: list[tuple[str, dict[str, Any]]]) -> None:
+        """(table, record) pairs from `region`'s streams, in the order they happened there.
+
+        Interleaving the tables by time keeps cause before effect across tables (a follow before
+        the tweets that should reach the new follower), which per-table order alone would not.
+        """
+        for table, record in changes:
             change = record["dynamodb"]
             item = dumps(change["Keys"])
             image = change.get("NewImage") if record["eventName"] != "REMOVE" else None
@@ -184,16 +192,22 @@ class TableReplication:
     ) -> None:
         self.state.set_held(region, table, item, content)
         current = self.state.winner(table, item)
-        newer = current is None or (ts, self._rank(region)) > (current[0], self._rank(current[1]))
+        # A region's own stream is in the order its writes happened: a later record from the same
+        # region always wins (two changes in one transaction can share a millisecond).
+        newer = (
+            current is None
+            or current[1] == region
+            or (ts, self._rank(region)) > (current[0], self._rank(current[1]))
+        )
         if newer:
             self.state.set_winner(table, item, ts, region, image)
             winning = content
         else:
             winning = digest(current[2])
-        now = self.clock()
         for other in self.regions:
             if self.state.held(other, table, item) != winning:
-                self.state.owe(other, table, item, now)
+                # Owed in the order the changes happened, so they are paid in that order too.
+                self.state.owe(other, table, item, ts)
 
     def _rank(self, region: str) -> int:
         # Ties (same timestamp) go to the region listed first, the same way everywhere.
@@ -307,6 +321,19 @@ def status(tables: TableReplication, media: MediaReplication, state: Replication
     }
 
 
+def replicate_region(tables: TableReplication, region: str, streams: dict[str, StreamPoller]) -> int:
+    """Reads what is new on every source-table stream of `region` and settles it in time order."""
+    pages = {table: poller.read() for table, poller in streams.items()}
+    changes = [(table, record) for table, records in pages.items() for record in records]
+    # Stable: records of one table keep their stream order when timestamps tie.
+    changes.sort(key=lambda change: float(change[1]["dynamodb"]["ApproximateCreationDateTime"]))
+    tables.consume_region(region, changes)
+    for table, records in pages.items():
+        if records:
+            streams[table].commit(records)
+    return len(changes)
+
+
 def run(settings: LocalSettings, stop: threading.Event) -> None:
     state = ReplicationState(settings.state_dir / "replication.sqlite")
 
@@ -318,32 +345,29 @@ def run(settings: LocalSettings, stop: threading.Event) -> None:
         settings.regions, settings.config.account, state, client_for, is_up=lambda r: not settings.is_down(r)
     )
     checkpoints = Checkpoints(settings.state_dir / "replication-checkpoints.json")
-    pollers = []
+    pollers: dict[str, dict[str, StreamPoller]] = {}
     for region in settings.regions:
+        pollers[region] = {}
         for schema in SOURCE_OF_TRUTH_TABLES:
             table = naming.table_name(schema)
             stream_arn = client_for("dynamodb", region).describe_table(TableName=table)["Table"][
                 "LatestStreamArn"
             ]
-            pollers.append(
-                StreamPoller(
-                    client_for("dynamodbstreams", region),
-                    stream_arn,
-                    region=region,
-                    name=f"{region}/{table}",
-                    checkpoints=checkpoints,
-                    consume=lambda records, region=region, table=table: tables.consume(
-                        region, table, records
-                    ),
-                )
+            pollers[region][table] = StreamPoller(
+                client_for("dynamodbstreams", region),
+                stream_arn,
+                region=region,
+                name=f"{region}/{table}",
+                checkpoints=checkpoints,
+                consume=lambda _records: None,  # read and committed below, all tables together
             )
     status_path = settings.state_dir / "replication-status.json"
     while not stop.is_set():
         busy = 0
         try:
-            for poller in pollers:
-                if not settings.is_down(poller.region):
-                    busy += poller.poll_once()
+            for region, streams in pollers.items():
+                if not settings.is_down(region):
+                    busy += replicate_region(tables, region, streams)
             busy += tables.flush()
             busy += media.sync()
         except (BotoCoreError, ClientError) as error:
