@@ -102,6 +102,11 @@ ifndef CDK_OUT
 endif
 	@$(BIN)/python -m tools.blast_radius --cdk-out $(or $(CDK_OUT),cdk.out) --format $(FORMAT)
 
+# Every failure drill (AZ, host, fault, region) and one summary table; exits 1 if any lost or
+# doubled work. The region drill deploys its own local stage on ports 5320/8320-8322.
+drill: setup
+	@$(BIN)/python -m tools.drills
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

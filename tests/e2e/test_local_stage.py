@@ -20,6 +20,8 @@ from aviary import naming
 from aviary.schema import SOURCE_OF_TRUTH_TABLES
 from tests.cloud_assembly import PROJECT
 from tests.e2e.local_stage import LocalStageUnderTest, ports_in_use, walkthrough_script
+from tools.drills import region_drill
+from tools.local_runtime.control import LocalStage
 from tools.local_runtime.settings import load_local_settings
 
 pytestmark = pytest.mark.xdist_group("local_stage")
@@ -181,3 +183,13 @@ def test_token_needs_a_valid_handle(stage):
     result = stage.make("token", "USER=not a handle!", timeout=120)
     assert result.returncode != 0
     assert "USER" in result.stderr
+
+
+def test_region_drill_loses_nothing_and_doubles_nothing(stage, walkthrough):
+    local = LocalStage(load_local_settings(stage.environment))
+    result = region_drill.run(local, posts_per_phase=10)
+    assert (result.survived, result.lost, result.duplicated) == (30, 0, 0), result
+    assert result.details["served by another region while down"] == 10
+    assert result.details["regions whose tables differ"] == 0
+    # Two failed checks a second apart, plus the time to notice: well under the 10 s it must stay below.
+    assert 0 < result.details["failover seconds"] < 10

@@ -159,16 +159,18 @@ class LocalStage:
             if not self.settings.is_down(region):
                 self.start_region(region)
         self.processes.start(
-            REPLICATION, "tools.local_runtime.replication", environment=self.settings.aws_environment()
+            REPLICATION, "tools.local_runtime.replication", environment=self.settings.runtime_environment()
         )
-        self.processes.start(FRONT_DOOR, "tools.local_runtime.front_door", environment={})
+        self.processes.start(
+            FRONT_DOOR, "tools.local_runtime.front_door", environment=self.settings.runtime_environment()
+        )
         self.processes.wait_until(FRONT_DOOR, f"{self.settings.front_door_url}/frontdoor/status")
         self.wait_for_front_door()
 
     def start_region(self, region: str) -> None:
         name = region_process(region)
         self.processes.start(
-            name, "tools.local_runtime.region", region, environment=self.settings.aws_environment(region)
+            name, "tools.local_runtime.region", region, environment=self.settings.runtime_environment(region)
         )
         self.processes.wait_until(name, f"{self.settings.api_url(region)}/health")
 

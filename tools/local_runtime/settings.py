@@ -62,6 +62,16 @@ class LocalSettings:
             environment["AWS_REGION"] = region
         return environment
 
+    def runtime_environment(self, region: str | None = None) -> dict[str, str]:
+        """What a runtime process needs: the AWS variables, and these settings themselves."""
+        return {
+            **self.aws_environment(region),
+            "AVIARY_LOCAL_STATE_DIR": str(self.state_dir),
+            "AVIARY_LOCAL_MOTO_PORT": str(self.moto_port),
+            "AVIARY_LOCAL_FRONT_DOOR_PORT": str(self.front_door_port),
+            "AVIARY_LOCAL_FIRST_API_PORT": str(self.first_api_port),
+        }
+
     def down_marker(self, region: str) -> Path:
         """Present while `make region-down` holds `region` down."""
         return self.state_dir / "down" / region
