@@ -72,7 +72,8 @@ class LocalHttpApi:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         request_id = base64.b64encode(uuid.uuid4().bytes[:10]).decode()
-        matched = self.match(request.method, request.path)
+        # Matched on the path as sent: each parameter is percent-decoded once, as API Gateway does.
+        matched = self.match(request.method, request.rel_url.raw_path)
         if matched is None:
             return _message(404, "Not Found", {"apigw-requestid": request_id})
         found, path_parameters = matched

@@ -133,7 +133,7 @@ class StreamDelivery:
             fresh = self._drop_expired(current.records, current.attempts)
             if not fresh:
                 continue
-            failed_from = self._invoke(fresh)
+            failed_from, whole_batch_failed = self._invoke(fresh)
             if failed_from is None:
                 self.counts.delivered += len(fresh)
                 continue
@@ -144,8 +144,9 @@ class StreamDelivery:
                 self._give_up(remaining, "RetryAttemptsExhausted", attempts)
                 continue
             self.counts.retries += 1
-            if failed_from == 0 and self.settings.bisect_on_error and len(remaining) > 1:
+            if whole_batch_failed and self.settings.bisect_on_error and len(remaining) > 1:
                 # Halve the batch to corner the record that fails; each half keeps the retry count.
+                # A partial response needs no halving: it names where to resume.
                 self.counts.bisections += 1
                 middle = len(remaining) // 2
                 pending.extendleft(
@@ -154,27 +155,28 @@ class StreamDelivery:
             else:
                 pending.appendleft(_Pending(remaining, attempts))
 
-    def _invoke(self, records: list[dict[str, Any]]) -> int | None:
-        """None when the batch succeeded, else the index of the first record to deliver again."""
+    def _invoke(self, records: list[dict[str, Any]]) -> tuple[int | None, bool]:
+        """(None when the batch succeeded, else the index of the first record to deliver again;
+        whether the whole batch failed: the handler raised or answered with an unusable list)."""
         self.counts.invocations += 1
         try:
             response = self.handler({"Records": records}, self.context())
         except Exception:
             log.warning("handler raised on a batch of %d records", len(records), exc_info=True)
-            return 0
+            return 0, True
         if not self.settings.report_batch_item_failures:
-            return None
+            return None, False
         failures = (response or {}).get("batchItemFailures") if isinstance(response, dict) else None
         if not failures:
-            return None
+            return None, False
         sequence_numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
         positions = []
         for failure in failures:
             identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
             if identifier not in sequence_numbers:
-                return 0  # Lambda treats an unknown or empty identifier as a failed batch
+                return 0, True  # Lambda treats an unknown or empty identifier as a failed batch
             positions.append(sequence_numbers.index(identifier))
-        return min(positions)
+        return min(positions), False
 
     def _drop_expired(self, records: list[dict[str, Any]], attempts: int) -> list[dict[str, Any]]:
         limit = self.settings.maximum_record_age_seconds
@@ -277,6 +279,7 @@ class StreamPoller:
         self.checkpoints = checkpoints
         self.consume = consume
         self.page_size = page_size
+        self._shard_id: str | None = None  # a table keeps its stream (and moto its one shard)
 
     def poll_once(self) -> int:
         """Delivers what is new since the checkpoint, then moves it; returns the number of records."""
@@ -288,8 +291,14 @@ class StreamPoller:
 
     def read(self) -> list[dict[str, Any]]:
         """What is new since the checkpoint, as Lambda would pass it; the checkpoint stays put."""
+        if self._shard_id is None:
+            self._shard_id = shard_of(self.streams, self.stream_arn)
         records = records_after(
-            self.streams, self.stream_arn, self.checkpoints.get(self.name), limit=self.page_size
+            self.streams,
+            self.stream_arn,
+            self.checkpoints.get(self.name),
+            limit=self.page_size,
+            shard_id=self._shard_id,
         )
         return [lambda_stream_record(r, stream_arn=self.stream_arn, region=self.region) for r in records]
 
@@ -298,12 +307,21 @@ class StreamPoller:
         self.checkpoints.put(self.name, records[-1]["dynamodb"]["SequenceNumber"])
 
 
+def shard_of(streams_client: Any, stream_arn: str) -> str:
+    """The stream's shard: moto keeps one per table."""
+    return streams_client.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+
+
 def records_after(
-    streams_client: Any, stream_arn: str, sequence_number: str | None, *, limit: int
+    streams_client: Any,
+    stream_arn: str,
+    sequence_number: str | None,
+    *,
+    limit: int,
+    shard_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """Up to `limit` records of the stream's (one, in moto) shard after `sequence_number` (None: all)."""
-    shards = streams_client.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
-    request = {"StreamArn": stream_arn, "ShardId": shards[0]["ShardId"]}
+    request = {"StreamArn": stream_arn, "ShardId": shard_id or shard_of(streams_client, stream_arn)}
     if sequence_number is None:
         request["ShardIteratorType"] = "TRIM_HORIZON"
     else:

@@ -34,6 +34,7 @@ from tools.local_runtime.event_sources import (
     StreamPoller,
     failure_message,
     run_forever,
+    shard_of,
 )
 from tools.local_runtime.settings import LocalSettings, load_local_settings
 
@@ -87,7 +88,7 @@ def fanout_source(
     region = deployment.region
     sqs = clients.client("sqs", region=region)
     streams = clients.client("dynamodbstreams", region=region)
-    shard_id = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    shard_id = shard_of(streams, stream_arn)
 
     def send_to_failure_queue(records: list[dict[str, Any]], condition: str, invocations: int) -> None:
         destination = mapping.on_failure_destination

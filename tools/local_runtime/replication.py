@@ -184,6 +184,11 @@ class TableReplication:
             content = digest(image)
             if self.state.take_echo(region, table, item, content):
                 self.state.set_held(region, table, item, content)
+                current = self.state.winner(table, item)
+                if current is not None and digest(current[2]) != content:
+                    # Our write landed over a newer one (written there before we got to it): the
+                    # region now holds a loser and is owed the winner again.
+                    self.state.owe(region, table, item, current[0])
                 continue
             self._settle(region, table, item, float(change["ApproximateCreationDateTime"]), image, content)
 
@@ -231,7 +236,12 @@ class TableReplication:
             dynamodb = self.client_for("dynamodb", region)
             try:
                 if image is None:
-                    dynamodb.delete_item(TableName=table, Key=json.loads(item, object_hook=_decode))
+                    deleted = dynamodb.delete_item(
+                        TableName=table, Key=json.loads(item, object_hook=_decode), ReturnValues="ALL_OLD"
+                    )
+                    if "Attributes" not in deleted:
+                        # Nothing was there to delete, so no stream record will come back for it.
+                        self.state.take_echo(region, table, item, content)
                 else:
                     dynamodb.put_item(TableName=table, Item=image)
             except (BotoCoreError, ClientError) as error:
