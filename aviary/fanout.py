@@ -246,6 +246,23 @@ def _tweet(image: AttributeMap | None) -> Tweet | None:
     return Tweet.from_item(image)
 
 
+class LiveTweets:
+    """Whether a tweet is still live: one strongly consistent read of its item in this region."""
+
+    def __init__(self, dynamodb_client: Any, tweets_table: str) -> None:
+        self.dynamodb = dynamodb_client
+        self.tweets_table = tweets_table
+
+    def is_live(self, tweet_id: str) -> bool:
+        item = self.dynamodb.get_item(
+            TableName=self.tweets_table,
+            Key={"tweet_id": {"S": tweet_id}},
+            ConsistentRead=True,
+            ProjectionExpression="deleted",
+        ).get("Item")
+        return item is not None and not _is_deleted(item)
+
+
 class FanoutService:
     """Applies tweets-table stream records (Lambda's plain dict shape) to the Timelines table."""
 
@@ -257,8 +274,10 @@ class FanoutService:
         *,
         retention_days: int = DEFAULT_RETENTION_DAYS,
         trimmer: TimelineTrimmer | None = None,
+        live_tweets: LiveTweets | None = None,
     ) -> None:
         self.followers = followers
+        self.live_tweets = live_tweets
         self.writer = writer
         self.celebrity_follower_threshold = celebrity_follower_threshold
         self.retention_days = retention_days
@@ -307,6 +326,11 @@ class FanoutService:
                 yield {**entry_key(user, tweet), **shared}
 
         written = self.writer.put_entries(entries())
+        if self.live_tweets is not None and not self.live_tweets.is_live(tweet.tweet_id):
+            # The tweet was deleted before these entries went in: its tombstone's fan-out may already
+            # have run (a redelivered or redriven insert arrives after it), so take them out again.
+            removed = self._delete(tweet)
+            return FanoutResult("insert", written=written, deleted=removed.deleted, celebrity=celebrity)
         # Only once every entry is in, so the new one counts among the newest. A failed trim fails the
         # record: its redelivery rewrites the same entries and samples the same recipients again.
         trimmed = sum(trimmer.trim(user) for user in sampled) if trimmer is not None else 0

@@ -179,7 +179,8 @@ class RegionalServiceStack(Stack):
             "Fanout",
             stream_arn=stream_arn,
             environment=environment,
-            read_table_arns=[table_arn(SOCIAL_GRAPH)],
+            # The tweets table too: an insert checks its tweet is still live after fanning it out.
+            read_table_arns=[table_arn(SOCIAL_GRAPH), table_arn(TWEETS)],
             timelines_table_arn=data.timelines.table.table_arn,
             log_retention_days=config.log_retention_days,
         )

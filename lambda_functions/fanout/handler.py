@@ -23,12 +23,13 @@ from aviary.fanout import (
     DEFAULT_RETENTION_DAYS,
     FanoutResult,
     FanoutService,
+    LiveTweets,
     TimelineTrimmer,
     TimelineWriter,
 )
 from aviary.followers import FollowerDirectory
 from aviary.naming import table_name
-from aviary.schema import SOCIAL_GRAPH
+from aviary.schema import SOCIAL_GRAPH, TWEETS
 from lambda_functions.first_use import BuiltOnFirstUse
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 # A missing table name or threshold fails the cold start, not every record after it.
 TIMELINES_TABLE = os.environ["AVIARY_TIMELINES_TABLE"]
 SOCIAL_GRAPH_TABLE = os.environ.get("AVIARY_SOCIAL_GRAPH_TABLE") or table_name(SOCIAL_GRAPH)
+TWEETS_TABLE = os.environ.get("AVIARY_TWEETS_TABLE") or table_name(TWEETS)
 CELEBRITY_THRESHOLD = int(os.environ["AVIARY_CELEBRITY_THRESHOLD"])
 RETENTION_DAYS = int(os.environ.get("AVIARY_TIMELINE_RETENTION_DAYS") or DEFAULT_RETENTION_DAYS)
 MAX_ENTRIES = int(os.environ.get("AVIARY_TIMELINE_MAX_ENTRIES") or DEFAULT_MAX_ENTRIES)
@@ -62,6 +64,7 @@ def build_service(dynamodb_client: Any) -> FanoutService:
         CELEBRITY_THRESHOLD,
         retention_days=RETENTION_DAYS,
         trimmer=TimelineTrimmer(dynamodb_client, TIMELINES_TABLE, MAX_ENTRIES, writer=writer),
+        live_tweets=LiveTweets(dynamodb_client, TWEETS_TABLE),
     )
 
 

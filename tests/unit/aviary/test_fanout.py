@@ -19,6 +19,7 @@ from aviary.fanout import (
     BATCH_WRITE_MAX_ITEMS,
     FanoutResult,
     FanoutService,
+    LiveTweets,
     TimelineTrimmer,
     TimelineWriteIncomplete,
     TimelineWriter,
@@ -197,6 +198,7 @@ def build_service(
     threshold: int = NO_CELEBRITIES,
     sleeps: list[float] | None = None,
     max_entries: int | None = None,
+    live_tweets: LiveTweets | None = None,
     **trim_options: int,
 ) -> FanoutService:
     """The fan-out under test; with `max_entries` it trims timelines to that cap (`trim_options` as given)."""
@@ -206,7 +208,11 @@ def build_service(
     if max_entries is not None:
         trimmer = TimelineTrimmer(client, tables["timelines"], max_entries, writer=writer, **trim_options)
     return FanoutService(
-        FollowerDirectory(client, tables["social-graph"]), writer, threshold, trimmer=trimmer
+        FollowerDirectory(client, tables["social-graph"]),
+        writer,
+        threshold,
+        trimmer=trimmer,
+        live_tweets=live_tweets,
     )
 
 
@@ -400,6 +406,37 @@ def test_removing_a_live_tweet_removes_its_entries(aws):
     service.handle(stream_record("INSERT", new=tweet))
     assert service.handle(stream_record("REMOVE", old=tweet)) == FanoutResult("delete", deleted=3)
     assert all_entries(client, tables["timelines"]) == []
+
+
+def store_tweets(client: Any, tables: dict[str, str], *tweets: Tweet) -> None:
+    """The tweets table as the stream records describe it after they happened."""
+    for tweet in tweets:
+        client.put_item(TableName=tables["tweets"], Item=tweet.to_item())
+
+
+def test_an_insert_arriving_after_its_tombstone_leaves_no_entries(aws):
+    # A redelivered, reordered or redriven INSERT can reach the fan-out after the tombstone's
+    # MODIFY did; the tweet is deleted by then and must not come back.
+    client, tables = aws
+    seed_followers(client, tables["social-graph"], "alice", ["bob", "carol"])
+    service = build_service(client, tables, live_tweets=LiveTweets(client, tables["tweets"]))
+    tweet = make_tweet(1)
+    store_tweets(client, tables, tombstone(tweet))
+    service.handle(stream_record("MODIFY", new=tombstone(tweet), old=tweet))  # nothing to remove yet
+    assert service.handle(stream_record("INSERT", new=tweet)) == FanoutResult("insert", written=3, deleted=3)
+    assert all_entries(client, tables["timelines"]) == []
+
+
+def test_an_insert_of_a_live_tweet_stays_after_the_liveness_check(aws):
+    client, tables = aws
+    seed_followers(client, tables["social-graph"], "alice", ["bob"])
+    counting = CountingClient(client)
+    service = build_service(counting, tables, live_tweets=LiveTweets(counting, tables["tweets"]))
+    tweet = make_tweet(1)
+    store_tweets(client, tables, tweet)
+    assert service.handle(stream_record("INSERT", new=tweet)) == FanoutResult("insert", written=2)
+    assert timeline_of(client, tables, "bob") == [tweet.tweet_id]
+    assert counting.calls.count("get_item") == 2  # the author's follower count, then the liveness check
 
 
 def test_a_celebrity_delete_touches_only_the_authors_timeline(aws):

@@ -31,6 +31,7 @@ from tests.unit.aviary.test_fanout import (
     new_tables,
     seed_followers,
     set_aws_environment,
+    store_tweets,
     stream_record,
     throttled,
     timeline_of,
@@ -64,6 +65,7 @@ def load_handler(
     settings = {
         "AVIARY_TIMELINES_TABLE": tables["timelines"],
         "AVIARY_SOCIAL_GRAPH_TABLE": tables["social-graph"],
+        "AVIARY_TWEETS_TABLE": tables["tweets"],
         "AVIARY_CELEBRITY_THRESHOLD": "5",
         **env,
     }
@@ -145,6 +147,7 @@ def test_a_batch_trims_sampled_timelines_to_the_cap(aws, monkeypatch, capsys):
     older = fill_timeline(client, tables, "bob", 12)
     tweet = first_tweet(1000, "alice", lambda t: is_sampled("bob", t) and not is_sampled("alice", t))
     module = load_handler(monkeypatch, client, tables, AVIARY_TIMELINE_MAX_ENTRIES="10")
+    store_tweets(client, tables, tweet)
     batch = event(stream_record("INSERT", new=tweet, sequence="1"))
 
     assert module.handler(batch, CONTEXT) == {"batchItemFailures": []}
@@ -173,6 +176,7 @@ def test_a_batch_fans_out_and_reports_no_failures(aws, monkeypatch, capsys):
     module = load_handler(monkeypatch, client, tables)
     first, second = make_tweet(1), make_tweet(2)
     liked = Tweet(**{**first.__dict__, "like_count": 3})
+    store_tweets(client, tables, liked, second)
     batch = event(
         stream_record("INSERT", new=first, sequence="1"),
         stream_record("MODIFY", new=liked, old=first, sequence="2"),
@@ -196,6 +200,7 @@ def test_a_redelivered_batch_leaves_the_same_items(aws, monkeypatch):
     seed_followers(client, tables["social-graph"], "alice", [f"f{i:02d}" for i in range(30)])
     module = load_handler(monkeypatch, client, tables, AVIARY_CELEBRITY_THRESHOLD="1000")
     kept, deleted = make_tweet(1), make_tweet(2)
+    store_tweets(client, tables, kept, tombstone(deleted))
     batch = event(
         stream_record("INSERT", new=kept, sequence="1"),
         stream_record("INSERT", new=deleted, sequence="2"),
