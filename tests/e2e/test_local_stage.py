@@ -38,8 +38,13 @@ def stage(tmp_path_factory) -> LocalStageUnderTest:
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         yield under_test
     finally:
+        stopped = under_test.make("stop-local", timeout=120)
         reset = under_test.make("reset-local", timeout=120)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert "moto" in stopped.stdout and "front-door" in stopped.stdout, stopped.stdout
+        assert ports_in_use(regions) == [], "make stop-local left something listening"
         assert reset.returncode == 0, reset.stdout + reset.stderr
+        assert not under_test.state_dir.exists(), "make reset-local left the state directory"
 
 
 @pytest.fixture(scope="module")
