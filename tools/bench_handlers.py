@@ -105,7 +105,7 @@ def fanout_costs(follower_counts: Iterable[int]) -> list[dict[str, Any]]:
     from moto import mock_aws
 
     from aviary.clients import AWS_CONFIG
-    from aviary.fanout import FanoutService, TimelineTrimmer, TimelineWriter
+    from aviary.fanout import FanoutService, LiveTweets, TimelineTrimmer, TimelineWriter
     from aviary.followers import FollowerDirectory
     from aviary.schema import ALL_TABLES
     from tests.moto_tables import create_tables
@@ -126,8 +126,13 @@ def fanout_costs(follower_counts: Iterable[int]) -> list[dict[str, Any]]:
             trim_counting = CountingClient(client)
             writer = TimelineWriter(counting, tables["timelines"], sleep=lambda _s: None)
             trimmer = TimelineTrimmer(trim_counting, tables["timelines"], MAX_ENTRIES, writer=writer)
+            # As the handler builds it: the insert's liveness check is one GetItem of the tweet.
             service = FanoutService(
-                FollowerDirectory(counting, tables["social-graph"]), writer, THRESHOLD, trimmer=trimmer
+                FollowerDirectory(counting, tables["social-graph"]),
+                writer,
+                THRESHOLD,
+                trimmer=trimmer,
+                live_tweets=LiveTweets(counting, tables["tweets"]),
             )
             result = service.handle({"eventName": "INSERT", "dynamodb": {"NewImage": tweet.to_item()}})
             audience = 1 if celebrity else followers + 1
