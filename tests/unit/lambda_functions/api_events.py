@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from aviary.naming import table_name
+from aviary.schema import IDEMPOTENCY, MEDIA, SOCIAL_GRAPH, TWEETS
+
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 API_ID = "a1b2c3d4e5"
@@ -15,6 +18,17 @@ USER_POOL_ID = f"{REGION}_AbCdEfGhI"
 CLIENT_ID = "4tq1n8dn5pv5r1bd0fnfqr7d5e"
 USERNAME_CLAIM = "cognito:username"
 TIME_EPOCH_MS = 1_795_000_000_000
+
+
+# What the API functions' environment holds in the template, for handlers run in tests.
+HANDLER_ENVIRONMENT = {
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    "POWERTOOLS_METRICS_NAMESPACE": "Aviary",
+    "AVIARY_TWEETS_TABLE": table_name(TWEETS),
+    "AVIARY_SOCIAL_GRAPH_TABLE": table_name(SOCIAL_GRAPH),
+    "AVIARY_IDEMPOTENCY_TABLE": table_name(IDEMPOTENCY),
+    "AVIARY_MEDIA_TABLE": table_name(MEDIA),
+}
 
 
 class _Missing:

@@ -28,15 +28,14 @@ from aviary.clients import AWS_CONFIG
 from aviary.ids import generate_ulid, is_ulid
 from aviary.keys import media_object_key
 from aviary.media import MediaStore
-from aviary.naming import table_name
-from aviary.schema import IDEMPOTENCY, MEDIA, SOCIAL_GRAPH, SOURCE_OF_TRUTH_TABLES, TWEETS
+from aviary.schema import SOURCE_OF_TRUTH_TABLES
 from aviary.validation import MEDIA_SIZE_CAPS, MIB
 from lambda_functions.api import media as media_api
 from lambda_functions.api import tweets as tweets_api
 from lambda_functions.api import users as users_api
 from tests.aws_fakes import use_fake_aws
 from tests.moto_tables import create_tables
-from tests.unit.lambda_functions.api_events import ACCOUNT, NO_USER, REGION, api_event
+from tests.unit.lambda_functions.api_events import ACCOUNT, HANDLER_ENVIRONMENT, NO_USER, REGION, api_event
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
@@ -223,15 +222,7 @@ def aws():
     with pytest.MonkeyPatch.context() as patch:
         # Module-scoped, so set up before tests/conftest.py's per-test fake AWS environment: its own.
         use_fake_aws(patch, REGION)
-        for name, value in {
-            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-            "POWERTOOLS_METRICS_NAMESPACE": "Aviary",
-            "AVIARY_TWEETS_TABLE": table_name(TWEETS),
-            "AVIARY_SOCIAL_GRAPH_TABLE": table_name(SOCIAL_GRAPH),
-            "AVIARY_IDEMPOTENCY_TABLE": table_name(IDEMPOTENCY),
-            "AVIARY_MEDIA_TABLE": table_name(MEDIA),
-            "AVIARY_MEDIA_BUCKET": BUCKET,
-        }.items():
+        for name, value in {**HANDLER_ENVIRONMENT, "AVIARY_MEDIA_BUCKET": BUCKET}.items():
             patch.setenv(name, value)
         # The handlers' clients are cached per process: start with none, so theirs are made inside
         # mock_aws, and put the cache back afterwards.

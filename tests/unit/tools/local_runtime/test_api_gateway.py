@@ -20,13 +20,12 @@ from aviary import clients
 from aviary.auth import TokenVerifier
 from aviary.clients import AWS_CONFIG
 from aviary.ids import generate_ulid
-from aviary.naming import table_name
-from aviary.schema import IDEMPOTENCY, MEDIA, SOCIAL_GRAPH, SOURCE_OF_TRUTH_TABLES, TWEETS
+from aviary.schema import SOURCE_OF_TRUTH_TABLES
 from lambda_functions.api import tweets as tweets_api
 from lambda_functions.api.routes import ROUTES
 from tests.moto_tables import create_tables
 from tests.tokens import AUDIENCE, ISSUER, TokenIssuer
-from tests.unit.lambda_functions.api_events import api_event
+from tests.unit.lambda_functions.api_events import HANDLER_ENVIRONMENT, api_event
 from tools.local_runtime.api_gateway import LocalHttpApi, route
 from tools.local_runtime.event_sources import LambdaContext
 
@@ -315,14 +314,7 @@ def test_handler_headers_are_passed_on(tokens):
 @pytest.fixture
 def tweets_world(monkeypatch):
     """moto tables and the tweets handler pointed at them, built afresh (a cold start) in this test."""
-    for name, value in {
-        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-        "POWERTOOLS_METRICS_NAMESPACE": "Aviary",
-        "AVIARY_TWEETS_TABLE": table_name(TWEETS),
-        "AVIARY_SOCIAL_GRAPH_TABLE": table_name(SOCIAL_GRAPH),
-        "AVIARY_IDEMPOTENCY_TABLE": table_name(IDEMPOTENCY),
-        "AVIARY_MEDIA_TABLE": table_name(MEDIA),
-    }.items():
+    for name, value in HANDLER_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(clients, "_clients", {})
     tweets_api._routes.cache_clear()
