@@ -69,7 +69,9 @@ class LocalStage:
             self.settings.down_marker(region).unlink(missing_ok=True)
         say("Deploying the local stage with the CDK CLI (cdk bootstrap, cdk deploy --method=direct) ...")
         accounts = [f"aws://{self.settings.config.account}/{region}" for region in self.settings.regions]
-        self.cdk("bootstrap", *accounts)
+        # Both into the stage's own cloud assembly: a cdk.out shared with anything else is locked
+        # while another CLI synthesizes into it.
+        self.cdk("bootstrap", *accounts, "-o", str(self.cdk_out))
         self.cdk("deploy", "--all", "--method=direct", "--require-approval", "never", "-o", str(self.cdk_out))
         for region in self.settings.regions:
             stack = stack_name("Data", region)
