@@ -121,6 +121,10 @@ def run(stage: LocalStage, *, posts_per_phase: int = 20) -> DrillResult:
     )
     if status != 200:
         raise RuntimeError(f"the drill's reader could not follow its author: {status} {body}")
+    # The follow must reach every region before the outage. Timelines do not backfill when a follow
+    # arrives: a follow still unreplicated when its region fails would leave the other region
+    # fanning out without it, and the reader would miss those tweets there for good (see README).
+    stage.settle()
     client = PostingClient(settings.front_door_url, author)
     run_id = f"{int(time.time())}"
 
