@@ -68,10 +68,11 @@ class LocalStage:
         for region in self.settings.regions:
             self.settings.down_marker(region).unlink(missing_ok=True)
         say("Deploying the local stage with the CDK CLI (cdk bootstrap, cdk deploy --method=direct) ...")
-        accounts = [f"aws://{self.settings.config.account}/{region}" for region in self.settings.regions]
-        # Both into the stage's own cloud assembly: a cdk.out shared with anything else is locked
-        # while another CLI synthesizes into it.
-        self.cdk("bootstrap", *accounts, "-o", str(self.cdk_out))
+        # One region at a time: given several, the CLI bootstraps them at once, and moto's
+        # CloudFormation then sometimes names a bucket after the other region (BucketAlreadyExists).
+        # Into the stage's own cloud assembly: a cdk.out shared with another CLI would be locked.
+        for region in self.settings.regions:
+            self.cdk("bootstrap", f"aws://{self.settings.config.account}/{region}", "-o", str(self.cdk_out))
         self.cdk("deploy", "--all", "--method=direct", "--require-approval", "never", "-o", str(self.cdk_out))
         for region in self.settings.regions:
             stack = stack_name("Data", region)
