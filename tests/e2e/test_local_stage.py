@@ -1,9 +1,9 @@
 """End to end: `make deploy-local`, the README's walk-through over HTTP (with a region failure and
 recovery), API Gateway's own refusals, convergence of the regions, then teardown.
 
-One deploy serves every test here: they share an xdist group, so one worker runs them, and the
-fixtures are session-scoped so the stage is not torn down when that worker runs other modules in
-between.
+One deploy serves every test here: pytest-xdist runs a file's tests on one worker (--dist
+loadfile), and the fixtures are session-scoped so the stage stays up however that worker orders
+its files.
 The stage gets its own ports and state directory (tests/e2e/local_stage.py).
 """
 
@@ -25,8 +25,6 @@ from tests.e2e.local_stage import LocalStageUnderTest, ports_in_use, walkthrough
 from tools.drills import region_drill
 from tools.local_runtime.control import LocalStage
 from tools.local_runtime.settings import load_local_settings
-
-pytestmark = pytest.mark.xdist_group("local_stage")
 
 
 @pytest.fixture(scope="session")
