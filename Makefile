@@ -98,7 +98,7 @@ bench-handlers: setup
 FORMAT ?= text
 blast-radius: setup
 ifndef CDK_OUT
-	cdk synth --quiet --no-notices -c stage=$(STAGE) -o cdk.out
+	@cdk synth --quiet --no-notices -c stage=$(STAGE) -o cdk.out >&2
 endif
 	@$(BIN)/python -m tools.blast_radius --cdk-out $(or $(CDK_OUT),cdk.out) --format $(FORMAT)
 
