@@ -4,48 +4,44 @@ developer's own `make deploy-local` on the default ports is left alone."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.cloud_assembly import PROJECT
+from tools.local_runtime.processes import port_in_use
+from tools.local_runtime.settings import LocalSettings, load_local_settings
 
-MOTO_PORT = 5310
-FRONT_DOOR_PORT = 8310
-FIRST_API_PORT = 8311
+PORTS = {
+    "AVIARY_LOCAL_MOTO_PORT": "5310",
+    "AVIARY_LOCAL_FRONT_DOOR_PORT": "8310",
+    "AVIARY_LOCAL_FIRST_API_PORT": "8311",
+}
 MAKE_TIMEOUT_SECONDS = 900
 
 
 @dataclass(frozen=True)
 class LocalStageUnderTest:
     state_dir: Path
-    regions: tuple[str, ...]
 
     @property
     def environment(self) -> dict[str, str]:
-        environment = {
-            **os.environ,
-            "AVIARY_LOCAL_STATE_DIR": str(self.state_dir),
-            "AVIARY_LOCAL_MOTO_PORT": str(MOTO_PORT),
-            "AVIARY_LOCAL_FRONT_DOOR_PORT": str(FRONT_DOOR_PORT),
-            "AVIARY_LOCAL_FIRST_API_PORT": str(FIRST_API_PORT),
-        }
+        """What every make command of this stage runs with."""
+        environment = {**os.environ, **PORTS, "AVIARY_LOCAL_STATE_DIR": str(self.state_dir)}
         # The tests' fake AWS settings must not reach the stage: it sets its own, pointing at moto.
         for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
             environment.pop(name, None)
         return environment
 
     @property
-    def front_door(self) -> str:
-        return f"http://127.0.0.1:{FRONT_DOOR_PORT}"
+    def settings(self) -> LocalSettings:
+        """The stage's settings as its own processes read them: ports, URLs, regions."""
+        return load_local_settings(self.environment)
 
-    def api(self, region: str) -> str:
-        return f"http://127.0.0.1:{FIRST_API_PORT + self.regions.index(region)}"
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://localhost:{MOTO_PORT}"
+    def ports_in_use(self) -> list[int]:
+        settings = self.settings
+        ports = [settings.moto_port, settings.front_door_port, *map(settings.api_port, settings.regions)]
+        return [port for port in ports if port_in_use(settings.host, port)]
 
     def make(
         self, *arguments: str, timeout: float = MAKE_TIMEOUT_SECONDS
@@ -70,25 +66,14 @@ class LocalStageUnderTest:
         )
 
 
-def ports_in_use(regions: tuple[str, ...]) -> list[int]:
-    ports = [MOTO_PORT, FRONT_DOOR_PORT, *(FIRST_API_PORT + i for i in range(len(regions)))]
-    taken = []
-    for port in ports:
-        with socket.socket() as probe:
-            probe.settimeout(0.2)
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                taken.append(port)
-    return taken
-
-
-def walkthrough_script(readme: str, stage: LocalStageUnderTest) -> str:
+def walkthrough_script(readme: str, settings: LocalSettings) -> str:
     """The README's walk-through block, with its first line (the URLs) pointing at this stage."""
     block = readme.split("<!-- walkthrough:start -->", 1)[1].split("<!-- walkthrough:end -->", 1)[0]
     lines = block.strip().removeprefix("```sh").removesuffix("```").strip().splitlines()
     first, rest = lines[0], lines[1:]
     if not first.startswith("FRONT_DOOR=http://127.0.0.1:8080 "):
         raise AssertionError(f"the walk-through must start by naming its URLs, not with {first!r}")
-    urls = [f"FRONT_DOOR={stage.front_door}"] + [
-        f"{region.upper().replace('-', '_')}={stage.api(region)}" for region in stage.regions
+    urls = [f"FRONT_DOOR={settings.front_door_url}"] + [
+        f"{region.upper().replace('-', '_')}={settings.api_url(region)}" for region in settings.regions
     ]
     return "\n".join([" ".join(urls), *rest])

@@ -11,27 +11,21 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.error
-import urllib.request
 from typing import Any
 
-import boto3
 import pytest
 
-from aviary import naming
-from aviary.schema import SOURCE_OF_TRUTH_TABLES
 from tests.cloud_assembly import PROJECT
-from tests.e2e.local_stage import LocalStageUnderTest, ports_in_use, walkthrough_script
+from tests.e2e.local_stage import LocalStageUnderTest, walkthrough_script
 from tools.drills import region_drill
+from tools.drills.region_drill import request
 from tools.local_runtime.control import LocalStage
-from tools.local_runtime.settings import load_local_settings
 
 
 @pytest.fixture(scope="session")
 def stage(tmp_path_factory) -> LocalStageUnderTest:
-    regions = load_local_settings().regions
-    under_test = LocalStageUnderTest(tmp_path_factory.mktemp("local-stage"), regions)
-    taken = ports_in_use(regions)
+    under_test = LocalStageUnderTest(tmp_path_factory.mktemp("local-stage"))
+    taken = under_test.ports_in_use()
     assert not taken, f"ports {taken} are in use: stop whatever holds them to run the end-to-end tests"
     deployed = under_test.make("deploy-local")
     try:
@@ -43,14 +37,14 @@ def stage(tmp_path_factory) -> LocalStageUnderTest:
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
         if deployed.returncode == 0:
             assert "moto" in stopped.stdout and "front-door" in stopped.stdout, stopped.stdout
-        assert ports_in_use(regions) == [], "make stop-local left something listening"
+        assert under_test.ports_in_use() == [], "make stop-local left something listening"
         assert reset.returncode == 0, reset.stdout + reset.stderr
         assert not under_test.state_dir.exists(), "make reset-local left the state directory"
 
 
 @pytest.fixture(scope="session")
 def walkthrough(stage) -> str:
-    script = walkthrough_script((PROJECT / "README.md").read_text(), stage)
+    script = walkthrough_script((PROJECT / "README.md").read_text(), stage.settings)
     result = stage.bash(script)
     assert result.returncode == 0, f"walk-through failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
@@ -80,9 +74,10 @@ def _timelines(output: str) -> list[list[str]]:
 def test_deploy_prints_every_endpoint_and_each_region_answers(stage):
     status = stage.make("status-local", timeout=60)
     assert status.returncode == 0, status.stderr
-    assert stage.front_door in status.stdout
-    for region in stage.regions:
-        assert f"{stage.api(region)}  (up, health 200)" in status.stdout
+    settings = stage.settings
+    assert settings.front_door_url in status.stdout
+    for region in settings.regions:
+        assert f"{settings.api_url(region)}  (up, health 200)" in status.stdout
 
 
 def test_walkthrough_follow_post_and_read_in_the_other_region(walkthrough):
@@ -118,33 +113,18 @@ def test_walkthrough_region_failure_fails_over_and_the_region_catches_up(walkthr
 def test_regions_converge_item_for_item(stage, walkthrough):
     settled = stage.make("settle-local", timeout=120)
     assert settled.returncode == 0, settled.stderr
-    contents = {}
-    for region in stage.regions:
-        dynamodb = boto3.client(
-            "dynamodb", region_name=region, endpoint_url=stage.endpoint, aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )  # fmt: skip
-        contents[region] = {
-            naming.table_name(schema): sorted(
-                json.dumps(item, sort_keys=True)
-                for page in dynamodb.get_paginator("scan").paginate(TableName=naming.table_name(schema))
-                for item in page["Items"]
-            )
-            for schema in SOURCE_OF_TRUTH_TABLES
-        }
-    first, *others = stage.regions
+    local = LocalStage(stage.settings)
+    contents = {region: region_drill.table_contents(local, region) for region in local.settings.regions}
+    first, *others = local.settings.regions
     assert contents[first]["aviary-tweets"], "the walk-through wrote tweets"
     for region in others:
         assert contents[region] == contents[first]
 
 
 def _request(url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None):
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+    """(status, JSON body) of one request, by the drill's own client."""
+    status, payload, _region = request(url, method, body, headers)
+    return status, payload
 
 
 @pytest.fixture(scope="session")
@@ -155,7 +135,8 @@ def alice_token(stage, walkthrough) -> str:
 
 
 def test_api_gateway_refusals_look_like_aws(stage, alice_token):
-    api = stage.api(stage.regions[0])
+    settings = stage.settings
+    api = settings.api_url(settings.primary_region)
     assert _request(f"{api}/tweets", "POST", b"{}") == (401, {"message": "Unauthorized"})
     bad_token = {"Authorization": "Bearer " + alice_token[:-4] + "AAAA"}
     assert _request(f"{api}/tweets", "POST", b"{}", bad_token) == (401, {"message": "Unauthorized"})
@@ -166,7 +147,7 @@ def test_api_gateway_refusals_look_like_aws(stage, alice_token):
 
 
 def test_bad_requests_get_the_handlers_4xx_errors_and_write_nothing(stage, alice_token):
-    api = stage.front_door
+    api = stage.settings.front_door_url
     auth = {"Authorization": f"Bearer {alice_token}", "Content-Type": "application/json"}
     status, body = _request(
         f"{api}/tweets", "POST", b'{"text": ""}', {**auth, "Idempotency-Key": "e2e-empty-1"}
@@ -192,7 +173,7 @@ def test_token_needs_a_valid_handle(stage):
 
 
 def test_region_drill_loses_nothing_and_doubles_nothing(stage, walkthrough):
-    local = LocalStage(load_local_settings(stage.environment))
+    local = LocalStage(stage.settings)
     result = region_drill.run(local, posts_per_phase=10)
     assert (result.survived, result.lost, result.duplicated) == (30, 0, 0), result
     assert result.details["served by another region while down"] == 10

@@ -45,8 +45,15 @@ class LocalStage:
     def __init__(self, settings: LocalSettings) -> None:
         self.settings = settings
         self.processes = LocalProcesses(settings.state_dir)
+        self._clients: dict[tuple[str, str | None], Any] = {}
 
     def client(self, service: str, region: str | None = None) -> Any:
+        """A client of moto's `service` in `region`, built once per stage (settle asks often)."""
+        if (service, region) not in self._clients:
+            self._clients[(service, region)] = self._new_client(service, region)
+        return self._clients[(service, region)]
+
+    def _new_client(self, service: str, region: str | None) -> Any:
         environment = self.settings.aws_environment(region)
         return boto3.client(
             service,
@@ -248,16 +255,20 @@ class LocalStage:
         replication = Checkpoints(self.settings.state_dir / "replication-checkpoints.json")
         for region in up:
             dynamodb, streams = self.client("dynamodb", region), self.client("dynamodbstreams", region)
+            stream_of = {
+                schema.role: dynamodb.describe_table(TableName=naming.table_name(schema))["Table"][
+                    "LatestStreamArn"
+                ]
+                for schema in SOURCE_OF_TRUTH_TABLES
+            }
             fanout = Checkpoints(self.settings.state_dir / region / "checkpoints.json")
-            tweets_stream = dynamodb.describe_table(TableName=naming.table_name(TWEETS))["Table"][
-                "LatestStreamArn"
-            ]
-            if records_after(streams, tweets_stream, fanout.get("fanout"), limit=1):
+            if records_after(streams, stream_of[TWEETS.role], fanout.get("fanout"), limit=1):
                 behind.append(f"{region} fan-out")
             for schema in SOURCE_OF_TRUTH_TABLES:
                 table = naming.table_name(schema)
-                stream = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
-                if records_after(streams, stream, replication.get(f"{region}/{table}"), limit=1):
+                if records_after(
+                    streams, stream_of[schema.role], replication.get(f"{region}/{table}"), limit=1
+                ):
                     behind.append(f"{region} {table} replication")
             sqs = self.client("sqs", region)
             for url in sqs.list_queues(QueueNamePrefix=stack_name("Data", region)).get("QueueUrls", []):

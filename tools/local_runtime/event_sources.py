@@ -259,7 +259,8 @@ class Checkpoints:
 
 
 class StreamPoller:
-    """Reads one table's stream in moto after a checkpoint and hands each page to `consume`."""
+    """Reads one table's stream in moto after a checkpoint: poll_once hands each page to `consume`;
+    without one, the owner calls read() and commit() itself (replication reads several at once)."""
 
     def __init__(
         self,
@@ -269,7 +270,7 @@ class StreamPoller:
         region: str,
         name: str,
         checkpoints: Checkpoints,
-        consume: Callable[[list[dict[str, Any]]], None],
+        consume: Callable[[list[dict[str, Any]]], None] | None = None,
         page_size: int = 1000,
     ) -> None:
         self.streams = streams_client
@@ -283,6 +284,8 @@ class StreamPoller:
 
     def poll_once(self) -> int:
         """Delivers what is new since the checkpoint, then moves it; returns the number of records."""
+        if self.consume is None:
+            raise TypeError(f"{self.name}: a poller without `consume` is read and committed by its owner")
         records = self.read()
         if records:
             self.consume(records)

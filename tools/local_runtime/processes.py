@@ -80,11 +80,6 @@ class LocalProcesses:
         self.pid_file(name).unlink(missing_ok=True)
         return True
 
-    def running(self) -> list[str]:
-        if not self.pid_dir.exists():
-            return []
-        return sorted(p.stem for p in self.pid_dir.glob("*.pid") if self.pid(p.stem) is not None)
-
     def wait_until(self, name: str, url: str, timeout_seconds: float = 60) -> None:
         """Returns once `url` answers below 500; StartFailed if `name` dies or time runs out."""
         deadline = time.monotonic() + timeout_seconds

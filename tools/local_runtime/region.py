@@ -79,9 +79,7 @@ def build_api(deployment: RegionDeployment, verifier: Any, account: str) -> api_
     return api_gateway.LocalHttpApi(routes, verifier, region=deployment.region, account=account)
 
 
-def fanout_source(
-    settings: LocalSettings, deployment: RegionDeployment, checkpoints: Checkpoints
-) -> Callable[[], int]:
+def fanout_source(deployment: RegionDeployment, checkpoints: Checkpoints) -> Callable[[], int]:
     """The tweets stream -> fan-out handler, with the mapping's own settings and failure queue."""
     function = deployment.function(FANOUT_HANDLER)
     stream_arn, mapping = function.mapping()
@@ -149,7 +147,7 @@ def build_region_app(settings: LocalSettings, region: str) -> web.Application:
 
     checkpoints = Checkpoints(settings.state_dir / region / "checkpoints.json")
     sources = {
-        "fanout": fanout_source(settings, deployment, checkpoints),
+        "fanout": fanout_source(deployment, checkpoints),
         "media": media_source(deployment),
     }
     stop = threading.Event()

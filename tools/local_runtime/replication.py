@@ -167,10 +167,6 @@ class TableReplication:
         self.lags: deque[float] = deque(maxlen=LAG_SAMPLES)
         self.applied = 0
 
-    def consume(self, region: str, table: str, records: list[dict[str, Any]]) -> None:
-        """One page of `table`'s stream in `region`, in stream order."""
-        self.consume_region(region, [(table, record) for record in records])
-
     def consume_region(self, region: str, changes: list[tuple[str, dict[str, Any]]]) -> None:
         """(table, record) pairs from `region`'s streams, in the order they happened there.
 
@@ -369,7 +365,6 @@ def run(settings: LocalSettings, stop: threading.Event) -> None:
                 region=region,
                 name=f"{region}/{table}",
                 checkpoints=checkpoints,
-                consume=lambda _records: None,  # read and committed below, all tables together
             )
     status_path = settings.state_dir / "replication-status.json"
     while not stop.is_set():

@@ -118,7 +118,6 @@ class Regions:
                     region=region,
                     name=f"{region}/{table}",
                     checkpoints=checkpoints,
-                    consume=lambda _records: None,  # read and committed by replicate_region
                 )
                 for (each, table) in self.stream_arns
                 if each == region
