@@ -10,7 +10,8 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup synth test lint format constraints clean host-wheels lambda-deps bench-host bench-handlers \
-	deploy-local stop-local reset-local status-local settle-local token region-down region-up blast-radius drill
+	deploy-local stop-local reset-local status-local settle-local token region-down region-up blast-radius drill \
+	load
 
 setup: $(VENV)/.installed node_modules/.installed host-wheels lambda-deps
 
@@ -106,6 +107,14 @@ endif
 # doubled work. The region drill deploys its own local stage on ports 5320/8320-8322.
 drill: setup
 	@$(BIN)/python -m tools.drills
+
+# A mixed load (timeline reads, posts retried with their Idempotency-Key, likes) through the front door
+# of a local stage of its own (ports 5330/8330-8332), with the primary region down for the middle third;
+# then the invariants (nothing lost, doubled or divergent; counters agree). Exits 1 if one breaks.
+USERS ?= 20
+DURATION ?= 120
+load: setup
+	@$(BIN)/python -m tools.load --users $(USERS) --duration $(DURATION)
 
 lint: setup
 	$(BIN)/ruff check .
