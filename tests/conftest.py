@@ -10,6 +10,7 @@ import pytest
 
 from tests.aws_fakes import use_fake_aws
 from tests.cloud_assembly import VARIANTS, CloudAssembly, synthesized
+from tests.dynamodb_local import DynamoDBLocal, DynamoDBLocalServer, new_database
 
 
 @pytest.fixture(autouse=True)
@@ -45,3 +46,17 @@ def prod_assembly(request, assembly_dir) -> CloudAssembly:
 @pytest.fixture(scope="session", params=[name for name in VARIANTS if name.startswith("local")])
 def local_assembly(request, assembly_dir) -> CloudAssembly:
     return _assembly(request, assembly_dir)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_server(tmp_path_factory):
+    """Amazon's DynamoDB Local, started once per worker when a test first asks for it."""
+    server = DynamoDBLocalServer(tmp_path_factory.mktemp("dynamodb-local") / "server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dynamodb_local(dynamodb_local_server) -> DynamoDBLocal:
+    """An empty DynamoDB Local database of this test's own."""
+    return new_database(dynamodb_local_server)

@@ -1,4 +1,5 @@
-"""Builds moto DynamoDB tables from aviary.schema, so tests use exactly the keys the stacks deploy."""
+"""Builds DynamoDB tables (in moto or DynamoDB Local) from aviary.schema, so tests use exactly the keys
+the stacks deploy."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from tools.local_runtime.settings import LocalSettings, load_local_settings
 
 PORTS = {
     "AVIARY_LOCAL_MOTO_PORT": "5310",
+    "AVIARY_LOCAL_DYNAMODB_PORT": "5311",
     "AVIARY_LOCAL_FRONT_DOOR_PORT": "8310",
     "AVIARY_LOCAL_FIRST_API_PORT": "8311",
 }
@@ -40,7 +41,12 @@ class LocalStageUnderTest:
 
     def ports_in_use(self) -> list[int]:
         settings = self.settings
-        ports = [settings.moto_port, settings.front_door_port, *map(settings.api_port, settings.regions)]
+        ports = [
+            settings.moto_port,
+            settings.dynamodb_port,
+            settings.front_door_port,
+            *map(settings.api_port, settings.regions),
+        ]
         return [port for port in ports if port_in_use(settings.host, port)]
 
     def make(

@@ -23,6 +23,7 @@ from tools.drills.result import DrillResult
 # The region drill's own local stage.
 DRILL_STAGE = {
     "AVIARY_LOCAL_MOTO_PORT": "5320",
+    "AVIARY_LOCAL_DYNAMODB_PORT": "5321",
     "AVIARY_LOCAL_FRONT_DOOR_PORT": "8320",
     "AVIARY_LOCAL_FIRST_API_PORT": "8321",
 }

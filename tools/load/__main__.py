@@ -23,6 +23,7 @@ from tools.local_runtime.settings import load_local_settings
 
 LOAD_STAGE = {
     "AVIARY_LOCAL_MOTO_PORT": "5330",
+    "AVIARY_LOCAL_DYNAMODB_PORT": "5331",
     "AVIARY_LOCAL_FRONT_DOOR_PORT": "8330",
     "AVIARY_LOCAL_FIRST_API_PORT": "8331",
 }

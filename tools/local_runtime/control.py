@@ -23,11 +23,14 @@ from aviary.schema import SOURCE_OF_TRUTH_TABLES, TWEETS
 from stacks.names import stack_name
 from tools.local_runtime import identity
 from tools.local_runtime.cloudformation_gaps import apply_bucket_notifications
+from tools.local_runtime.dynamodb_local import create_tables
 from tools.local_runtime.event_sources import Checkpoints, records_after
 from tools.local_runtime.processes import LocalProcesses, StartFailed, http_status, port_in_use
 from tools.local_runtime.settings import LOCAL_CONTEXT, PROJECT, LocalSettings
 
 MOTO = "moto"
+DYNAMODB = "dynamodb-local"
+EMULATORS = (MOTO, DYNAMODB)
 REPLICATION = "replication"
 FRONT_DOOR = "front-door"
 CDK_TIMEOUT_SECONDS = 900
@@ -48,7 +51,8 @@ class LocalStage:
         self._clients: dict[tuple[str, str | None], Any] = {}
 
     def client(self, service: str, region: str | None = None) -> Any:
-        """A client of moto's `service` in `region`, built once per stage (settle asks often)."""
+        """A client of the emulator's `service` in `region` (DynamoDB Local for DynamoDB and its
+        streams, moto for the rest), built once per stage (settle asks often)."""
         if (service, region) not in self._clients:
             self._clients[(service, region)] = self._new_client(service, region)
         return self._clients[(service, region)]
@@ -58,7 +62,7 @@ class LocalStage:
         return boto3.client(
             service,
             region_name=environment["AWS_DEFAULT_REGION"],
-            endpoint_url=self.settings.endpoint,
+            endpoint_url=self.settings.endpoint_for(service),
             aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
             config=AWS_CONFIG,
@@ -67,9 +71,9 @@ class LocalStage:
     # -- deploy ---------------------------------------------------------------------------------
 
     def deploy(self, say=print) -> None:
-        """Moto up (if not already), the stacks deployed, the runtime (re)started and answering."""
+        """Emulators up (if not already), the stacks deployed, the runtime (re)started and answering."""
         self.stop_runtime()
-        fresh = self.start_moto(say)
+        fresh = self.start_emulators(say)
         if fresh:
             self.forget_runtime_state()
         for region in self.settings.regions:
@@ -81,14 +85,14 @@ class LocalStage:
         for region in self.settings.regions:
             self.cdk("bootstrap", f"aws://{self.settings.config.account}/{region}", "-o", str(self.cdk_out))
         self.cdk("deploy", "--all", "--method=direct", "--require-approval", "never", "-o", str(self.cdk_out))
+        say("Creating the deployed tables in DynamoDB Local ...")
         for region in self.settings.regions:
             stack = stack_name("Data", region)
+            template = self.cdk_out / f"{stack}.template.json"
+            cloudformation = self.client("cloudformation", region)
+            create_tables(template, stack, cloudformation, self.client("dynamodb", region))
             apply_bucket_notifications(
-                self.cdk_out / f"{stack}.template.json",
-                stack,
-                self.client("cloudformation", region),
-                self.client("sqs", region),
-                self.client("s3", region),
+                template, stack, cloudformation, self.client("sqs", region), self.client("s3", region)
             )
         say("Creating the local user pool and publishing token settings to every region ...")
         location = identity.ensure_user_pool(
@@ -132,15 +136,20 @@ class LocalStage:
                 f"cdk {arguments[0]} failed (exit {result.returncode}); end of {log}:\n{tail}"
             )
 
-    def start_moto(self, say=print) -> bool:
-        """Starts the moto server unless ours already runs; True when it started afresh (empty)."""
-        if self.processes.pid(MOTO) is not None:
+    def start_emulators(self, say=print) -> bool:
+        """Starts moto and DynamoDB Local unless both of ours run; True when they started afresh (empty).
+
+        Both keep their state in memory and describe one AWS together, so one never outlives the other.
+        """
+        if all(self.processes.pid(name) is not None for name in EMULATORS):
             return False
-        if port_in_use(self.settings.host, self.settings.moto_port):
-            raise LocalStageError(
-                f"Port {self.settings.moto_port} is taken by a process this project did not start; "
-                "stop it first."
-            )
+        for name in EMULATORS:
+            self.processes.stop(name)
+        for port in (self.settings.moto_port, self.settings.dynamodb_port):
+            if port_in_use(self.settings.host, port):
+                raise LocalStageError(
+                    f"Port {port} is taken by a process this project did not start; stop it first."
+                )
         say(f"Starting the moto server on {self.settings.endpoint} ...")
         self.processes.start(
             MOTO,
@@ -151,7 +160,18 @@ class LocalStage:
             str(self.settings.moto_port),
             environment={},
         )
+        say(f"Starting DynamoDB Local on {self.settings.dynamodb_endpoint} ...")
+        self.processes.start(
+            DYNAMODB,
+            "tools.local_runtime.dynamodb_local",
+            "-H",
+            self.settings.host,
+            "-p",
+            str(self.settings.dynamodb_port),
+            environment={},
+        )
         self.processes.wait_until(MOTO, f"{self.settings.endpoint}/moto-api/data.json")
+        self.processes.wait_until(DYNAMODB, f"{self.settings.dynamodb_endpoint}/")
         return True
 
     def forget_runtime_state(self) -> None:
@@ -211,9 +231,7 @@ class LocalStage:
 
     def stop(self) -> list[str]:
         stopped = self.stop_runtime()
-        if self.processes.stop(MOTO):
-            stopped.append(MOTO)
-        return stopped
+        return stopped + [name for name in EMULATORS if self.processes.stop(name)]
 
     def reset(self) -> list[str]:
         """Stops everything and wipes the emulator's state (moto keeps it in memory) and ours."""
@@ -329,4 +347,5 @@ class LocalStage:
                 f"{region:<22} {self.settings.api_url(region)}  ({state}, health {health or 'no answer'})"
             )
         lines.append(f"moto (AWS emulator)    {self.settings.endpoint}")
+        lines.append(f"DynamoDB Local         {self.settings.dynamodb_endpoint}")
         return lines

@@ -26,6 +26,7 @@ from hosts.timeline_service import app as timeline_host
 from lambda_functions.api.routes import ROUTES
 from tools.local_runtime import api_gateway
 from tools.local_runtime.deployment import RegionDeployment, read_deployment
+from tools.local_runtime.dynamodb_local import stream_arn_of
 from tools.local_runtime.event_sources import (
     Checkpoints,
     LambdaContext,
@@ -82,10 +83,12 @@ def build_api(deployment: RegionDeployment, verifier: Any, account: str) -> api_
 def fanout_source(deployment: RegionDeployment, checkpoints: Checkpoints) -> Callable[[], int]:
     """The tweets stream -> fan-out handler, with the mapping's own settings and failure queue."""
     function = deployment.function(FANOUT_HANDLER)
-    stream_arn, mapping = function.mapping()
+    deployed_stream_arn, mapping = function.mapping()
     region = deployment.region
     sqs = clients.client("sqs", region=region)
     streams = clients.client("dynamodbstreams", region=region)
+    # The mapping names moto's stream of the table; the table itself lives in DynamoDB Local.
+    stream_arn = stream_arn_of(deployed_stream_arn, clients.client("dynamodb", region=region))
     shard_id = shard_of(streams, stream_arn)
 
     def send_to_failure_queue(records: list[dict[str, Any]], condition: str, invocations: int) -> None:

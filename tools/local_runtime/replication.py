@@ -3,9 +3,13 @@
     python -m tools.local_runtime.replication
 
 LOCAL EMULATION ONLY. In AWS, DynamoDB global tables and S3 Cross-Region Replication do this;
-moto has neither. One process reads every region's source-table streams and:
-- settles each item by last writer wins: the change with the latest stream timestamp (region
-  order breaks ties) is the item's winner, and every region that holds something else is sent it;
+the emulators have neither. One process reads every region's source-table streams and:
+- settles each item by last writer wins: the change written last is the item's winner (region
+  order breaks ties), and every region that holds something else is sent it. A global table decides
+  by the time of each write; DynamoDB Local's stream records carry a time rounded down to the
+  minute, so the replicator notes when it first read each record (it reads every region's streams
+  every cycle, a down region's too, so that time is within a cycle of the write) and orders one
+  region's records by sequence number (DynamoDB Local numbers a region's changes across its tables);
 - recognises its own writes when they come back on the destination's stream (an "echo"), so a
   change crosses once rather than bouncing between regions;
 - keeps what it still owes a region in an outbox while `make region-down` holds that region down,
@@ -86,8 +90,27 @@ class ReplicationState:
                                                PRIMARY KEY (region, tbl, item));
             CREATE TABLE IF NOT EXISTS copied (source TEXT, target TEXT, object_key TEXT,
                                                PRIMARY KEY (source, target, object_key));
+            CREATE TABLE IF NOT EXISTS first_seen (region TEXT, sequence TEXT, ts REAL,
+                                                   PRIMARY KEY (region, sequence));
             """
         )
+
+    def first_seen(self, region: str, sequences: list[int], now: float) -> dict[int, float]:
+        """When each record (by sequence number) of `region` was first read: now, for those new."""
+        # Sequence numbers outgrow SQLite's integers: fixed-width text sorts the same way.
+        keys = [f"{n:040d}" for n in sequences]
+        self.db.executemany(
+            "INSERT OR IGNORE INTO first_seen VALUES (?, ?, ?)", [(region, k, now) for k in keys]
+        )
+        marks = ",".join("?" * len(keys))
+        rows = self.db.execute(
+            f"SELECT sequence, ts FROM first_seen WHERE region=? AND sequence IN ({marks})", [region, *keys]
+        ).fetchall()
+        return {int(key): ts for key, ts in rows}
+
+    def forget_seen(self, region: str, up_to: int) -> None:
+        """Records up to `up_to` are settled: their first-read times are no longer needed."""
+        self.db.execute("DELETE FROM first_seen WHERE region=? AND sequence<=?", (region, f"{up_to:040d}"))
 
     def winner(self, table: str, item: str) -> tuple[float, str, dict[str, Any] | None] | None:
         row = self.db.execute(
@@ -167,13 +190,13 @@ class TableReplication:
         self.lags: deque[float] = deque(maxlen=LAG_SAMPLES)
         self.applied = 0
 
-    def consume_region(self, region: str, changes: list[tuple[str, dict[str, Any]]]) -> None:
-        """(table, record) pairs from `region`'s streams, in the order they happened there.
+    def consume_region(self, region: str, changes: list[tuple[str, dict[str, Any], float]]) -> None:
+        """(table, record, time written) from `region`'s streams, in the order they happened there.
 
-        Interleaving the tables by time keeps cause before effect across tables (a follow before
-        the tweets that should reach the new follower), which per-table order alone would not.
+        Interleaving the tables in that order keeps cause before effect across tables (a follow
+        before the tweets that should reach the new follower), which per-table order alone would not.
         """
-        for table, record in changes:
+        for table, record, written_at in changes:
             change = record["dynamodb"]
             item = dumps(change["Keys"])
             image = change.get("NewImage") if record["eventName"] != "REMOVE" else None
@@ -186,7 +209,7 @@ class TableReplication:
                     # region now holds a loser and is owed the winner again.
                     self.state.owe(region, table, item, current[0])
                 continue
-            self._settle(region, table, item, float(change["ApproximateCreationDateTime"]), image, content)
+            self._settle(region, table, item, written_at, image, content)
 
     def _settle(
         self, region: str, table: str, item: str, ts: float, image: dict[str, Any] | None, content: str
@@ -327,16 +350,46 @@ def status(tables: TableReplication, media: MediaReplication, state: Replication
     }
 
 
-def replicate_region(tables: TableReplication, region: str, streams: dict[str, StreamPoller]) -> int:
-    """Reads what is new on every source-table stream of `region` and settles it in time order."""
+def sequence(record: dict[str, Any]) -> int:
+    return int(record["dynamodb"]["SequenceNumber"])
+
+
+def replicate_region(
+    tables: TableReplication, region: str, streams: dict[str, StreamPoller], *, up: bool = True
+) -> int:
+    """Reads what is new on every source-table stream of `region`, notes when each record was first
+    read, and (if the region is up) settles the records in the order they were written."""
     pages = {table: poller.read() for table, poller in streams.items()}
-    changes = [(table, record) for table, records in pages.items() for record in records]
-    # Stable: records of one table keep their stream order when timestamps tie.
-    changes.sort(key=lambda change: float(change[1]["dynamodb"]["ApproximateCreationDateTime"]))
-    tables.consume_region(region, changes)
-    for table, records in pages.items():
-        if records:
-            streams[table].commit(records)
+    # A full page may stop short of records another table's page goes past: settle only up to the
+    # first such stop, so records of every table are settled in one order.
+    horizon = min(
+        (
+            sequence(records[-1])
+            for table, records in pages.items()
+            if len(records) >= streams[table].page_size
+        ),
+        default=None,
+    )
+    changes = sorted(
+        (
+            (table, record)
+            for table, records in pages.items()
+            for record in records
+            if horizon is None or sequence(record) <= horizon
+        ),
+        key=lambda change: sequence(change[1]),
+    )
+    if not changes:
+        return 0
+    seen = tables.state.first_seen(region, [sequence(record) for _, record in changes], tables.clock())
+    if not up:
+        return 0
+    tables.consume_region(region, [(table, record, seen[sequence(record)]) for table, record in changes])
+    for table in pages:
+        settled = [record for each, record in changes if each == table]
+        if settled:
+            streams[table].commit(settled)
+    tables.state.forget_seen(region, sequence(changes[-1][1]))
     return len(changes)
 
 
@@ -371,8 +424,8 @@ def run(settings: LocalSettings, stop: threading.Event) -> None:
         busy = 0
         try:
             for region, streams in pollers.items():
-                if not settings.is_down(region):
-                    busy += replicate_region(tables, region, streams)
+                # A region that is down is still read, only to note when its last writes were made.
+                busy += replicate_region(tables, region, streams, up=not settings.is_down(region))
             busy += tables.flush()
             busy += media.sync()
         except (BotoCoreError, ClientError) as error:

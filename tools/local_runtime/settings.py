@@ -13,6 +13,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 LOCAL_CONTEXT = {"stage": "local"}
 # Dummy credentials: moto accepts any, and nothing here can reach real AWS.
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+DYNAMODB_SERVICES = ("dynamodb", "dynamodbstreams")
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class LocalSettings:
     config: DeploymentConfig
     state_dir: Path
     moto_port: int = 5000
+    dynamodb_port: int = 8000
     front_door_port: int = 8080
     first_api_port: int = 8081
     host: str = "127.0.0.1"
@@ -38,6 +40,14 @@ class LocalSettings:
         # uploads only when they name it.
         return f"http://localhost:{self.moto_port}"
 
+    @property
+    def dynamodb_endpoint(self) -> str:
+        """DynamoDB Local: the local stage's DynamoDB and DynamoDB Streams (moto serves the rest)."""
+        return f"http://{self.host}:{self.dynamodb_port}"
+
+    def endpoint_for(self, service: str) -> str:
+        return self.dynamodb_endpoint if service in DYNAMODB_SERVICES else self.endpoint
+
     def api_port(self, region: str) -> int:
         return self.first_api_port + self.regions.index(region)
 
@@ -49,10 +59,13 @@ class LocalSettings:
         return f"http://{self.host}:{self.front_door_port}"
 
     def aws_environment(self, region: str | None = None) -> dict[str, str]:
-        """Variables that point boto3 and the CDK CLI at moto with dummy credentials."""
+        """Variables that point boto3 and the CDK CLI at moto with dummy credentials, and boto3's
+        DynamoDB and DynamoDB Streams clients at DynamoDB Local (no code names an endpoint)."""
         environment = {
             **FAKE_CREDENTIALS,
             "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_endpoint,
+            "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": self.dynamodb_endpoint,
             "AWS_DEFAULT_REGION": region or self.primary_region,
             # boto3 would otherwise send streams calls to account-based hosts that moto never sees.
             "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
@@ -68,6 +81,7 @@ class LocalSettings:
             **self.aws_environment(region),
             "AVIARY_LOCAL_STATE_DIR": str(self.state_dir),
             "AVIARY_LOCAL_MOTO_PORT": str(self.moto_port),
+            "AVIARY_LOCAL_DYNAMODB_PORT": str(self.dynamodb_port),
             "AVIARY_LOCAL_FRONT_DOOR_PORT": str(self.front_door_port),
             "AVIARY_LOCAL_FIRST_API_PORT": str(self.first_api_port),
         }
@@ -99,6 +113,7 @@ def load_local_settings(environ: Mapping[str, str] | None = None) -> LocalSettin
         defaults,
         state_dir=Path(environ.get("AVIARY_LOCAL_STATE_DIR") or defaults.state_dir),
         moto_port=port("AVIARY_LOCAL_MOTO_PORT", defaults.moto_port),
+        dynamodb_port=port("AVIARY_LOCAL_DYNAMODB_PORT", defaults.dynamodb_port),
         front_door_port=port("AVIARY_LOCAL_FRONT_DOOR_PORT", defaults.front_door_port),
         first_api_port=port("AVIARY_LOCAL_FIRST_API_PORT", defaults.first_api_port),
     )

@@ -1,9 +1,9 @@
-"""Local replication across two moto regions: last writer wins, no echoes, outbox, restarts; media."""
+"""Local replication between two regions of DynamoDB Local: last writer wins, no echoes, outbox,
+restarts, order across tables; media (over moto's S3)."""
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -35,25 +35,13 @@ TABLES = (dataclasses.replace(SOCIAL_GRAPH, streamed=True), TWEETS)
 
 
 class Clock:
-    """The time moto stamps on stream records and the replicator reads: the winner depends on it."""
+    """The replicator's clock: a write's time is when the replicator first read it."""
 
     def __init__(self) -> None:
         self.now = 1_795_000_000.0
 
     def __call__(self) -> float:
         return self.now
-
-    def utc(self) -> datetime:
-        return datetime.fromtimestamp(self.now, UTC).replace(tzinfo=None)  # naive, as moto's own
-
-
-@pytest.fixture
-def clock(monkeypatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-    # moto stamps records with the wall clock; concurrent writes need stamps the test chooses.
-    monkeypatch.setattr("moto.dynamodb.models.table.utcnow", clock.utc)
-    return clock
 
 
 def key(follower: str, followee: str) -> dict[str, dict[str, str]]:
@@ -83,13 +71,17 @@ class WriteLog:
 
 
 class Regions:
-    """Two source tables in both regions, and a replicator reading their streams as run() does."""
+    """Two source tables in both regions, and a replicator reading their streams as run() does.
 
-    def __init__(self, tmp_path: Any, clock: Clock) -> None:
+    Every write is followed by a read of every stream that settles nothing (`observe`), as the
+    replicator's own cycle reads them continuously, so each write's time is the clock's at that write.
+    """
+
+    def __init__(self, database: Any, tmp_path: Any, clock: Clock) -> None:
         self.tmp_path = tmp_path
         self.clock = clock
-        self.dynamodb = {r: boto3.client("dynamodb", region_name=r, config=AWS_CONFIG) for r in REGIONS}
-        self.streams = {r: boto3.client("dynamodbstreams", region_name=r, config=AWS_CONFIG) for r in REGIONS}
+        self.dynamodb = {r: database.client("dynamodb", r) for r in REGIONS}
+        self.streams = {r: database.client("dynamodbstreams", r) for r in REGIONS}
         self.stream_arns: dict[tuple[str, str], str] = {}
         for region in REGIONS:
             for schema in TABLES:
@@ -131,10 +123,13 @@ class Regions:
 
     def poll(self, *only: str) -> int:
         return sum(
-            replicate_region(self.replication, region, self.pollers[region])
+            replicate_region(self.replication, region, self.pollers[region], up=region not in self.down)
             for region in only or REGIONS
-            if region not in self.down
         )
+
+    def observe(self) -> None:
+        for region in REGIONS:
+            replicate_region(self.replication, region, self.pollers[region], up=False)
 
     def cycle(self) -> int:
         busy = self.poll()
@@ -158,10 +153,12 @@ class Regions:
         self.clock.now += 1 if tick else 0
         item = {**item_key, **{name: {"S": value} for name, value in attributes.items()}}
         self.dynamodb[region].put_item(TableName=table, Item=item)
+        self.observe()
 
     def delete(self, region: str, item_key: dict[str, Any]) -> None:
         self.clock.now += 1
         self.dynamodb[region].delete_item(TableName=GRAPH, Key=item_key)
+        self.observe()
 
     def item(self, region: str, item_key: dict[str, Any], table: str = GRAPH) -> dict[str, Any] | None:
         return self.dynamodb[region].get_item(TableName=table, Key=item_key, ConsistentRead=True).get("Item")
@@ -181,9 +178,8 @@ class Regions:
 
 
 @pytest.fixture
-def regions(clock, tmp_path):
-    with mock_aws():
-        yield Regions(tmp_path, clock)
+def regions(dynamodb_local, tmp_path):
+    return Regions(dynamodb_local, tmp_path, Clock())
 
 
 def test_a_write_crosses_once_and_its_echo_does_not_come_back(regions):
