@@ -163,7 +163,10 @@ class TweetService:
             self._dynamodb.transact_write_items(TransactItems=items)
         except ClientError as error:
             codes = cancellation_codes(error)
-            if codes is None or not only_condition_failures(codes, 0):
+            # The record's condition failed: this key was used before. Whatever else failed with it
+            # (the tweet's own condition fails too when the SDK resent a transaction that had landed
+            # before its answer was lost), the record decides: same request, same answer.
+            if codes is None or not codes or codes[0] != CONDITIONAL_CHECK_FAILED:
                 raise
             replayed = self._replay(record_id, digest, idempotency_key, now_s)
             if replayed is None:
@@ -173,7 +176,8 @@ class TweetService:
                     "The idempotency record for this request changed while it was being written; "
                     "retry the request with the same Idempotency-Key."
                 ) from error
-            return replayed, False
+            # Our own write, landed on an earlier attempt of this very call: it was created now.
+            return replayed, replayed.tweet_id == tweet.tweet_id
         return tweet, True
 
     def _replay(self, record_id: str, digest: str, key: str, now_s: int) -> Tweet | None:

@@ -32,11 +32,6 @@ _RETRYABLE_CODES = frozenset(
         "ServiceUnavailable",
     }
 )
-# Why DynamoDB cancelled one item of a transaction when retrying it as it is can succeed: another
-# transaction on the same item (two likes of one tweet at once), or throttling of that item.
-_RETRYABLE_CANCELLATION_REASONS = frozenset(
-    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
-)
 
 
 @dataclass(frozen=True)
@@ -111,8 +106,13 @@ def dispatch(event: Mapping[str, Any], routes: Mapping[str, Route], log: logging
         return error_response(error)
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
-        if code in _RETRYABLE_CODES or _cancelled_by_contention(error):
-            log.warning("DynamoDB asked us to back off: %s", code)
+        # A cancelled transaction the domain did not turn into an answer lost a race (another
+        # transaction on the same item, throttling of one item, a new ID already taken): the same
+        # request can succeed when retried.
+        if code in _RETRYABLE_CODES or code == "TransactionCanceledException":
+            log.warning(
+                "DynamoDB asked us to back off: %s %s", code, error.response.get("CancellationReasons")
+            )
             return error_response(ServiceUnavailable("Aviary is busy; retry the request shortly."))
         log.exception("unexpected AWS error")
         return _internal_error()
@@ -122,14 +122,6 @@ def dispatch(event: Mapping[str, Any], routes: Mapping[str, Route], log: logging
     except Exception:
         log.exception("unhandled error")
         return _internal_error()
-
-
-def _cancelled_by_contention(error: ClientError) -> bool:
-    """A TransactionCanceledException that names a conflict or throttling among its reasons."""
-    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return False
-    reasons = error.response.get("CancellationReasons") or []
-    return any(reason.get("Code") in _RETRYABLE_CANCELLATION_REASONS for reason in reasons)
 
 
 def _internal_error() -> dict[str, Any]:

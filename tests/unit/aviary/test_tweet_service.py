@@ -374,6 +374,40 @@ def test_a_record_gone_between_the_check_and_the_read_asks_for_a_retry(dynamodb)
         world.service.post("alice", KEY, "hello")
 
 
+class LandedThenRetried(CountingClient):
+    """The real client, except that a transaction is sent twice, as the SDK does when the first
+    attempt timed out after it had landed: the caller sees only the second attempt's answer."""
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        self.calls.append("transact_write_items")
+        self._client.transact_write_items(**kwargs)
+        return self._client.transact_write_items(**kwargs)
+
+
+def test_a_post_whose_first_attempt_landed_is_answered_as_created_not_as_an_error(dynamodb):
+    # moto, like DynamoDB without a ClientRequestToken, refuses the repeat: both items exist now.
+    world = World(dynamodb, LandedThenRetried(dynamodb))
+
+    tweet, created = world.service.post("alice", KEY, "hello")
+
+    assert created is True
+    assert tweet.tweet_id == expected_id(1)
+    assert [item["tweet_id"]["S"] for item in world.items("tweets")] == [tweet.tweet_id]
+    assert len(world.items("idempotency")) == 1
+
+
+def test_a_repeat_whose_record_is_found_beside_other_failed_conditions_is_a_replay(dynamodb):
+    world = World(dynamodb)
+    first, _ = world.service.post("alice", KEY, "hello")
+    both_failed = FailingTransactions(dynamodb, cancelled("ConditionalCheckFailed", "ConditionalCheckFailed"))
+    again = World(dynamodb, both_failed)
+    again.clock.now_ms += 2_000  # a later request: another tweet ID than the first one's
+
+    tweet, created = again.service.post("alice", KEY, "hello")
+
+    assert (tweet, created) == (first, False)
+
+
 def test_the_request_hash_is_canonical():
     assert request_hash("hi", None, ()) == request_hash("hi", None, ())
     assert request_hash("hi", None, ()) != request_hash("hi ", None, ())
