@@ -1,4 +1,4 @@
-"""Who follows an author, and how many: the fan-out's view of the social graph table.
+"""Who follows an author, and how many: the fan-out's view of the social graph and of this region's counts.
 
 Reads are eventually consistent: a follow made a moment before a post may miss that one
 post, which is the same staleness the timeline read path accepts.
@@ -7,36 +7,24 @@ post, which is the same staleness the timeline read path accepts.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from aviary.keys import FOLLOWER_PREFIX, PROFILE_SK, handle_from_sk, user_pk
+from aviary.counts import Counts
+from aviary.keys import FOLLOWER_PREFIX, handle_from_sk, user_pk
 
 
 class FollowerDirectory:
-    """Follower counts (PROFILE item) and follower handles (FOLLOWER# edges) of a user."""
+    """Follower counts (this region's counts table) and follower handles (FOLLOWER# edges) of a user."""
 
-    def __init__(self, dynamodb_client: Any, social_graph_table: str) -> None:
+    def __init__(self, dynamodb_client: Any, social_graph_table: str, counts_table: str) -> None:
         self.dynamodb = dynamodb_client
         self.social_graph_table = social_graph_table
+        self.counts = Counts(dynamodb_client, counts_table)
 
     def follower_count(self, handle: str) -> int:
-        """The count on the user's profile item; a user without one has no followers yet."""
-        response = self.dynamodb.get_item(
-            TableName=self.social_graph_table,
-            Key={"pk": {"S": user_pk(handle)}, "sk": {"S": PROFILE_SK}},
-            ProjectionExpression="#followers",
-            ExpressionAttributeNames={"#followers": "followers"},
-            ConsistentRead=False,
-        )
-        raw = response.get("Item", {}).get("followers", {}).get("N")
-        if raw is None:
-            return 0
-        try:
-            return int(Decimal(raw))
-        except (InvalidOperation, ValueError):
-            # A malformed counter must not make every post fail; treat the author as ordinary.
-            return 0
+        """This region's count of the user's followers; a user without one has no followers yet (a
+        malformed counter reads as zero: it must not make every post fail)."""
+        return self.counts.followers(handle)
 
     def followers(self, handle: str) -> Iterator[str]:
         """Every follower of `handle`, page by page, so a large audience is never held in memory."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 USER_PREFIX = "USER#"
 FOLLOWS_PREFIX = "FOLLOWS#"
 FOLLOWER_PREFIX = "FOLLOWER#"
-PROFILE_SK = "PROFILE"  # holds the user's follower count, which decides celebrity status
 
 
 def user_pk(handle: str) -> str:
@@ -26,12 +25,11 @@ def follower_sk(follower: str) -> str:
     return f"{FOLLOWER_PREFIX}{follower}"
 
 
-# Likes hang off the tweet: one item per (tweet, user), so liking twice changes nothing.
+# Likes hang off the tweet: one item per (tweet, user), so liking twice changes nothing. A like never
+# writes the tweet item itself: with last-writer-wins replication, a like racing a delete could
+# otherwise bring it back. Likes and followers are counted per region in the counts table.
 TWEET_PREFIX = "TWEET#"
 LIKE_PREFIX = "LIKE#"
-# The tweet's like counter is its own item, so a like never writes the tweet item itself:
-# with last-writer-wins replication, a like racing a delete could otherwise bring it back.
-LIKES_SK = "LIKES"
 # A user's retweet of a tweet is unique: this marker item holds the retweet's own tweet ID.
 RETWEET_PREFIX = "RETWEET#"
 

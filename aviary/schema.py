@@ -45,18 +45,22 @@ TWEETS = TableSchema(
     streamed=True,
 )
 
-# Follows and likes in one table: pk/sk hold typed keys such as USER#alice / FOLLOWS#bob.
+# Follows and likes in one table: pk/sk hold typed keys such as USER#alice / FOLLOWS#bob. Its stream
+# feeds the counts (likes, followers) each region derives from the edges it holds.
 SOCIAL_GRAPH = TableSchema(
     role="social-graph",
     partition_key=KeyAttribute("pk"),
     sort_key=KeyAttribute("sk"),
+    streamed=True,
 )
 
-# Attribute names match Powertools' DynamoDBPersistenceLayer defaults.
+# Attribute names match Powertools' DynamoDBPersistenceLayer defaults. Its stream shows when a record
+# written in one region was replaced by another region's for the same request (a duplicate post).
 IDEMPOTENCY = TableSchema(
     role="idempotency",
     partition_key=KeyAttribute("id"),
     ttl_attribute="expiration",
+    streamed=True,
 )
 
 # Uploaded media: who owns it, what it claimed to be, and what the processor found.
@@ -74,5 +78,16 @@ TIMELINES = TableSchema(
     replicated=False,
 )
 
+# Derived data: how many likes a tweet has and how many followers a user has, counted by each region
+# from the edges in its own copy of the social graph (aviary.counts). Counters in a global table
+# would lose increments to last-writer-wins replication; edges do not, and a count of them cannot.
+COUNTS = TableSchema(
+    role="counts",
+    partition_key=KeyAttribute("pk"),
+    sort_key=KeyAttribute("sk"),
+    replicated=False,
+)
+
 SOURCE_OF_TRUTH_TABLES = (TWEETS, SOCIAL_GRAPH, IDEMPOTENCY, MEDIA)
-ALL_TABLES = (*SOURCE_OF_TRUTH_TABLES, TIMELINES)
+DERIVED_TABLES = (TIMELINES, COUNTS)
+ALL_TABLES = (*SOURCE_OF_TRUTH_TABLES, *DERIVED_TABLES)

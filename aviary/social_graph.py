@@ -1,7 +1,8 @@
-"""Follows and unfollows: both edges of a follow and the followee's follower count, changed atomically.
+"""Follows and unfollows: both edges of a follow, changed together.
 
-The follower count on the PROFILE item decides celebrity status (hybrid fan-out), so it must move
-together with the edges: each change is one TransactWriteItems, and a repeat of it changes nothing.
+A follow is stored from both sides (FOLLOWS# under the follower, FOLLOWER# under the followee) in one
+TransactWriteItems, and a repeat of it changes nothing. Follower counts, which decide celebrity
+status (hybrid fan-out), are counted by each region from the FOLLOWER# edges it holds (aviary.counts).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aviary.errors import ValidationError
-from aviary.keys import PROFILE_SK, follower_sk, follows_sk, user_pk
+from aviary.keys import follower_sk, follows_sk, user_pk
 
 CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailed"
 
@@ -53,7 +54,6 @@ class SocialGraph:
                 }
             },
             {"Put": {"TableName": self._table, "Item": self._key(user_pk(followee), follower_sk(follower))}},
-            self._count_update(followee, 1),
         ]
         return self._transact(items)
 
@@ -74,7 +74,6 @@ class SocialGraph:
                     "Key": self._key(user_pk(followee), follower_sk(follower)),
                 }
             },
-            self._count_update(followee, -1),
         ]
         return self._transact(items)
 
@@ -98,17 +97,6 @@ class SocialGraph:
     @staticmethod
     def _key(pk: str, sk: str) -> dict[str, dict[str, str]]:
         return {"pk": {"S": pk}, "sk": {"S": sk}}
-
-    def _count_update(self, followee: str, delta: int) -> dict[str, Any]:
-        # ADD creates the PROFILE item and the attribute when a user gets their first follower.
-        return {
-            "Update": {
-                "TableName": self._table,
-                "Key": self._key(user_pk(followee), PROFILE_SK),
-                "UpdateExpression": "ADD followers :delta",
-                "ExpressionAttributeValues": {":delta": {"N": str(delta)}},
-            }
-        }
 
     def _transact(self, items: list[dict[str, Any]]) -> bool:
         """Run the transaction; False when only the first item's condition (the edge's state) failed."""

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from aviary.keys import FOLLOWS_PREFIX, PROFILE_SK, TIMELINE_ENTRY_ATTRIBUTES, handle_from_sk, user_pk
+from aviary.counts import Counts, value_of
+from aviary.keys import FOLLOWS_PREFIX, TIMELINE_ENTRY_ATTRIBUTES, USER_PREFIX, handle_from_sk, user_pk
 from aviary.timeline import TimelinePage, merge_timeline
 
 BATCH_GET_MAX_KEYS = 100  # DynamoDB's limit per BatchGetItem
@@ -64,6 +65,7 @@ class TimelineStore:
         timelines_table: str,
         social_graph_table: str,
         tweets_table: str,
+        counts_table: str,
         celebrity_follower_threshold: int,
         *,
         batch_get_attempts: int = 4,
@@ -73,6 +75,7 @@ class TimelineStore:
         self.timelines_table = timelines_table
         self.social_graph_table = social_graph_table
         self.tweets_table = tweets_table
+        self.counts_table = counts_table
         self.celebrity_follower_threshold = celebrity_follower_threshold
         self.batch_get_attempts = batch_get_attempts
         self._sleep = sleep
@@ -125,25 +128,22 @@ class TimelineStore:
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def celebrities_among(self, handles: Iterable[str]) -> list[str]:
-        """Those of `handles` whose profile counts more followers than the threshold, sorted."""
+        """Those of `handles` with more followers than the threshold in this region's counts, sorted."""
         unique = sorted(set(handles))
         celebrities: list[str] = []
         for start in range(0, len(unique), BATCH_GET_MAX_KEYS):
-            keys = [
-                {"pk": {"S": user_pk(h)}, "sk": {"S": PROFILE_SK}}
-                for h in unique[start : start + BATCH_GET_MAX_KEYS]
-            ]
-            for profile in self._batch_get_profiles(keys):
-                if self._is_celebrity(profile):
-                    celebrities.append(handle_from_sk(profile["pk"]["S"]))
+            keys = [Counts.followers_key(h) for h in unique[start : start + BATCH_GET_MAX_KEYS]]
+            for counter in self._batch_get_counters(keys):
+                if value_of(counter) > self.celebrity_follower_threshold:
+                    celebrities.append(counter["pk"]["S"].removeprefix(USER_PREFIX))
         return sorted(celebrities)
 
-    def _batch_get_profiles(self, keys: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        request = {"Keys": keys, "ConsistentRead": False, **_projection(("pk", "followers"))}
+    def _batch_get_counters(self, keys: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        request: dict[str, Any] = {"Keys": keys, "ConsistentRead": False}
         for attempt in range(self.batch_get_attempts):
-            response = self.dynamodb.batch_get_item(RequestItems={self.social_graph_table: request})
-            yield from response.get("Responses", {}).get(self.social_graph_table, [])
-            unprocessed = response.get("UnprocessedKeys", {}).get(self.social_graph_table)
+            response = self.dynamodb.batch_get_item(RequestItems={self.counts_table: request})
+            yield from response.get("Responses", {}).get(self.counts_table, [])
+            unprocessed = response.get("UnprocessedKeys", {}).get(self.counts_table)
             if not unprocessed or not unprocessed.get("Keys"):
                 return
             request = unprocessed
@@ -151,18 +151,9 @@ class TimelineStore:
                 # Unprocessed keys mean throttling: back off before asking again.
                 self._sleep(0.05 * 2**attempt)
         raise StoreIncomplete(
-            f"{len(request['Keys'])} follower profiles stayed unprocessed after "
+            f"{len(request['Keys'])} follower counts stayed unprocessed after "
             f"{self.batch_get_attempts} BatchGetItem attempts"
         )
-
-    def _is_celebrity(self, profile: dict[str, Any]) -> bool:
-        followers = profile.get("followers", {}).get("N")
-        if followers is None:
-            return False
-        try:
-            return Decimal(followers) > self.celebrity_follower_threshold
-        except InvalidOperation:
-            return False
 
     def recent_tweets(self, author: str, count: int, cursor: str | None) -> list[dict[str, Any]]:
         """Up to `count` of `author`'s newest tweets not deleted, at or before the cursor's time."""

@@ -6,7 +6,7 @@ nothing behind and a repeated request changes nothing (see ARCHITECTURE.md, idem
 The tables are global tables, and DynamoDB resolves concurrent writes to one item from two regions
 by last writer wins over the whole item. So the tweet item is written only when it is created (post,
 retweet) and when it becomes a tombstone (delete): nothing else may race a delete and bring the
-text back. A tweet's like count lives on its own counter item in the social-graph table instead.
+text back. A like is an edge item of its own; each region counts the likes it holds (aviary.counts).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from aviary.counts import Counts, value_of
 from aviary.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, ValidationError
 from aviary.ids import RANDOM_BYTES, new_ulid
-from aviary.keys import LIKES_SK, idempotency_id, like_sk, retweet_sk, tweet_pk, user_pk
+from aviary.keys import idempotency_id, like_sk, retweet_sk, tweet_pk, user_pk
 from aviary.social_graph import CONDITIONAL_CHECK_FAILED, cancellation_codes, only_condition_failures
 from aviary.tweets import Tweet
 
@@ -77,7 +78,8 @@ def _wall_clock_ms() -> int:
 
 
 class TweetService:
-    """Tweet writes over the tweets, social-graph and idempotency tables; every dependency is injected."""
+    """Tweet writes over the tweets, social-graph and idempotency tables, and reads of this region's
+    like counts; every dependency is injected."""
 
     def __init__(
         self,
@@ -86,6 +88,7 @@ class TweetService:
         tweets_table: str,
         social_graph_table: str,
         idempotency_table: str,
+        counts_table: str,
         media_checker: MediaChecker,
         clock_ms: Callable[[], int] = _wall_clock_ms,
         random_bytes: Callable[[int], bytes] = os.urandom,
@@ -96,6 +99,7 @@ class TweetService:
         self._tweets = tweets_table
         self._graph = social_graph_table
         self._idempotency = idempotency_table
+        self._counts = counts_table
         self._media_checker = media_checker
         self._clock_ms = clock_ms
         self._random_bytes = random_bytes
@@ -297,7 +301,8 @@ class TweetService:
     # -- likes ---------------------------------------------------------------------------------------
 
     def like(self, caller: str, tweet_id: str) -> bool:
-        """Like a tweet; False when the caller already liked it (nothing changed)."""
+        """Like a tweet; False when the caller already liked it (nothing changed). Counted later, by
+        each region's count of the likes it holds."""
         like_put = {
             "Put": {
                 "TableName": self._graph,
@@ -305,7 +310,7 @@ class TweetService:
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
-        return self._change_like(like_put, tweet_id, delta=1)
+        return self._change_like(like_put, tweet_id)
 
     def unlike(self, caller: str, tweet_id: str) -> bool:
         """Take a like back; False when the caller had not liked the tweet (nothing changed)."""
@@ -317,7 +322,7 @@ class TweetService:
                 "ConditionExpression": "attribute_exists(pk)",
             }
         }
-        return self._change_like(like_delete, tweet_id, delta=-1)
+        return self._change_like(like_delete, tweet_id)
 
     @staticmethod
     def _like_key(caller: str, tweet_id: str) -> dict[str, dict[str, str]]:
@@ -334,29 +339,16 @@ class TweetService:
             }
         }
 
-    @staticmethod
-    def _counter_key(tweet_id: str) -> dict[str, dict[str, str]]:
-        return {"pk": {"S": tweet_pk(tweet_id)}, "sk": {"S": LIKES_SK}}
-
-    def _change_like(self, like_item: dict[str, Any], tweet_id: str, *, delta: int) -> bool:
-        # The edge, the counter and a check that the tweet is live: the tweet item itself is only
-        # read, so a like racing a delete in another region cannot overwrite the tombstone.
-        count_update = {
-            "Update": {
-                "TableName": self._graph,
-                "Key": self._counter_key(tweet_id),
-                "UpdateExpression": "ADD like_count :delta",
-                "ExpressionAttributeValues": {":delta": {"N": str(delta)}},
-            }
-        }
-        tweet_live = self._live_tweet_check(tweet_id)
+    def _change_like(self, like_item: dict[str, Any], tweet_id: str) -> bool:
+        # The edge and a check that the tweet is live: the tweet item itself is only read, so a like
+        # racing a delete in another region cannot overwrite the tombstone.
         try:
-            self._dynamodb.transact_write_items(TransactItems=[like_item, count_update, tweet_live])
+            self._dynamodb.transact_write_items(TransactItems=[like_item, self._live_tweet_check(tweet_id)])
         except ClientError as error:
             codes = cancellation_codes(error)
             if codes is None:
                 raise
-            if len(codes) > 2 and codes[2] == CONDITIONAL_CHECK_FAILED:
+            if len(codes) > 1 and codes[1] == CONDITIONAL_CHECK_FAILED:
                 raise self._not_found(tweet_id, "id") from None
             if only_condition_failures(codes, 0):
                 return False
@@ -388,17 +380,13 @@ class TweetService:
         return tweet
 
     def _read_with_likes(self, tweet_id: str, *, consistent: bool) -> Tweet | None:
-        """The tweet item (None if missing) with like_count from its counter item, in one BatchGetItem."""
+        """The tweet item (None if missing) with this region's count of its likes, in one BatchGetItem."""
         tweet_key = {"tweet_id": {"S": tweet_id}}
         request: dict[str, Any] = {
             self._tweets: {"Keys": [tweet_key], "ConsistentRead": consistent},
-            self._graph: {
-                "Keys": [self._counter_key(tweet_id)],
-                "ConsistentRead": consistent,
-                "ProjectionExpression": "like_count",
-            },
+            self._counts: {"Keys": [Counts.likes_key(tweet_id)], "ConsistentRead": consistent},
         }
-        found: dict[str, list[dict[str, Any]]] = {self._tweets: [], self._graph: []}
+        found: dict[str, list[dict[str, Any]]] = {self._tweets: [], self._counts: []}
         for attempt in range(BATCH_GET_ATTEMPTS):
             response = self._dynamodb.batch_get_item(RequestItems=request)
             for table, items in response.get("Responses", {}).items():
@@ -416,11 +404,8 @@ class TweetService:
         if not found[self._tweets]:
             return None
         tweet = Tweet.from_item(found[self._tweets][0])
-        counter = found[self._graph][0] if found[self._graph] else {}
-        # Increments racing in two regions can be lost (the counter is last writer wins too), so a
-        # count may drift; it never shows below zero.
-        likes = max(0, int(counter.get("like_count", {}).get("N", "0")))
-        return replace(tweet, like_count=likes)
+        counter = found[self._counts][0] if found[self._counts] else None
+        return replace(tweet, like_count=value_of(counter))
 
     @staticmethod
     def _not_found(tweet_id: str, field: str) -> NotFound:

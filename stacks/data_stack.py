@@ -5,15 +5,16 @@ from __future__ import annotations
 from aws_cdk import Stack
 from constructs import Construct
 
+from aviary.schema import COUNTS, TIMELINES
+from stacks.components.derived_table import DerivedTable
 from stacks.components.media_storage import MediaStorage
 from stacks.components.source_tables import GlobalSourceTables, RegionalSourceTables
-from stacks.components.timelines_table import TimelinesTable
 from stacks.components.user_directory import UserDirectory
 from stacks.config import DeploymentConfig
 
 
 class RegionalDataStack(Stack):
-    """Holds what must outlive any deploy: source-of-truth tables, timelines, media.
+    """Holds what must outlive any deploy: source-of-truth tables, timelines and counts, media.
 
     In `prod` the global tables are declared in the primary region's stack only (their
     replicas are created from there); in `local` each region has its own copies.
@@ -36,7 +37,8 @@ class RegionalDataStack(Stack):
         if region == config.primary_region:
             self.users = UserDirectory(self, "Users", region=region)
 
-        self.timelines = TimelinesTable(self, "Timelines")
+        self.timelines = DerivedTable(self, "Timelines", schema=TIMELINES)
+        self.counts = DerivedTable(self, "Counts", schema=COUNTS)
         self.media = MediaStorage(
             self,
             "Media",

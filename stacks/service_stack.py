@@ -18,6 +18,7 @@ from stacks.components.media_processing import MediaProcessing
 from stacks.components.network import Network
 from stacks.components.operator_alerts import OperatorAlerts
 from stacks.components.replica_stream import ReplicaStream
+from stacks.components.stream_consumer import StreamConsumer
 from stacks.components.timeline_load_balancer import TimelineLoadBalancer
 from stacks.components.token_settings import TokenSettingsPublisher
 from stacks.components.tweet_fanout import TweetFanout
@@ -75,12 +76,17 @@ class RegionalServiceStack(Stack):
                 timelines_table=data.timelines.table.table_name,
                 social_graph_table=naming.table_name(SOCIAL_GRAPH),
                 tweets_table=naming.table_name(TWEETS),
+                counts_table=data.counts.table.table_name,
                 celebrity_follower_threshold=config.celebrity_follower_threshold,
                 token_settings_parameter=naming.TOKEN_SETTINGS_PARAMETER,
             ),
             target_group=self.load_balancer.target_group,
             load_balancer_security_group=self.load_balancer.security_group,
-            table_arns=[data.timelines.table.table_arn, *map(source_table_arn, (TWEETS, SOCIAL_GRAPH))],
+            table_arns=[
+                data.timelines.table.table_arn,
+                data.counts.table.table_arn,
+                *map(source_table_arn, (TWEETS, SOCIAL_GRAPH)),
+            ],
             # by_author: the read-time merge of celebrity authors' recent tweets.
             index_arns=[f"{source_table_arn(TWEETS)}/index/{index.name}" for index in TWEETS.indexes],
         )
@@ -120,6 +126,7 @@ class RegionalServiceStack(Stack):
             "AVIARY_MEDIA_TABLE": naming.table_name(MEDIA),
             "AVIARY_MEDIA_BUCKET": naming.media_bucket_name(config.account, region),
             "AVIARY_TIMELINES_TABLE": data.timelines.table.table_name,
+            "AVIARY_COUNTS_TABLE": data.counts.table.table_name,
             "AVIARY_CELEBRITY_THRESHOLD": str(config.celebrity_follower_threshold),
             "AVIARY_TIMELINE_MAX_ENTRIES": str(config.timeline_max_entries),
         }
@@ -153,6 +160,12 @@ class RegionalServiceStack(Stack):
                 iam.PolicyStatement(actions=read_write, resources=[table_arn(s) for s in schemas])
             )
             self.api_functions[group] = function
+        # A tweet is read with this region's count of its likes.
+        self.api_functions["tweets"].add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:BatchGetItem"], resources=[data.counts.table.table_arn]
+            )
+        )
         # Presigned uploads are signed with the media function's own permissions.
         media_bucket_arn = f"arn:aws:s3:::{naming.media_bucket_name(config.account, region)}"
         self.api_functions["media"].add_to_role_policy(
@@ -167,22 +180,37 @@ class RegionalServiceStack(Stack):
         # S3 asks KMS for a data key on behalf of whoever signed the upload URL.
         data.media.key.grant(self.api_functions["media"], "kms:GenerateDataKey", "kms:Decrypt")
 
-        stream_arn = (
-            data.source_tables.tables[TWEETS.role].table_stream_arn
-            if config.is_local
-            else ReplicaStream(
-                self, "TweetsStream", table_name=naming.table_name(TWEETS), table_arn=table_arn(TWEETS)
-            ).stream_arn
-        )
+        def stream_arn(schema: TableSchema, construct_id: str) -> str:
+            """This region's stream of a source table (in prod, of its replica, looked up at deploy)."""
+            if config.is_local:
+                return data.source_tables.tables[schema.role].table_stream_arn
+            name = naming.table_name(schema)
+            return ReplicaStream(self, construct_id, table_name=name, table_arn=table_arn(schema)).stream_arn
+
         self.fanout = TweetFanout(
             self,
             "Fanout",
-            stream_arn=stream_arn,
+            stream_arn=stream_arn(TWEETS, "TweetsStream"),
             environment=environment,
             # The tweets table too: an insert checks its tweet is still live after fanning it out.
-            read_table_arns=[table_arn(SOCIAL_GRAPH), table_arn(TWEETS)],
+            read_table_arns=[table_arn(SOCIAL_GRAPH), table_arn(TWEETS), data.counts.table.table_arn],
             timelines_table_arn=data.timelines.table.table_arn,
             log_retention_days=config.log_retention_days,
+        )
+        self.graph_stream = StreamConsumer(
+            self,
+            "GraphStream",
+            handler="lambda_functions.graph_stream.handler.handler",
+            service="graph-stream",
+            description="Aviary: social graph stream -> regional like and follower counts",
+            holds="social graph stream records",
+            stream_arn=stream_arn(SOCIAL_GRAPH, "SocialGraphStream"),
+            environment=environment,
+            log_retention_days=config.log_retention_days,
+        )
+        # A count and the marker of the edge it counted change in one transaction.
+        self.graph_stream.grant(
+            ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"], [data.counts.table.table_arn]
         )
         self.media_processing = MediaProcessing(
             self,
@@ -200,11 +228,13 @@ class RegionalServiceStack(Stack):
             functions={
                 **{f"Api{g.capitalize()}": f for g, f in self.api_functions.items()},
                 "Fanout": self.fanout.function,
+                "GraphStream": self.graph_stream.function,
                 "MediaProcessor": self.media_processing.function,
             },
-            stream_consumers={"Fanout": self.fanout.function},
+            stream_consumers={"Fanout": self.fanout.function, "GraphStream": self.graph_stream.function},
             failure_queues={
                 "FanoutFailures": self.fanout.failures,
+                "GraphStreamFailures": self.graph_stream.failures,
                 "UploadFailures": data.media.upload_failures,
             },
             topic=self.alerts.topic,

@@ -58,9 +58,10 @@ class _AnyMedia:
         return None
 
 
-def _seed(client: Any, table: str, author: str, followers: int, *, edges: bool) -> None:
-    """`followers` FOLLOWER# edges of `author` (only the side the fan-out reads) and the profile count."""
-    from aviary.keys import PROFILE_SK, follower_sk, user_pk
+def _seed(client: Any, tables: dict[str, str], author: str, followers: int, *, edges: bool) -> None:
+    """`followers` FOLLOWER# edges of `author` (only the side the fan-out reads) and their count."""
+    from aviary.counts import Counts
+    from aviary.keys import follower_sk, user_pk
 
     if edges:
         requests = [
@@ -68,10 +69,9 @@ def _seed(client: Any, table: str, author: str, followers: int, *, edges: bool) 
             for i in range(followers)
         ]
         for start in range(0, len(requests), BATCH):
-            client.batch_write_item(RequestItems={table: requests[start : start + BATCH]})
+            client.batch_write_item(RequestItems={tables["social-graph"]: requests[start : start + BATCH]})
     client.put_item(
-        TableName=table,
-        Item={"pk": {"S": user_pk(author)}, "sk": {"S": PROFILE_SK}, "followers": {"N": str(followers)}},
+        TableName=tables["counts"], Item={**Counts.followers_key(author), "n": {"N": str(followers)}}
     )
 
 
@@ -92,6 +92,7 @@ def _post(client: Any, tables: dict[str, str], author: str) -> tuple[Any, Counte
         tweets_table=tables["tweets"],
         social_graph_table=tables["social-graph"],
         idempotency_table=tables["idempotency"],
+        counts_table=tables["counts"],
         media_checker=_AnyMedia(),
     )
     tweet, _created = service.post(author, f"bench-{author}", "bench tweet")
@@ -118,7 +119,7 @@ def fanout_costs(follower_counts: Iterable[int]) -> list[dict[str, Any]]:
             tables = create_tables(client, ALL_TABLES)
             author = f"author{index}"
             # A celebrity's edges are never read, so only the profile count is seeded.
-            _seed(client, tables["social-graph"], author, followers, edges=not celebrity)
+            _seed(client, tables, author, followers, edges=not celebrity)
             tweet, post_calls = _post(client, tables, author)
             counting = CountingClient(client)
             # The trimmer's reads go through a client of their own, so its Queries are told apart from
@@ -128,7 +129,7 @@ def fanout_costs(follower_counts: Iterable[int]) -> list[dict[str, Any]]:
             trimmer = TimelineTrimmer(trim_counting, tables["timelines"], MAX_ENTRIES, writer=writer)
             # As the handler builds it: the insert's liveness check is one GetItem of the tweet.
             service = FanoutService(
-                FollowerDirectory(counting, tables["social-graph"]),
+                FollowerDirectory(counting, tables["social-graph"], tables["counts"]),
                 writer,
                 THRESHOLD,
                 trimmer=trimmer,

@@ -113,6 +113,7 @@ class ServiceSettings:
     timelines_table: str
     social_graph_table: str
     tweets_table: str
+    counts_table: str
     celebrity_follower_threshold: int
     cache_path: str
     # Either an SSM parameter holding issuer, audience and keys (deployed hosts) ...
@@ -152,6 +153,7 @@ def settings_from_environment(environ: Mapping[str, str]) -> ServiceSettings:
         timelines_table=value("AVIARY_TIMELINES_TABLE"),
         social_graph_table=value("AVIARY_SOCIAL_GRAPH_TABLE", "aviary-social-graph"),
         tweets_table=value("AVIARY_TWEETS_TABLE", "aviary-tweets"),
+        counts_table=value("AVIARY_COUNTS_TABLE"),
         celebrity_follower_threshold=whole_number("AVIARY_CELEBRITY_THRESHOLD", None, 1, 10**12),
         cache_path=value("AVIARY_CACHE_PATH", DEFAULT_PATH),
         token_settings_parameter=parameter,
@@ -172,6 +174,7 @@ def build_app(settings: ServiceSettings) -> web.Application:
         settings.timelines_table,
         settings.social_graph_table,
         settings.tweets_table,
+        settings.counts_table,
         settings.celebrity_follower_threshold,
     )
     return make_app(TimelineService(store, TimelineCache(settings.cache_path)), build_verifier(settings))

@@ -80,6 +80,7 @@ def _routes() -> Mapping[str, Route]:
         tweets_table=os.environ["AVIARY_TWEETS_TABLE"],
         social_graph_table=os.environ["AVIARY_SOCIAL_GRAPH_TABLE"],
         idempotency_table=os.environ["AVIARY_IDEMPOTENCY_TABLE"],
+        counts_table=os.environ["AVIARY_COUNTS_TABLE"],
         media_checker=MediaStore(dynamodb, os.environ["AVIARY_MEDIA_TABLE"]),
         clock_ms=lambda: time.time_ns() // 1_000_000,
         random_bytes=os.urandom,

@@ -10,12 +10,10 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from aviary.clients import client
 from aviary.fanout import (
@@ -31,12 +29,11 @@ from aviary.followers import FollowerDirectory
 from aviary.naming import table_name
 from aviary.schema import SOCIAL_GRAPH, TWEETS
 from lambda_functions.first_use import BuiltOnFirstUse
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from lambda_functions.stream_batches import Handler, stream_handler
 
 # A missing table name or threshold fails the cold start, not every record after it.
 TIMELINES_TABLE = os.environ["AVIARY_TIMELINES_TABLE"]
+COUNTS_TABLE = os.environ["AVIARY_COUNTS_TABLE"]
 SOCIAL_GRAPH_TABLE = os.environ.get("AVIARY_SOCIAL_GRAPH_TABLE") or table_name(SOCIAL_GRAPH)
 TWEETS_TABLE = os.environ.get("AVIARY_TWEETS_TABLE") or table_name(TWEETS)
 CELEBRITY_THRESHOLD = int(os.environ["AVIARY_CELEBRITY_THRESHOLD"])
@@ -48,8 +45,6 @@ if MAX_ENTRIES < 1:
 logger = Logger(service="fanout")
 metrics = Metrics(namespace="Aviary", service="fanout")
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-
 
 class RecordHandler(Protocol):
     def handle(self, record: dict[str, Any]) -> FanoutResult: ...
@@ -59,7 +54,7 @@ def build_service(dynamodb_client: Any) -> FanoutService:
     """The fan-out over this region's tables, from the settings read at import."""
     writer = TimelineWriter(dynamodb_client, TIMELINES_TABLE, sleep=time.sleep)
     return FanoutService(
-        FollowerDirectory(dynamodb_client, SOCIAL_GRAPH_TABLE),
+        FollowerDirectory(dynamodb_client, SOCIAL_GRAPH_TABLE, COUNTS_TABLE),
         writer,
         CELEBRITY_THRESHOLD,
         retention_days=RETENTION_DAYS,
@@ -72,48 +67,24 @@ def build_handler(
     fanout_service: RecordHandler, *, logger: Logger = logger, metrics: Metrics = metrics
 ) -> Handler:
     """A Lambda handler applying each record of a DynamoDB stream batch through `fanout_service`."""
-    # Every record is attempted even after one fails; when all fail the response lists them all
-    # (no exception), so the event source retries the same way whatever the batch size.
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 
-    @metrics.log_metrics
-    @logger.inject_lambda_context(clear_state=True)
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        totals: Counter[str] = Counter()
-
-        def record_handler(record: DynamoDBRecord) -> None:
-            raw = record.raw_event
-            try:
-                result = fanout_service.handle(raw)
-            except Exception:
-                logger.exception(
-                    "fan-out of a stream record failed; it will be retried",
-                    extra={
-                        "event_name": raw.get("eventName"),
-                        "sequence_number": raw.get("dynamodb", {}).get("SequenceNumber"),
-                    },
-                )
-                raise
-            totals[result.action] += 1
+    def report(results: list[FanoutResult], failed: int) -> None:
+        totals = Counter(result.action for result in results)
+        for result in results:
             totals["written"] += result.written
             totals["deleted"] += result.deleted
             totals["celebrity"] += result.celebrity
             totals["trimmed"] += result.trimmed
-
-        response = process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-        # One value per metric per invocation rather than one per record.
         metrics.add_metric(name="TimelineEntriesWritten", unit=MetricUnit.Count, value=totals["written"])
         metrics.add_metric(name="TimelineEntriesDeleted", unit=MetricUnit.Count, value=totals["deleted"])
         metrics.add_metric(name="TimelineEntriesTrimmed", unit=MetricUnit.Count, value=totals["trimmed"])
         metrics.add_metric(name="CelebrityRecords", unit=MetricUnit.Count, value=totals["celebrity"])
-        metrics.add_metric(
-            name="FanoutRecordsFailed", unit=MetricUnit.Count, value=len(response["batchItemFailures"])
-        )
-        return response
+        metrics.add_metric(name="FanoutRecordsFailed", unit=MetricUnit.Count, value=failed)
 
-    return handler
+    # Looked up per record: the service is built on first use, not when the handler is made.
+    return stream_handler(
+        lambda record: fanout_service.handle(record), logger=logger, metrics=metrics, report=report
+    )
 
 
 handler = build_handler(BuiltOnFirstUse(lambda: build_service(client("dynamodb"))))

@@ -39,6 +39,7 @@ class HostSettings:
     timelines_table: str
     social_graph_table: str
     tweets_table: str
+    counts_table: str
     celebrity_follower_threshold: int
     token_settings_parameter: str
 
@@ -48,6 +49,7 @@ class HostSettings:
             "AVIARY_TIMELINES_TABLE": self.timelines_table,
             "AVIARY_SOCIAL_GRAPH_TABLE": self.social_graph_table,
             "AVIARY_TWEETS_TABLE": self.tweets_table,
+            "AVIARY_COUNTS_TABLE": self.counts_table,
             "AVIARY_CELEBRITY_THRESHOLD": str(self.celebrity_follower_threshold),
             "AVIARY_CACHE_PATH": "/data/timeline-cache/cache.sqlite",
             "AVIARY_PORT": str(SERVICE_PORT),

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from moto import mock_aws
 
 from aviary.clients import AWS_CONFIG
-from aviary.keys import PROFILE_SK, user_pk
+from aviary.keys import follower_sk, user_pk
 from aviary.schema import ALL_TABLES, TIMELINES
 from aviary.social_graph import SocialGraph
 from aviary.tweet_service import TweetService
@@ -167,8 +167,8 @@ def test_the_drill_prints_nothing(capfd):
 
 
 def test_the_drill_delivers_with_the_fanout_mappings_settings():
-    """FANOUT_MAPPING restates stacks/components/tweet_fanout.py; read the construct so they cannot drift."""
-    source = (PROJECT / "stacks" / "components" / "tweet_fanout.py").read_text()
+    """FANOUT_MAPPING restates stacks/components/stream_consumer.py; read it so they cannot drift."""
+    source = (PROJECT / "stacks" / "components" / "stream_consumer.py").read_text()
     [mapping] = [
         node
         for node in ast.walk(ast.parse(source))
@@ -238,10 +238,9 @@ def test_a_retried_transaction_that_landed_is_answered_like_dynamodb_answers_its
     faults._attempt = scripted
     graph = SocialGraph(CountingClient(client, fault=faults), tables["social-graph"])
     assert graph.follow("ann", "bob") is True  # not "already following": the write happened once
-    profile = client.get_item(
-        TableName=tables["social-graph"], Key={"pk": {"S": user_pk("bob")}, "sk": {"S": PROFILE_SK}}
-    )
-    assert profile["Item"]["followers"]["N"] == "1"
+    follower = {"pk": {"S": user_pk("bob")}, "sk": {"S": follower_sk("ann")}}
+    assert "Item" in client.get_item(TableName=tables["social-graph"], Key=follower)
+    assert client.scan(TableName=tables["social-graph"])["Count"] == 2  # the two edges, once
 
 
 # -- moto, made quicker ----------------------------------------------------------------------------------
@@ -259,30 +258,33 @@ def test_a_cancelled_transaction_leaves_no_trace(quicker):
         tables = create_tables(client, ALL_TABLES)
         graph = SocialGraph(client, tables["social-graph"])
         assert graph.follow("ann", "bob") is True
-        # Cancelled: the edge exists. Its follower-count update ran in place and must be rolled back.
+        # Cancelled: the edge exists. Its other edge's put ran in place and must be rolled back,
+        # leaving no stream record behind.
         assert graph.follow("ann", "bob") is False
-        profile = client.get_item(
-            TableName=tables["social-graph"], Key={"pk": {"S": user_pk("bob")}, "sk": {"S": PROFILE_SK}}
-        )
-        assert profile["Item"]["followers"]["N"] == "1"
+        assert client.scan(TableName=tables["social-graph"])["Count"] == 2
+        assert [r["eventName"] for r in _stream(client, tables["social-graph"])] == ["INSERT", "INSERT"]
 
         service = TweetService(
             client,
             tweets_table=tables["tweets"],
             social_graph_table=tables["social-graph"],
             idempotency_table=tables["idempotency"],
+            counts_table=tables["counts"],
             media_checker=_NoMedia(),
         )
         first, created = service.post("ann", "key-00000001", "hello")
         again, replayed_created = service.post("ann", "key-00000001", "hello")  # its tweet put is undone
         assert created and not replayed_created and again == first
         assert client.scan(TableName=tables["tweets"])["Count"] == 1
-        streams = boto3.client("dynamodbstreams", region_name="us-east-1", config=AWS_CONFIG)
-        arn = client.describe_table(TableName=tables["tweets"])["Table"]["LatestStreamArn"]
-        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-        records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
-        assert [r["eventName"] for r in records] == ["INSERT"]
+        assert [r["eventName"] for r in _stream(client, tables["tweets"])] == ["INSERT"]
+
+
+def _stream(client: Any, table: str) -> list[dict[str, Any]]:
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1", config=AWS_CONFIG)
+    arn = client.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    return streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
 
 
 def _queries(client: Any, table: str) -> list[Any]:

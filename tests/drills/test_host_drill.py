@@ -95,6 +95,7 @@ def timelines():
             {
                 "AVIARY_REGION": REGION,
                 "AVIARY_TIMELINES_TABLE": names["timelines"],
+                "AVIARY_COUNTS_TABLE": names["counts"],
                 "AVIARY_CELEBRITY_THRESHOLD": "10000",
                 "AVIARY_TOKEN_SETTINGS_PARAMETER": "/aviary/identity/token-settings",
             }

@@ -47,7 +47,8 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutErr
 from moto import mock_aws
 
 from aviary.clients import AWS_CONFIG
-from aviary.keys import FOLLOWER_PREFIX, PROFILE_SK, handle_from_sk, tweet_id_from_entry_key, user_pk
+from aviary.counts import Counts, EdgeCounter
+from aviary.keys import FOLLOWER_PREFIX, handle_from_sk, tweet_id_from_entry_key, user_pk
 from aviary.media import MediaStore
 from aviary.schema import ALL_TABLES
 from aviary.social_graph import SocialGraph
@@ -72,7 +73,7 @@ ACCOUNT = "123456789012"  # moto's default account
 FUNCTION_NAME = "aviary-fanout"
 FAKE_ENDPOINT = f"https://dynamodb.{REGION}.amazonaws.com"  # named in the timeout errors; never called
 
-# stacks/components/tweet_fanout.py: the event source mapping of the fan-out function.
+# stacks/components/stream_consumer.py: the event source mapping of every stream consumer.
 FANOUT_MAPPING = MappingSettings(
     batch_size=100,
     maximum_retry_attempts=5,
@@ -255,26 +256,33 @@ class SkippedWaits:
         return getattr(time, name)
 
 
-def _load_fanout(tables: Mapping[str, str], timeline_cap: int, waits: SkippedWaits) -> ModuleType:
-    """The fan-out handler module, imported afresh as a cold start would, under its own name.
+def _load_handler(name: str, settings: Mapping[str, str]) -> ModuleType:
+    """A handler module, imported afresh as a cold start would, under a name of its own.
 
-    It reads its settings at import; a private copy leaves `lambda_functions.fanout.handler` (and
-    whatever settings another caller imported it with) alone.
+    It reads its settings at import; a private copy leaves the module (and whatever settings another
+    caller imported it with) alone.
     """
-    spec = importlib.util.find_spec("lambda_functions.fanout.handler")
+    spec = importlib.util.find_spec(name)
     if spec is None or spec.origin is None:
-        raise RuntimeError("lambda_functions.fanout.handler is not importable from here")
-    settings = {
-        "AVIARY_TIMELINES_TABLE": tables["timelines"],
-        "AVIARY_SOCIAL_GRAPH_TABLE": tables["social-graph"],
-        "AVIARY_CELEBRITY_THRESHOLD": str(CELEBRITY_THRESHOLD),
-        "AVIARY_TIMELINE_MAX_ENTRIES": str(timeline_cap),
-    }
+        raise RuntimeError(f"{name} is not importable from here")
     with _environment(settings):
-        private = importlib.util.spec_from_file_location("aviary_fault_drill_fanout", spec.origin)
+        private = importlib.util.spec_from_file_location(f"aviary_fault_drill_{name}", spec.origin)
         assert private is not None and private.loader is not None
         module = importlib.util.module_from_spec(private)
         private.loader.exec_module(module)
+    return module
+
+
+def _load_fanout(tables: Mapping[str, str], timeline_cap: int, waits: SkippedWaits) -> ModuleType:
+    """The fan-out handler module with the drill's settings; its writer's waits are skipped."""
+    settings = {
+        "AVIARY_TIMELINES_TABLE": tables["timelines"],
+        "AVIARY_SOCIAL_GRAPH_TABLE": tables["social-graph"],
+        "AVIARY_COUNTS_TABLE": tables["counts"],
+        "AVIARY_CELEBRITY_THRESHOLD": str(CELEBRITY_THRESHOLD),
+        "AVIARY_TIMELINE_MAX_ENTRIES": str(timeline_cap),
+    }
+    module = _load_handler("lambda_functions.fanout.handler", settings)
     module.time = waits  # build_service gives the timeline writer time.sleep
     return module
 
@@ -346,7 +354,7 @@ class StreamFaults:
 
 
 class StreamReader:
-    """Reads the tweets table's stream from moto after the last record read, as Lambda's poller does."""
+    """Reads a table's stream from moto after the last record read, as Lambda's poller does."""
 
     def __init__(self, streams_client: Any, stream_arn: str) -> None:
         self.streams = streams_client
@@ -547,6 +555,8 @@ class Tally:
     failure_destination: list[dict[str, Any]] = field(default_factory=list)
     redriven: int = 0
     left_after_redrive: list[dict[str, Any]] = field(default_factory=list)
+    graph_records: int = 0  # social-graph stream records counted into follower counts
+    graph_given_up: int = 0  # of them, those that exhausted their retries (then redriven)
 
 
 def _users(tweets: int) -> list[str]:
@@ -565,14 +575,17 @@ def _follow_plan(users: list[str], rng: random.Random) -> list[tuple[str, str]]:
     return plan
 
 
-def _stored_graph(client: Any, table: str, users: list[str]) -> tuple[dict[str, set[str]], dict[str, int]]:
-    """Followers and follower counts as the social-graph table holds them (what the fan-out reads)."""
+def _stored_graph(
+    client: Any, tables: Mapping[str, str], users: list[str]
+) -> tuple[dict[str, set[str]], dict[str, int]]:
+    """Followers as the social-graph table holds them and their counts as the counts table holds them
+    (what the fan-out reads)."""
     followers: dict[str, set[str]] = {}
-    counts: dict[str, int] = {}
+    counts = Counts(client, tables["counts"])
     for user in users:
         items = _all_pages(
             client.query,
-            TableName=table,
+            TableName=tables["social-graph"],
             KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues={":pk": {"S": user_pk(user)}},
             ConsistentRead=True,
@@ -580,9 +593,7 @@ def _stored_graph(client: Any, table: str, users: list[str]) -> tuple[dict[str, 
         followers[user] = {
             handle_from_sk(item["sk"]["S"]) for item in items if item["sk"]["S"].startswith(FOLLOWER_PREFIX)
         }
-        profile = [item for item in items if item["sk"]["S"] == PROFILE_SK]
-        counts[user] = int(profile[0]["followers"]["N"]) if profile else 0
-    return followers, counts
+    return followers, {user: counts.followers(user) for user in users}
 
 
 def _all_pages(operation: Callable[..., dict[str, Any]], **request: Any) -> list[dict[str, Any]]:
@@ -670,7 +681,11 @@ class _Drill:
         faults = {"throttle_rate": throttle_rate, "timeout_rate": timeout_rate, "attempts": sdk_attempts}
         self.api_faults = FaultInjector(self.dynamodb, random.Random(f"{seed}:api"), **faults)
         self.fanout_faults = FaultInjector(self.dynamodb, random.Random(f"{seed}:fanout"), **faults)
+        self.graph_faults = FaultInjector(self.dynamodb, random.Random(f"{seed}:graph"), **faults)
         self.stream_faults = StreamFaults(random.Random(f"{seed}:stream"), duplicate_rate, reorder_batches)
+        # A stream keeps each item's records in order: the graph's (follow, later unfollow) are
+        # duplicated here, never reordered.
+        self.graph_stream_faults = StreamFaults(random.Random(f"{seed}:graph-stream"), duplicate_rate, False)
         self.id_rng = random.Random(f"{seed}:ids")
         self.tally = Tally()
         self.applied = Applied()
@@ -681,7 +696,8 @@ class _Drill:
         users = _users(self.tweets)
         for follower, followee in _follow_plan(users, self.plan_rng):
             self.api.send("POST /users/{handle}/follow", user=follower, expect=200, path={"handle": followee})
-        followers, follower_counts = _stored_graph(self.dynamodb, self.tables["social-graph"], users)
+        self._count_edges()
+        followers, follower_counts = _stored_graph(self.dynamodb, self.tables, users)
         posts = self._plan_posts(users)
         largest = self._largest_timeline(posts, followers, follower_counts)
         handler, context = self._fanout(timeline_cap=max(DEFAULT_TIMELINE_CAP, largest + 1))
@@ -729,6 +745,8 @@ class _Drill:
             "faults reaching the API": sum(self.api_faults.surfaced.values()),
             "faults reaching the fan-out": sum(self.fanout_faults.surfaced.values()),
             "stream records": stream_records,
+            "graph stream records": self.tally.graph_records,
+            "graph records redriven": self.tally.graph_given_up,
             "duplicates delivered": self.stream_faults.duplicates,
             "batches": self.stream_faults.batches,
             "batches reordered": self.stream_faults.reordered,
@@ -742,6 +760,34 @@ class _Drill:
             **checks,
         }
 
+    def _count_edges(self) -> None:
+        """The social graph's stream through the graph-stream handler over a failing client, as each
+        region counts its followers; what exhausts its retries is delivered once more without faults."""
+        settings = {"AVIARY_COUNTS_TABLE": self.tables["counts"]}
+        module = _load_handler("lambda_functions.graph_stream.handler", settings)
+        client = CountingClient(self.dynamodb, fault=self.graph_faults, by_operation=True)
+        handler = module.build_handler(
+            EdgeCounter(client, self.tables["counts"]),
+            logger=_FANOUT_LOGGER,
+            metrics=Metrics(namespace="Aviary", service="graph-stream-drill"),
+        )
+        arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:aviary-graph-stream"
+        context = LambdaContext.for_function({"FunctionName": "aviary-graph-stream", "FunctionArn": arn})
+        given_up: list[dict[str, Any]] = []
+        delivery = StreamDelivery(handler, FANOUT_MAPPING, lambda r, *_: given_up.extend(r), context=context)
+        graph = self.dynamodb.describe_table(TableName=self.tables["social-graph"])["Table"]
+        records = StreamReader(self.streams, graph["LatestStreamArn"]).new_records()
+        for batch in self.graph_stream_faults.batches_of(records, FANOUT_MAPPING.batch_size):
+            delivery.deliver(batch)
+        self.tally.graph_records = len(records)
+        self.tally.graph_given_up = len(given_up)
+        self.graph_faults.enabled = False
+        pending = {record["dynamodb"]["SequenceNumber"]: record for record in given_up}
+        redrive = StreamDelivery(
+            handler, FANOUT_MAPPING, lambda r, *_: self.tally.left_after_redrive.extend(r), context=context
+        )
+        redrive.deliver([pending[number] for number in sorted(pending, key=int)])
+
     def _routes(self) -> dict[str, Any]:
         """The tweets and users routes over a DynamoDB client that fails as the drill says."""
         client = CountingClient(self.dynamodb, fault=self.api_faults, by_operation=True)
@@ -750,6 +796,7 @@ class _Drill:
             tweets_table=self.tables["tweets"],
             social_graph_table=self.tables["social-graph"],
             idempotency_table=self.tables["idempotency"],
+            counts_table=self.tables["counts"],
             media_checker=MediaStore(client, self.tables["media"]),
             clock_ms=itertools.count(CLOCK_START_MS).__next__,
             random_bytes=self.id_rng.randbytes,

@@ -35,10 +35,11 @@ from typing import Any
 
 from botocore.exceptions import EndpointConnectionError
 
+from aviary.counts import Counts
 from aviary.errors import ServiceUnavailable
 from aviary.fanout import FanoutService, TimelineWriter
 from aviary.followers import FollowerDirectory
-from aviary.keys import PROFILE_SK, timeline_entry_key, user_pk
+from aviary.keys import timeline_entry_key
 from aviary.naming import table_name
 from aviary.schema import IDEMPOTENCY
 from aviary.social_graph import SocialGraph
@@ -180,12 +181,11 @@ def seed_timelines(
         for followee in sorted(followed):
             graph.follow(follower, followee)
     # Stands in for the 10,000+ follows that make a real celebrity; following that many would only
-    # slow the drill. The fan-out reads exactly this counter to decide.
-    dynamodb.update_item(
-        TableName=settings.social_graph_table,
-        Key={"pk": {"S": user_pk(celebrity)}, "sk": {"S": PROFILE_SK}},
-        UpdateExpression="SET followers = :n",
-        ExpressionAttributeValues={":n": {"N": str(settings.celebrity_follower_threshold + 1)}},
+    # slow the drill. The fan-out and the hosts read exactly this count to decide (other users' counts
+    # stay below the threshold whether or not they are counted, so the graph stream is not run here).
+    dynamodb.put_item(
+        TableName=settings.counts_table,
+        Item={**Counts.followers_key(celebrity), "n": {"N": str(settings.celebrity_follower_threshold + 1)}},
     )
 
     clock = iter(range(SEED_EPOCH_MS, SEED_EPOCH_MS + 10**9, 1000))
@@ -195,6 +195,7 @@ def seed_timelines(
         tweets_table=settings.tweets_table,
         social_graph_table=settings.social_graph_table,
         idempotency_table=table_name(IDEMPOTENCY),
+        counts_table=settings.counts_table,
         media_checker=_NoMedia(),
         clock_ms=lambda: next(clock),
         random_bytes=rng.randbytes,
@@ -209,7 +210,7 @@ def seed_timelines(
                 posted.append((timeline_entry_key(tweet.created_at, tweet.tweet_id), author, tweet.tweet_id))
 
     fanout = FanoutService(
-        FollowerDirectory(dynamodb, settings.social_graph_table),
+        FollowerDirectory(dynamodb, settings.social_graph_table, settings.counts_table),
         TimelineWriter(dynamodb, settings.timelines_table, sleep=time.sleep),
         settings.celebrity_follower_threshold,
     )
@@ -334,6 +335,7 @@ class TimelineHost:
                 settings.timelines_table,
                 settings.social_graph_table,
                 settings.tweets_table,
+                settings.counts_table,
                 settings.celebrity_follower_threshold,
             )
         )

@@ -19,10 +19,11 @@ import boto3
 
 from aviary import naming
 from aviary.clients import AWS_CONFIG
-from aviary.schema import SOURCE_OF_TRUTH_TABLES, TWEETS
+from aviary.schema import SOURCE_OF_TRUTH_TABLES
 from stacks.names import stack_name
 from tools.local_runtime import identity
 from tools.local_runtime.cloudformation_gaps import apply_bucket_notifications
+from tools.local_runtime.deployment import STREAM_CONSUMERS
 from tools.local_runtime.dynamodb_local import create_tables
 from tools.local_runtime.event_sources import Checkpoints, records_after
 from tools.local_runtime.processes import LocalProcesses, StartFailed, http_status, port_in_use
@@ -279,9 +280,10 @@ class LocalStage:
                 ]
                 for schema in SOURCE_OF_TRUTH_TABLES
             }
-            fanout = Checkpoints(self.settings.state_dir / region / "checkpoints.json")
-            if records_after(streams, stream_of[TWEETS.role], fanout.get("fanout"), limit=1):
-                behind.append(f"{region} fan-out")
+            consumed = Checkpoints(self.settings.state_dir / region / "checkpoints.json")
+            for name, (_handler, schema) in STREAM_CONSUMERS.items():
+                if records_after(streams, stream_of[schema.role], consumed.get(name), limit=1):
+                    behind.append(f"{region} {name}")
             for schema in SOURCE_OF_TRUTH_TABLES:
                 table = naming.table_name(schema)
                 if records_after(

@@ -10,8 +10,15 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from aviary.schema import SOCIAL_GRAPH, TWEETS, TableSchema
 from stacks.names import stack_name
 from tools.local_runtime.event_sources import MappingSettings
+
+# Each stream consumer of a region: the name of its checkpoint -> its handler and the table it reads.
+STREAM_CONSUMERS: dict[str, tuple[str, TableSchema]] = {
+    "fanout": ("lambda_functions.fanout.handler.handler", TWEETS),
+    "graph-stream": ("lambda_functions.graph_stream.handler.handler", SOCIAL_GRAPH),
+}
 
 # Handler modules that read environment variables of their own at import; every function of a
 # region gets the same AVIARY_* values, and only Powertools' service name differs between them.

@@ -3,10 +3,11 @@
     python -m tools.local_runtime.region us-east-1
 
 Serves on 127.0.0.1:<api port>: the write API routes (lambda_functions/api handlers behind the
-JWT check), and GET /timeline and GET /health from the timeline host's own app. Two threads
-deliver events as the region's event source mappings would: the tweets stream to the fan-out
-handler, and the media uploads queue to the media processor. Stopping the process takes the
-whole region down (make region-down); its stream positions are kept, so it resumes where it was.
+JWT check), and GET /timeline and GET /health from the timeline host's own app. Threads deliver
+events as the region's event source mappings would: the tweets stream to the fan-out handler, the
+social graph's stream to the counts, and the media uploads queue to the media processor. Stopping
+the process takes the whole region down (make region-down); its stream positions are kept, so it
+resumes where it was.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from aviary import clients, naming
 from hosts.timeline_service import app as timeline_host
 from lambda_functions.api.routes import ROUTES
 from tools.local_runtime import api_gateway
-from tools.local_runtime.deployment import RegionDeployment, read_deployment
+from tools.local_runtime.deployment import STREAM_CONSUMERS, RegionDeployment, read_deployment
 from tools.local_runtime.dynamodb_local import stream_arn_of
 from tools.local_runtime.event_sources import (
     Checkpoints,
@@ -41,7 +42,6 @@ from tools.local_runtime.settings import LocalSettings, load_local_settings
 
 log = logging.getLogger("aviary.local.region")
 
-FANOUT_HANDLER = "lambda_functions.fanout.handler.handler"
 MEDIA_HANDLER = "lambda_functions.media_processor.handler.handler"
 IDLE_POLL_SECONDS = 0.2
 
@@ -57,6 +57,7 @@ def timeline_environment(settings: LocalSettings, region: str, shared: dict[str,
         "AVIARY_TIMELINES_TABLE": shared["AVIARY_TIMELINES_TABLE"],
         "AVIARY_SOCIAL_GRAPH_TABLE": shared["AVIARY_SOCIAL_GRAPH_TABLE"],
         "AVIARY_TWEETS_TABLE": shared["AVIARY_TWEETS_TABLE"],
+        "AVIARY_COUNTS_TABLE": shared["AVIARY_COUNTS_TABLE"],
         "AVIARY_CELEBRITY_THRESHOLD": shared["AVIARY_CELEBRITY_THRESHOLD"],
         "AVIARY_CACHE_PATH": str(settings.state_dir / region / "timeline-cache" / "cache.sqlite"),
         "AVIARY_TOKEN_SETTINGS_PARAMETER": naming.TOKEN_SETTINGS_PARAMETER,
@@ -80,9 +81,11 @@ def build_api(deployment: RegionDeployment, verifier: Any, account: str) -> api_
     return api_gateway.LocalHttpApi(routes, verifier, region=deployment.region, account=account)
 
 
-def fanout_source(deployment: RegionDeployment, checkpoints: Checkpoints) -> Callable[[], int]:
-    """The tweets stream -> fan-out handler, with the mapping's own settings and failure queue."""
-    function = deployment.function(FANOUT_HANDLER)
+def stream_source(
+    deployment: RegionDeployment, name: str, handler_path: str, checkpoints: Checkpoints
+) -> Callable[[], int]:
+    """A table's stream -> its consumer's handler, with the mapping's own settings and failure queue."""
+    function = deployment.function(handler_path)
     deployed_stream_arn, mapping = function.mapping()
     region = deployment.region
     sqs = clients.client("sqs", region=region)
@@ -116,7 +119,7 @@ def fanout_source(deployment: RegionDeployment, checkpoints: Checkpoints) -> Cal
         context=LambdaContext.for_function(function.configuration),
     )
     poller = StreamPoller(
-        streams, stream_arn, region=region, name="fanout", checkpoints=checkpoints, consume=delivery.deliver
+        streams, stream_arn, region=region, name=name, checkpoints=checkpoints, consume=delivery.deliver
     )
     return poller.poll_once
 
@@ -150,9 +153,10 @@ def build_region_app(settings: LocalSettings, region: str) -> web.Application:
 
     checkpoints = Checkpoints(settings.state_dir / region / "checkpoints.json")
     sources = {
-        "fanout": fanout_source(deployment, checkpoints),
-        "media": media_source(deployment),
+        name: stream_source(deployment, name, handler_path, checkpoints)
+        for name, (handler_path, _table) in STREAM_CONSUMERS.items()
     }
+    sources["media"] = media_source(deployment)
     stop = threading.Event()
 
     async def run_event_sources(_app: web.Application):

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from aviary.clients import AWS_CONFIG
+from aviary.counts import Counts
 from aviary.fanout import (
     BATCH_WRITE_MAX_ITEMS,
     FanoutResult,
@@ -30,8 +31,8 @@ from aviary.fanout import (
 )
 from aviary.followers import FollowerDirectory
 from aviary.ids import new_ulid
-from aviary.keys import PROFILE_SK, follower_sk, follows_sk, user_pk
-from aviary.schema import SOCIAL_GRAPH, TIMELINES, TWEETS
+from aviary.keys import follower_sk, follows_sk, user_pk
+from aviary.schema import COUNTS, SOCIAL_GRAPH, TIMELINES, TWEETS
 from aviary.timeline import decode_cursor
 from aviary.timeline_store import TimelineStore
 from aviary.tweets import Tweet
@@ -54,9 +55,9 @@ def set_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def new_tables() -> tuple[Any, dict[str, str]]:
-    """A client and the tweets, social-graph and timelines tables (role -> name); call inside mock_aws."""
+    """A client and the tweets, social-graph, timelines and counts tables (role -> name), in mock_aws."""
     client = boto3.client("dynamodb", region_name=REGION, config=AWS_CONFIG)
-    return client, create_tables(client, [TWEETS, SOCIAL_GRAPH, TIMELINES])
+    return client, create_tables(client, [TWEETS, SOCIAL_GRAPH, TIMELINES, COUNTS])
 
 
 def make_tweet(n: int, author: str = "alice", **fields: Any) -> Tweet:
@@ -115,8 +116,10 @@ def stream_record(
     }
 
 
-def seed_followers(client: Any, table: str, author: str, followers: Iterable[str]) -> int:
-    """Both edges of every follow plus the author's profile count, as aviary.social_graph stores them."""
+def seed_followers(client: Any, tables: dict[str, str], author: str, followers: Iterable[str]) -> int:
+    """Both edges of every follow, as aviary.social_graph stores them, and the author's follower count
+    as the region's graph stream would have counted it (aviary.counts)."""
+    table = tables["social-graph"]
     handles = list(followers)
     requests = []
     for handle in handles:
@@ -129,9 +132,9 @@ def seed_followers(client: Any, table: str, author: str, followers: Iterable[str
     for start in range(0, len(requests), 25):
         client.batch_write_item(RequestItems={table: requests[start : start + 25]})
     client.update_item(
-        TableName=table,
-        Key={"pk": {"S": user_pk(author)}, "sk": {"S": PROFILE_SK}},
-        UpdateExpression="ADD followers :n",
+        TableName=tables["counts"],
+        Key=Counts.followers_key(author),
+        UpdateExpression="ADD n :n",
         ExpressionAttributeValues={":n": {"N": str(len(handles))}},
     )
     return len(handles)
@@ -208,7 +211,7 @@ def build_service(
     if max_entries is not None:
         trimmer = TimelineTrimmer(client, tables["timelines"], max_entries, writer=writer, **trim_options)
     return FanoutService(
-        FollowerDirectory(client, tables["social-graph"]),
+        FollowerDirectory(client, tables["social-graph"], tables["counts"]),
         writer,
         threshold,
         trimmer=trimmer,
@@ -262,18 +265,18 @@ def test_expiry_counts_whole_days_from_the_tweet_time():
 # -- follower directory ------------------------------------------------------------------------------
 
 
-def test_a_user_without_a_profile_has_no_followers(aws):
+def test_a_user_without_a_count_has_no_followers(aws):
     client, tables = aws
-    directory = FollowerDirectory(client, tables["social-graph"])
+    directory = FollowerDirectory(client, tables["social-graph"], tables["counts"])
     assert directory.follower_count("nobody") == 0
     assert list(directory.followers("nobody")) == []
 
 
-def test_followers_and_their_count_come_from_the_social_graph(aws):
+def test_followers_come_from_the_social_graph_and_their_count_from_the_counts(aws):
     client, tables = aws
-    seed_followers(client, tables["social-graph"], "alice", ["bob", "carol"])
-    seed_followers(client, tables["social-graph"], "bob", ["alice"])  # not alice's follower
-    directory = FollowerDirectory(client, tables["social-graph"])
+    seed_followers(client, tables, "alice", ["bob", "carol"])
+    seed_followers(client, tables, "bob", ["alice"])  # not alice's follower
+    directory = FollowerDirectory(client, tables["social-graph"], tables["counts"])
     assert directory.follower_count("alice") == 2
     assert sorted(directory.followers("alice")) == ["bob", "carol"]
 
@@ -290,7 +293,7 @@ def test_followers_follow_every_page():
             return {"Items": [{"sk": {"S": "FOLLOWER#b"}}]}
 
     client = Paged()
-    assert list(FollowerDirectory(client, "graph").followers("x")) == ["a", "b"]
+    assert list(FollowerDirectory(client, "graph", "counts").followers("x")) == ["a", "b"]
     assert [r.get("ExclusiveStartKey") for r in client.requests] == [None, {"k": {"S": "1"}}]
     assert all(r["ProjectionExpression"] == "sk" and r["ConsistentRead"] is False for r in client.requests)
 
@@ -302,7 +305,7 @@ def test_followers_follow_every_page():
 def test_a_post_reaches_the_author_and_every_follower_in_full_batches(aws, follower_count):
     client, tables = aws
     followers = [f"f{i:04d}" for i in range(follower_count)]
-    seed_followers(client, tables["social-graph"], "alice", followers)
+    seed_followers(client, tables, "alice", followers)
     counting = CountingClient(client, by_operation=True)
     tweet = make_tweet(1, media_ids=("m1",))
 
@@ -319,7 +322,7 @@ def test_a_post_reaches_the_author_and_every_follower_in_full_batches(aws, follo
 
 def test_a_celebrity_post_lands_only_in_the_authors_timeline(aws):
     client, tables = aws
-    seed_followers(client, tables["social-graph"], "star", [f"f{i}" for i in range(6)])
+    seed_followers(client, tables, "star", [f"f{i}" for i in range(6)])
     counting = CountingClient(client, by_operation=True)
     tweet = make_tweet(1, author="star")
 
@@ -332,7 +335,7 @@ def test_a_celebrity_post_lands_only_in_the_authors_timeline(aws):
 
 def test_an_author_at_the_threshold_is_still_fanned_out(aws):
     client, tables = aws
-    seed_followers(client, tables["social-graph"], "alice", ["bob", "carol"])
+    seed_followers(client, tables, "alice", ["bob", "carol"])
     tweet = make_tweet(1)
     result = build_service(client, tables, threshold=2).handle(stream_record("INSERT", new=tweet))
     assert result == FanoutResult("insert", written=3)
@@ -340,7 +343,7 @@ def test_an_author_at_the_threshold_is_still_fanned_out(aws):
 
 def test_a_self_follow_does_not_put_one_key_twice_into_a_batch(aws):
     client, tables = aws
-    seed_followers(client, tables["social-graph"], "alice", ["alice", "bob"])
+    seed_followers(client, tables, "alice", ["alice", "bob"])
     tweet = make_tweet(1)
     build_service(client, tables).handle(stream_record("INSERT", new=tweet))
     assert all_entries(client, tables["timelines"]) == expected_entries({"alice": [tweet], "bob": [tweet]})
@@ -367,7 +370,7 @@ def test_an_item_that_is_not_a_tweet_is_ignored(aws):
 
 def test_a_like_count_change_writes_nothing(aws):
     client, tables = aws
-    seed_followers(client, tables["social-graph"], "alice", ["bob"])
+    seed_followers(client, tables, "alice", ["bob"])
     tweet = make_tweet(1)
     liked = Tweet(**{**tweet.__dict__, "like_count": 1})
     counting = CountingClient(client, by_operation=True)
@@ -380,7 +383,7 @@ def test_a_like_count_change_writes_nothing(aws):
 def test_a_tombstone_removes_every_entry(aws, follower_count):
     client, tables = aws
     followers = [f"f{i:04d}" for i in range(follower_count)]
-    seed_followers(client, tables["social-graph"], "alice", followers)
+    seed_followers(client, tables, "alice", followers)
     service = build_service(client, tables)
     tweet, other = make_tweet(1), make_tweet(2)
     service.handle(stream_record("INSERT", new=tweet))
@@ -400,7 +403,7 @@ def test_a_tombstone_removes_every_entry(aws, follower_count):
 
 def test_removing_a_live_tweet_removes_its_entries(aws):
     client, tables = aws
-    seed_followers(client, tables["social-graph"], "alice", ["bob", "carol"])
+    seed_followers(client, tables, "alice", ["bob", "carol"])
     service = build_service(client, tables)
     tweet = make_tweet(1)
     service.handle(stream_record("INSERT", new=tweet))
@@ -418,7 +421,7 @@ def test_an_insert_arriving_after_its_tombstone_leaves_no_entries(aws):
     # A redelivered, reordered or redriven INSERT can reach the fan-out after the tombstone's
     # MODIFY did; the tweet is deleted by then and must not come back.
     client, tables = aws
-    seed_followers(client, tables["social-graph"], "alice", ["bob", "carol"])
+    seed_followers(client, tables, "alice", ["bob", "carol"])
     service = build_service(client, tables, live_tweets=LiveTweets(client, tables["tweets"]))
     tweet = make_tweet(1)
     store_tweets(client, tables, tombstone(tweet))
@@ -429,7 +432,7 @@ def test_an_insert_arriving_after_its_tombstone_leaves_no_entries(aws):
 
 def test_an_insert_of_a_live_tweet_stays_after_the_liveness_check(aws):
     client, tables = aws
-    seed_followers(client, tables["social-graph"], "alice", ["bob"])
+    seed_followers(client, tables, "alice", ["bob"])
     counting = CountingClient(client)
     service = build_service(counting, tables, live_tweets=LiveTweets(counting, tables["tweets"]))
     tweet = make_tweet(1)
@@ -441,7 +444,7 @@ def test_an_insert_of_a_live_tweet_stays_after_the_liveness_check(aws):
 
 def test_a_celebrity_delete_touches_only_the_authors_timeline(aws):
     client, tables = aws
-    seed_followers(client, tables["social-graph"], "star", [f"f{i}" for i in range(6)])
+    seed_followers(client, tables, "star", [f"f{i}" for i in range(6)])
     service = build_service(client, tables, threshold=5)
     tweet = make_tweet(1, author="star")
     service.handle(stream_record("INSERT", new=tweet))
@@ -472,7 +475,7 @@ def test_changes_to_a_tombstone_write_nothing(aws, record):
 def test_redelivered_records_leave_the_same_items(aws):
     client, tables = aws
     followers = [f"f{i:02d}" for i in range(30)]
-    seed_followers(client, tables["social-graph"], "alice", followers)
+    seed_followers(client, tables, "alice", followers)
     service = build_service(client, tables)
     kept, deleted = make_tweet(1), make_tweet(2)
     batch = [
@@ -496,7 +499,7 @@ def test_redelivered_records_leave_the_same_items(aws):
 def test_throttling_is_retried_until_everything_is_written_once(aws, fault):
     client, tables = aws
     followers = [f"f{i:02d}" for i in range(60)]
-    seed_followers(client, tables["social-graph"], "alice", followers)
+    seed_followers(client, tables, "alice", followers)
     injected = half_processed(client, times=4) if fault == "half-processed" else throttled(times=3)
     counting = CountingClient(client, by_operation=True, fault=injected)
     sleeps: list[float] = []
@@ -655,7 +658,7 @@ def test_trimmer_settings_must_be_positive(setting):
 def test_a_sampled_insert_deletes_exactly_the_oldest_entries_beyond_the_cap(aws, excess):
     client, tables = aws
     cap = 30
-    seed_followers(client, tables["social-graph"], "alice", ["bob"])
+    seed_followers(client, tables, "alice", ["bob"])
     older = fill_timeline(client, tables, "bob", cap + excess - 1)
     tweet = first_tweet(1000, "alice", lambda t: is_sampled("bob", t) and not is_sampled("alice", t))
     counting = CountingClient(client, by_operation=True)
@@ -682,7 +685,7 @@ def test_a_timeline_at_or_under_the_cap_loses_nothing(aws):
 def test_a_fanout_trims_exactly_the_sampled_recipients(aws):
     client, tables = aws
     followers = [f"f{i:03d}" for i in range(200)]
-    seed_followers(client, tables["social-graph"], "alice", followers)
+    seed_followers(client, tables, "alice", followers)
     trimmed_users: list[str] = []
     counting = CountingClient(
         client, by_operation=True, fault=timeline_queries(tables["timelines"], trimmed_users)
@@ -703,7 +706,7 @@ def test_inserts_that_sample_no_recipient_query_no_timeline(aws):
     client, tables = aws
     # A small audience, so that many tweets sample none of it.
     followers = [f"f{i:02d}" for i in range(8)]
-    seed_followers(client, tables["social-graph"], "alice", followers)
+    seed_followers(client, tables, "alice", followers)
     fill_timeline(client, tables, "f00", 50)  # over the cap, but no write to it is sampled
     audience = ["alice", *followers]
     tweet = first_tweet(1000, "alice", lambda t: not any(is_sampled(user, t) for user in audience))
@@ -722,7 +725,7 @@ def test_inserts_that_sample_no_recipient_query_no_timeline(aws):
 
 def test_a_celebrity_insert_trims_only_the_authors_timeline(aws):
     client, tables = aws
-    seed_followers(client, tables["social-graph"], "star", [f"f{i}" for i in range(6)])
+    seed_followers(client, tables, "star", [f"f{i}" for i in range(6)])
     older = fill_timeline(client, tables, "star", 12)
     unsampled = first_tweet(1000, "star", lambda t: not is_sampled("star", t))
     sampled = first_tweet(2000, "star", lambda t: is_sampled("star", t))  # newer than `unsampled`
@@ -828,7 +831,7 @@ def test_trim_deletes_go_25_at_a_time_with_the_writers_retries(aws, fault):
 
 def test_a_redelivered_sampled_insert_leaves_the_same_items(aws):
     client, tables = aws
-    seed_followers(client, tables["social-graph"], "alice", ["bob", "carol"])
+    seed_followers(client, tables, "alice", ["bob", "carol"])
     fill_timeline(client, tables, "bob", 12)
     tweet = first_tweet(1000, "alice", lambda t: is_sampled("bob", t))
     service = build_service(client, tables, max_entries=10)
@@ -846,7 +849,7 @@ def test_a_redelivered_sampled_insert_leaves_the_same_items(aws):
 
 def test_redelivering_a_whole_sequence_converges_when_every_write_trims(aws):
     client, tables = aws
-    seed_followers(client, tables["social-graph"], "alice", ["bob"])
+    seed_followers(client, tables, "alice", ["bob"])
     service = build_service(client, tables, max_entries=5, sample_every=1)
     tweets = [make_tweet(n) for n in range(1, 9)]
     batch = [stream_record("INSERT", new=tweet, sequence=str(n)) for n, tweet in enumerate(tweets)]
@@ -868,8 +871,8 @@ def test_redelivering_a_whole_sequence_converges_when_every_write_trims(aws):
 def test_fanned_out_entries_are_what_the_timeline_store_reads(aws):
     client, tables = aws
     graph = tables["social-graph"]
-    seed_followers(client, graph, "alice", ["reader", "someone"])
-    seed_followers(client, graph, "star", ["reader", *(f"fan{i}" for i in range(5))])
+    seed_followers(client, tables, "alice", ["reader", "someone"])
+    seed_followers(client, tables, "star", ["reader", *(f"fan{i}" for i in range(5))])
     service = build_service(client, tables, threshold=5)
     first = make_tweet(1, media_ids=("m1",))
     reply = make_tweet(2, reply_to=first.tweet_id)
@@ -881,7 +884,7 @@ def test_fanned_out_entries_are_what_the_timeline_store_reads(aws):
         service.handle(stream_record("INSERT", new=tweet))
     service.handle(stream_record("MODIFY", new=tombstone(gone), old=gone))
 
-    store = TimelineStore(client, tables["timelines"], graph, tables["tweets"], 5)
+    store = TimelineStore(client, tables["timelines"], graph, tables["tweets"], tables["counts"], 5)
     page = store.read_page("reader", 10, None)
 
     assert page["next_cursor"] is None
@@ -906,14 +909,16 @@ def test_fanned_out_entries_are_what_the_timeline_store_reads(aws):
 def test_the_timeline_store_reads_the_newest_entries_of_a_trimmed_timeline(aws):
     client, tables = aws
     cap = 20
-    seed_followers(client, tables["social-graph"], "alice", ["bob"])
+    seed_followers(client, tables, "alice", ["bob"])
     older = fill_timeline(client, tables, "bob", cap + 6)
     tweet = first_tweet(1000, "alice", lambda t: is_sampled("bob", t))
     service = build_service(client, tables, max_entries=cap)
     assert service.handle(stream_record("INSERT", new=tweet)).trimmed == 7
     newest_first = ids(reversed([*older, tweet]))[:cap]
 
-    store = TimelineStore(client, tables["timelines"], tables["social-graph"], tables["tweets"], 5)
+    store = TimelineStore(
+        client, tables["timelines"], tables["social-graph"], tables["tweets"], tables["counts"], 5
+    )
     whole = store.read_page("bob", cap + 10, None)
     assert [item["tweet_id"] for item in whole["items"]] == newest_first
     assert whole["next_cursor"] is None

@@ -12,20 +12,22 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from aviary.clients import AWS_CONFIG
+from aviary.counts import LIKES_COUNTER, Counts
 from aviary.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, ValidationError
 from aviary.ids import new_ulid
-from aviary.keys import LIKES_SK, idempotency_id, like_sk, retweet_sk, tweet_pk, user_pk
+from aviary.keys import idempotency_id, like_sk, retweet_sk, tweet_pk, user_pk
 from aviary.naming import table_name
-from aviary.schema import IDEMPOTENCY, SOCIAL_GRAPH, TWEETS
+from aviary.schema import COUNTS, IDEMPOTENCY, SOCIAL_GRAPH, TWEETS
 from aviary.tweet_service import TweetService, request_hash, tweet_from_json
 from aviary.tweets import Tweet
 from tests.aws_fakes import CountingClient
+from tests.graph_stream import count_graph_stream
 from tests.moto_tables import create_tables
 
 REGION = "us-east-1"
 NOW_MS = 1_800_000_000_123
 TTL = 86_400
-TABLES = {schema.role: table_name(schema) for schema in (TWEETS, SOCIAL_GRAPH, IDEMPOTENCY)}
+TABLES = {schema.role: table_name(schema) for schema in (TWEETS, SOCIAL_GRAPH, IDEMPOTENCY, COUNTS)}
 KEY = "key-0001-abcdef"
 MEDIA = ("01KD0000000000000000000001", "01KD0000000000000000000002")
 
@@ -34,7 +36,7 @@ MEDIA = ("01KD0000000000000000000001", "01KD0000000000000000000002")
 def dynamodb():
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION, config=AWS_CONFIG)
-        create_tables(client, [TWEETS, SOCIAL_GRAPH, IDEMPOTENCY])
+        create_tables(client, [TWEETS, SOCIAL_GRAPH, IDEMPOTENCY, COUNTS])
         yield client
 
 
@@ -128,6 +130,7 @@ class World:
             tweets_table=TABLES["tweets"],
             social_graph_table=TABLES["social-graph"],
             idempotency_table=TABLES["idempotency"],
+            counts_table=TABLES["counts"],
             media_checker=self.media,
             clock_ms=self.clock,
             random_bytes=CountingRandom(),
@@ -152,14 +155,20 @@ class World:
             "Item"
         )
 
+    def count_likes(self) -> None:
+        """What the region's graph-stream consumer does: count the like edges (aviary.counts)."""
+        count_graph_stream(self.dynamodb, TABLES["social-graph"], TABLES["counts"], REGION)
+
     def counter_item(self, tweet_id: str) -> dict[str, Any] | None:
-        return self.graph_item(tweet_pk(tweet_id), LIKES_SK)
+        key = Counts.likes_key(tweet_id)
+        return self.dynamodb.get_item(TableName=TABLES["counts"], Key=key, ConsistentRead=True).get("Item")
 
     def like_count(self, tweet_id: str) -> int:
-        """The count on the tweet's counter item in the social-graph table (the tweet item has none)."""
+        """The tweet's like count once the graph's stream is counted (the tweet item has none)."""
+        self.count_likes()
         item = self.counter_item(tweet_id)
         assert item is not None
-        return int(item["like_count"]["N"])
+        return int(item["n"]["N"])
 
 
 @pytest.fixture
@@ -440,23 +449,23 @@ def test_get_returns_the_tweet(world):
     assert world.client.calls == ["batch_get_item"]
 
 
-def test_get_reads_the_like_count_from_the_counter_item(world):
+def test_get_reads_the_like_count_from_the_regions_counts(world):
     tweet, _ = world.service.post("bob", KEY, "likeable")
     for user in ("alice", "carol"):
         world.service.like(user, tweet.tweet_id)
+    world.count_likes()
     world.client.calls.clear()
 
     got = world.service.get(tweet.tweet_id)
 
     assert got == Tweet(**{**tweet.__dict__, "like_count": 2})
-    assert world.client.calls == ["batch_get_item"]  # the tweet and its counter in one call
+    assert world.client.calls == ["batch_get_item"]  # the tweet and its count in one call
 
 
 def test_get_never_shows_a_count_below_zero(world):
-    # Counts racing in two regions can drift (the counter item is last writer wins too).
     tweet, _ = world.service.post("bob", KEY, "likeable")
-    counter = {"pk": {"S": tweet_pk(tweet.tweet_id)}, "sk": {"S": LIKES_SK}, "like_count": {"N": "-1"}}
-    world.dynamodb.put_item(TableName=TABLES["social-graph"], Item=counter)
+    counter = {**Counts.likes_key(tweet.tweet_id), "n": {"N": "-1"}}
+    world.dynamodb.put_item(TableName=TABLES["counts"], Item=counter)
 
     assert world.service.get(tweet.tweet_id).like_count == 0
 
@@ -465,6 +474,7 @@ def test_get_asks_again_for_keys_left_unprocessed(dynamodb):
     world = World(dynamodb, UnprocessedBatchGets(dynamodb, times=2))
     tweet, _ = world.service.post("bob", KEY, "likeable")
     world.service.like("alice", tweet.tweet_id)
+    world.count_likes()
 
     assert world.service.get(tweet.tweet_id).like_count == 1
     assert world.client.calls.count("batch_get_item") == 3
@@ -547,8 +557,8 @@ def test_like_twice_counts_once(world):
     assert world.graph_item(tweet_pk(tweet.tweet_id), like_sk("alice")) is not None
     assert world.counter_item(tweet.tweet_id) == {
         "pk": {"S": tweet_pk(tweet.tweet_id)},
-        "sk": {"S": "LIKES"},
-        "like_count": {"N": "1"},
+        "sk": {"S": LIKES_COUNTER},
+        "n": {"N": "1"},
     }
 
 
@@ -558,7 +568,7 @@ def test_likes_from_different_users_add_up(world):
         world.service.like(user, tweet.tweet_id)
 
     assert world.like_count(tweet.tweet_id) == 3
-    assert world.service.get(tweet.tweet_id).like_count == 3
+    assert world.service.get(tweet.tweet_id).like_count == 3  # read from this region's counts
 
 
 def test_unlike_twice_counts_once(world):
@@ -623,6 +633,7 @@ def test_liking_a_deleted_tweet_is_not_found_and_writes_nothing(world):
 
     assert caught.value.field == "id"
     assert world.snapshot() == before
+    world.count_likes()
     assert world.counter_item(tweet.tweet_id) is None
     assert world.graph_item(tweet_pk(tweet.tweet_id), like_sk("alice")) is None
 
@@ -646,9 +657,9 @@ def test_liking_a_missing_or_deleted_tweet_is_not_found_and_writes_nothing(world
 @pytest.mark.parametrize(
     "error",
     [
-        cancelled("TransactionConflict", "None", "None"),
-        cancelled("None", "TransactionConflict", "None"),
-        cancelled("ConditionalCheckFailed", "TransactionConflict", "None"),
+        cancelled("TransactionConflict", "None"),
+        cancelled("None", "TransactionConflict"),
+        cancelled("ConditionalCheckFailed", "TransactionConflict"),
         ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "TransactWriteItems"),
     ],
 )

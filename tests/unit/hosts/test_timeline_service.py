@@ -21,8 +21,9 @@ from yarl import URL
 
 from aviary.auth import TokenVerifier
 from aviary.clients import AWS_CONFIG
-from aviary.keys import PROFILE_SK, follows_sk, timeline_entry_key, user_pk
-from aviary.schema import SOCIAL_GRAPH, TIMELINES, TWEETS
+from aviary.counts import Counts
+from aviary.keys import follows_sk, timeline_entry_key, user_pk
+from aviary.schema import COUNTS, SOCIAL_GRAPH, TIMELINES, TWEETS
 from aviary.timeline import decode_cursor
 from aviary.timeline_store import TimelineStore
 from hosts.timeline_service.app import SettingsError, make_app, settings_from_environment
@@ -94,15 +95,16 @@ class Timelines:
 
     def __init__(self, dynamodb: Any) -> None:
         self.dynamodb = dynamodb
-        self.names = create_tables(dynamodb, (TWEETS, SOCIAL_GRAPH, TIMELINES))
+        self.names = create_tables(dynamodb, (TWEETS, SOCIAL_GRAPH, TIMELINES, COUNTS))
 
     def follow(self, follower: str, followee: str) -> None:
         item = {"pk": {"S": user_pk(follower)}, "sk": {"S": follows_sk(followee)}}
         self.dynamodb.put_item(TableName=self.names["social-graph"], Item=item)
 
     def profile(self, handle: str, followers: int) -> None:
-        item = {"pk": {"S": user_pk(handle)}, "sk": {"S": PROFILE_SK}, "followers": {"N": str(followers)}}
-        self.dynamodb.put_item(TableName=self.names["social-graph"], Item=item)
+        """The follower count this region's graph-stream consumer keeps for `handle`."""
+        item = {**Counts.followers_key(handle), "n": {"N": str(followers)}}
+        self.dynamodb.put_item(TableName=self.names["counts"], Item=item)
 
     def tweet(self, n: int, author: str, *, deleted: bool = False) -> dict[str, Any]:
         item = {
@@ -157,6 +159,7 @@ class Host:
             self.data.names["timelines"],
             self.data.names["social-graph"],
             self.data.names["tweets"],
+            self.data.names["counts"],
             THRESHOLD,
         )
         self.service = TimelineService(store, self.cache, self.clock, **service_options)
@@ -555,6 +558,7 @@ def test_no_query_string_produces_a_5xx(tmp_path, tokens):
 REQUIRED = {
     "AVIARY_REGION": "us-east-1",
     "AVIARY_TIMELINES_TABLE": "Data-Timelines-ABC",
+    "AVIARY_COUNTS_TABLE": "Data-Counts-ABC",
     "AVIARY_CELEBRITY_THRESHOLD": "10000",
     "AVIARY_JWT_ISSUER": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Pool/",
     "AVIARY_JWT_AUDIENCE": "client-id",
@@ -599,6 +603,7 @@ def test_deployed_hosts_take_token_settings_from_the_parameter_their_env_file_na
         timelines_table="timelines",
         social_graph_table="aviary-social-graph",
         tweets_table="aviary-tweets",
+        counts_table="counts",
         celebrity_follower_threshold=10_000,
         token_settings_parameter="/aviary/identity/token-settings",
     ).environment_file()

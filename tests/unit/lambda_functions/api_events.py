@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aviary.naming import table_name
-from aviary.schema import IDEMPOTENCY, MEDIA, SOCIAL_GRAPH, TWEETS
+from aviary.schema import COUNTS, IDEMPOTENCY, MEDIA, SOCIAL_GRAPH, TWEETS
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -28,6 +28,8 @@ HANDLER_ENVIRONMENT = {
     "AVIARY_SOCIAL_GRAPH_TABLE": table_name(SOCIAL_GRAPH),
     "AVIARY_IDEMPOTENCY_TABLE": table_name(IDEMPOTENCY),
     "AVIARY_MEDIA_TABLE": table_name(MEDIA),
+    # A derived table is named by CloudFormation; any name does here.
+    "AVIARY_COUNTS_TABLE": table_name(COUNTS),
 }
 
 

@@ -66,6 +66,7 @@ def load_handler(
         "AVIARY_TIMELINES_TABLE": tables["timelines"],
         "AVIARY_SOCIAL_GRAPH_TABLE": tables["social-graph"],
         "AVIARY_TWEETS_TABLE": tables["tweets"],
+        "AVIARY_COUNTS_TABLE": tables["counts"],
         "AVIARY_CELEBRITY_THRESHOLD": "5",
         **env,
     }
@@ -143,7 +144,7 @@ def test_a_cap_that_is_not_a_positive_integer_fails_the_cold_start(aws, monkeypa
 
 def test_a_batch_trims_sampled_timelines_to_the_cap(aws, monkeypatch, capsys):
     client, tables = aws
-    seed_followers(client, tables["social-graph"], "alice", ["bob"])
+    seed_followers(client, tables, "alice", ["bob"])
     older = fill_timeline(client, tables, "bob", 12)
     tweet = first_tweet(1000, "alice", lambda t: is_sampled("bob", t) and not is_sampled("alice", t))
     module = load_handler(monkeypatch, client, tables, AVIARY_TIMELINE_MAX_ENTRIES="10")
@@ -172,7 +173,7 @@ def test_a_missing_timelines_table_fails_the_cold_start(aws, monkeypatch):
 
 def test_a_batch_fans_out_and_reports_no_failures(aws, monkeypatch, capsys):
     client, tables = aws
-    seed_followers(client, tables["social-graph"], "alice", ["bob", "carol"])
+    seed_followers(client, tables, "alice", ["bob", "carol"])
     module = load_handler(monkeypatch, client, tables)
     first, second = make_tweet(1), make_tweet(2)
     liked = Tweet(**{**first.__dict__, "like_count": 3})
@@ -197,7 +198,7 @@ def test_a_batch_fans_out_and_reports_no_failures(aws, monkeypatch, capsys):
 
 def test_a_redelivered_batch_leaves_the_same_items(aws, monkeypatch):
     client, tables = aws
-    seed_followers(client, tables["social-graph"], "alice", [f"f{i:02d}" for i in range(30)])
+    seed_followers(client, tables, "alice", [f"f{i:02d}" for i in range(30)])
     module = load_handler(monkeypatch, client, tables, AVIARY_CELEBRITY_THRESHOLD="1000")
     kept, deleted = make_tweet(1), make_tweet(2)
     store_tweets(client, tables, kept, tombstone(deleted))
@@ -227,13 +228,13 @@ def _throttling_for(tweet: Tweet):
 
 def test_a_record_that_stays_throttled_is_the_only_failure_reported(aws, monkeypatch):
     client, tables = aws
-    seed_followers(client, tables["social-graph"], "alice", ["bob"])
+    seed_followers(client, tables, "alice", ["bob"])
     module = load_handler(monkeypatch, client, tables)
     ok_before, stuck, ok_after = make_tweet(1), make_tweet(2), make_tweet(3)
     counting = CountingClient(client, fault=_throttling_for(stuck))
     sleeps: list[float] = []
     service = FanoutService(
-        FollowerDirectory(counting, tables["social-graph"]),
+        FollowerDirectory(counting, tables["social-graph"], tables["counts"]),
         TimelineWriter(counting, tables["timelines"], sleep=sleeps.append, max_attempts=3),
         5,
     )
@@ -287,7 +288,7 @@ def _lambda_shape(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
 
 def test_records_read_from_the_tweets_stream_fan_out(aws, monkeypatch):
     client, tables = aws
-    seed_followers(client, tables["social-graph"], "alice", ["bob"])
+    seed_followers(client, tables, "alice", ["bob"])
     module = load_handler(monkeypatch, client, tables)
     streams = boto3.client("dynamodbstreams", region_name=REGION, config=clients.AWS_CONFIG)
     stream_arn = client.describe_table(TableName=tables["tweets"])["Table"]["LatestStreamArn"]
@@ -342,6 +343,7 @@ def test_the_handler_imports_no_unused_powertools_features(tmp_path):
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AVIARY_TIMELINES_TABLE": "timelines",
+        "AVIARY_COUNTS_TABLE": "counts",
         "AVIARY_CELEBRITY_THRESHOLD": "10",
     }
     root = importlib.import_module("aviary").__path__[0].rsplit("/", 1)[0]

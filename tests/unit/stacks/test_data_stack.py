@@ -219,6 +219,7 @@ PINNED_LOCAL_SOURCE = {
 }
 PINNED_EVERY_REGION = {
     "TimelinesTable762CCBBE": "AWS::DynamoDB::Table",
+    "CountsTable415F08B3": "AWS::DynamoDB::Table",
     "MediaKeyF1173EF8": "AWS::KMS::Key",
     "MediaAccessLogsD396FE12": "AWS::S3::Bucket",
     "MediaBucket4022EBBF": "AWS::S3::Bucket",

@@ -41,6 +41,7 @@ def test_every_handler_starts_with_exactly_the_environment_its_template_gives_it
         "lambda_functions.api.users.handler",
         "lambda_functions.api.media.handler",
         "lambda_functions.fanout.handler.handler",
+        "lambda_functions.graph_stream.handler.handler",
         "lambda_functions.media_processor.handler.handler",
         "lambda_functions.token_settings.publisher.handler",
     }
@@ -96,7 +97,7 @@ def test_prod_api_requires_a_token_from_the_published_issuer_on_every_route(prod
 def test_local_has_the_functions_but_no_api(local_assembly):
     for region in local_assembly.config.region_names:
         assert local_assembly.resources(_service(region), "AWS::ApiGatewayV2::Api") == {}
-        assert len(_our_functions(local_assembly, region)) == 5
+        assert len(_our_functions(local_assembly, region)) == 6
 
 
 def _mappings(assembly, region):
@@ -106,19 +107,49 @@ def _mappings(assembly, region):
     ]
 
 
-def test_fanout_reads_the_stream_with_bisect_bounded_retries_and_an_on_failure_queue(assembly):
+def _stream_consumers(assembly, region):
+    """Each stream mapping by the handler of the function it feeds."""
+    functions = _functions(assembly, region)
+    consumers = {}
+    for mapping in _mappings(assembly, region):
+        if mapping.get("StartingPosition") != "TRIM_HORIZON":
+            continue
+        [function_id] = [lid for lid in functions if mapping["FunctionName"] == {"Ref": lid}]
+        consumers[functions[function_id]["Properties"]["Handler"]] = mapping
+    return consumers
+
+
+def test_every_stream_is_read_with_bisect_bounded_retries_and_an_on_failure_queue(assembly):
     for region in assembly.config.region_names:
-        [stream] = [m for m in _mappings(assembly, region) if m.get("StartingPosition") == "TRIM_HORIZON"]
-        assert stream["BisectBatchOnFunctionError"] is True
-        assert 0 < stream["MaximumRetryAttempts"] <= 10
-        assert 0 < stream["MaximumRecordAgeInSeconds"] <= 24 * 3600
-        assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-        assert "Fn::GetAtt" in stream["DestinationConfig"]["OnFailure"]["Destination"]
-        source = json.dumps(stream["EventSourceArn"])
-        if assembly.config.is_local:
-            assert "StreamArn" in source  # this region's own table, from its data stack
+        consumers = _stream_consumers(assembly, region)
+        assert set(consumers) == {
+            "lambda_functions.fanout.handler.handler",
+            "lambda_functions.graph_stream.handler.handler",
+        }
+        for stream in consumers.values():
+            assert stream["BisectBatchOnFunctionError"] is True
+            assert 0 < stream["MaximumRetryAttempts"] <= 10
+            assert 0 < stream["MaximumRecordAgeInSeconds"] <= 24 * 3600
+            assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+            assert "Fn::GetAtt" in stream["DestinationConfig"]["OnFailure"]["Destination"]
+            source = json.dumps(stream["EventSourceArn"])
+            if assembly.config.is_local:
+                assert "StreamArn" in source  # this region's own table, from its data stack
+            else:
+                assert "Table.LatestStreamArn" in source  # this region's replica, looked up at deploy
+
+
+def test_each_consumer_reads_its_own_tables_stream(assembly):
+    config = assembly.config
+    for region in config.region_names:
+        consumers = _stream_consumers(assembly, region)
+        sources = {handler: json.dumps(m["EventSourceArn"]) for handler, m in consumers.items()}
+        fanout = sources["lambda_functions.fanout.handler.handler"]
+        graph = sources["lambda_functions.graph_stream.handler.handler"]
+        if config.is_local:
+            assert "SourceTablesTweets" in fanout and "SourceTablesSocialGraph" in graph
         else:
-            assert "Table.LatestStreamArn" in source  # this region's replica, looked up at deploy
+            assert "TweetsStream" in fanout and "SocialGraphStream" in graph
 
 
 def test_uploads_are_announced_on_a_queue_the_processor_drains(assembly):
@@ -159,10 +190,10 @@ def test_alarms_cover_errors_throttles_stream_lag_and_failure_queues(assembly):
     for region in assembly.config.region_names:
         alarms = assembly.resources(_service(region), "AWS::CloudWatch::Alarm").values()
         metrics = [a["Properties"].get("MetricName") for a in alarms]
-        assert metrics.count("Errors") == 5
-        assert metrics.count("Throttles") == 5
-        assert metrics.count("IteratorAge") == 1
-        assert metrics.count("ApproximateNumberOfMessagesVisible") == 2
+        assert metrics.count("Errors") == 6
+        assert metrics.count("Throttles") == 6
+        assert metrics.count("IteratorAge") == 2
+        assert metrics.count("ApproximateNumberOfMessagesVisible") == 3
         assert all(a["Properties"]["AlarmActions"] for a in alarms)
 
 

@@ -20,7 +20,7 @@ from aviary import clients
 from aviary.auth import TokenVerifier
 from aviary.clients import AWS_CONFIG
 from aviary.ids import generate_ulid
-from aviary.schema import SOURCE_OF_TRUTH_TABLES
+from aviary.schema import COUNTS, SOURCE_OF_TRUTH_TABLES
 from lambda_functions.api import tweets as tweets_api
 from lambda_functions.api.routes import ROUTES
 from tests.moto_tables import create_tables
@@ -319,7 +319,8 @@ def tweets_world(monkeypatch):
     monkeypatch.setattr(clients, "_clients", {})
     tweets_api._routes.cache_clear()
     with mock_aws():
-        create_tables(boto3.client("dynamodb", region_name=REGION, config=AWS_CONFIG), SOURCE_OF_TRUTH_TABLES)
+        client = boto3.client("dynamodb", region_name=REGION, config=AWS_CONFIG)
+        create_tables(client, [*SOURCE_OF_TRUTH_TABLES, COUNTS])
         yield
     tweets_api._routes.cache_clear()
 
