@@ -25,7 +25,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -90,13 +92,20 @@ def jvm_library(home: Path) -> Path:
 
 
 def serve(host: str, port: int) -> None:
-    """Runs DynamoDB Local in this process until it is stopped, listening on host:port only."""
+    """Runs DynamoDB Local in this process until SIGTERM or SIGINT, listening on host:port only."""
     import jpype
     import jpype.imports  # lets Java packages be imported by name
 
+    # The JVM leaves SIGTERM and SIGINT alone (-Xrs) and every thread keeps them blocked, so this
+    # thread takes them below and stops the server itself: a JVM shutting down under JPype on a
+    # signal crashes in native code and leaves an error report behind.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     lib = distribution()
     jpype.startJVM(
         str(jvm_library(java_home())),
+        "-Xrs",
+        f"-XX:ErrorFile={tempfile.gettempdir()}/aviary-dynamodb-local-error-%p.log",
         f"-Djava.library.path={lib / 'DynamoDBLocal_lib'}",
         "-Dlog4j2.level=WARN",
         classpath=[str(lib / "DynamoDBLocal.jar"), str(lib / "DynamoDBLocal_lib" / "*")],
@@ -115,7 +124,9 @@ def serve(host: str, port: int) -> None:
         connector.setHost(host)
     proxy.start()
     print(f"DynamoDB Local listening on {host}:{port}", flush=True)
-    proxy.join()
+    signal.sigwait(stop_signals)
+    proxy.stop()
+    os._exit(0)  # the data is in memory and goes with the process; nothing else needs closing
 
 
 # -- tables ---------------------------------------------------------------------------------------
