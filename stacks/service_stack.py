@@ -212,6 +212,21 @@ class RegionalServiceStack(Stack):
         self.graph_stream.grant(
             ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"], [data.counts.table.table_arn]
         )
+        self.idempotency_stream = StreamConsumer(
+            self,
+            "IdempotencyStream",
+            handler="lambda_functions.idempotency_stream.handler.handler",
+            service="idempotency-stream",
+            description="Aviary: idempotency stream -> one tweet for a post accepted in two regions",
+            holds="idempotency stream records",
+            stream_arn=stream_arn(IDEMPOTENCY, "IdempotencyStream"),
+            environment=environment,
+            log_retention_days=config.log_retention_days,
+            # A record replaced by another region's is a MODIFY; a new post's record is an INSERT.
+            event_names=("MODIFY",),
+        )
+        # The losing post becomes a tombstone.
+        self.idempotency_stream.grant(["dynamodb:UpdateItem"], [table_arn(TWEETS)])
         self.media_processing = MediaProcessing(
             self,
             "MediaProcessing",
@@ -229,12 +244,18 @@ class RegionalServiceStack(Stack):
                 **{f"Api{g.capitalize()}": f for g, f in self.api_functions.items()},
                 "Fanout": self.fanout.function,
                 "GraphStream": self.graph_stream.function,
+                "IdempotencyStream": self.idempotency_stream.function,
                 "MediaProcessor": self.media_processing.function,
             },
-            stream_consumers={"Fanout": self.fanout.function, "GraphStream": self.graph_stream.function},
+            stream_consumers={
+                "Fanout": self.fanout.function,
+                "GraphStream": self.graph_stream.function,
+                "IdempotencyStream": self.idempotency_stream.function,
+            },
             failure_queues={
                 "FanoutFailures": self.fanout.failures,
                 "GraphStreamFailures": self.graph_stream.failures,
+                "IdempotencyStreamFailures": self.idempotency_stream.failures,
                 "UploadFailures": data.media.upload_failures,
             },
             topic=self.alerts.topic,

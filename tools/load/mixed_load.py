@@ -291,6 +291,8 @@ def render(report: LoadReport) -> str:
         if driver_share < busiest
         else f"The load driver used {driver_share:.0%} of a core, the most of any: it may be the bottleneck."
     )
+    for name, figure in report.findings.figures.items():
+        lines.append(f"{name.capitalize()}: {figure}.")
     lines += ["", "Invariants, after settling (goal 0 each):"]
     for name, count in report.findings.counts.items():
         lines.append(f"  {count:>6}  {name}")
@@ -307,6 +309,7 @@ def summary(report: LoadReport) -> dict[str, Any]:
     return {
         "passed": report.passed,
         "invariants": report.findings.counts,
+        "figures": report.findings.figures,
         "examples": dict(report.findings.examples),
         "routes": report.driver["routes"],
         "statuses": report.driver["statuses"],

@@ -243,12 +243,13 @@ class LocalStage:
     # -- regions --------------------------------------------------------------------------------
 
     def region_down(self, region: str) -> None:
-        """The region's API, timeline host, event sources and replication become unavailable."""
+        """The region's API, timeline host, event sources and replication become unavailable at once:
+        requests in flight there get no answer, even those whose writes landed (as in a real failure)."""
         self._known(region)
         marker = self.settings.down_marker(region)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(str(time.time()))
-        self.processes.stop(region_process(region))
+        self.processes.kill(region_process(region))
 
     def region_up(self, region: str) -> None:
         self._known(region)
@@ -262,7 +263,10 @@ class LocalStage:
                 f"REGION must be one of the configured regions ({', '.join(self.settings.regions)}), "
                 f"not {region!r}."
             )
-        if self.processes.pid(MOTO) is None:
+        self._running()
+
+    def _running(self) -> None:
+        if any(self.processes.pid(name) is None for name in EMULATORS):
             raise LocalStageError("The local stage is not running; run make deploy-local first.")
 
     # -- catching up ----------------------------------------------------------------------------
@@ -305,6 +309,36 @@ class LocalStage:
                 behind.append(f"{owed} items owed to {region}")
         return behind
 
+    def source_items(self, region: str) -> dict[str, dict[str, str]]:
+        """Every item of `region`'s source tables, as canonical JSON by table and key."""
+        dynamodb = self.client("dynamodb", region)
+        contents: dict[str, dict[str, str]] = {}
+        for schema in SOURCE_OF_TRUTH_TABLES:
+            table = naming.table_name(schema)
+            keys = [key.name for key in (schema.partition_key, schema.sort_key) if key is not None]
+            contents[table] = {
+                json.dumps([item[name] for name in keys], sort_keys=True): json.dumps(item, sort_keys=True)
+                for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+                for item in page["Items"]
+            }
+        return contents
+
+    def differences(self, regions: list[str] | None = None) -> list[str]:
+        """The source items that are not the same in every one of `regions` (default: those up),
+        each as "table key: held by ..."; empty when the regions agree item for item."""
+        regions = regions or [r for r in self.settings.regions if not self.settings.is_down(r)]
+        contents = {region: self.source_items(region) for region in regions}
+        differing = []
+        for schema in SOURCE_OF_TRUTH_TABLES:
+            table = naming.table_name(schema)
+            keys = sorted({key for region in regions for key in contents[region][table]})
+            for key in keys:
+                versions = {region: contents[region][table].get(key) for region in regions}
+                if len(set(versions.values())) > 1:
+                    held = ", ".join(r for r, v in versions.items() if v is not None) or "none"
+                    differing.append(f"{table} {key}: {len(set(versions.values()))} versions, held by {held}")
+        return differing
+
     def replication_status(self) -> dict[str, Any] | None:
         path = self.settings.state_dir / "replication-status.json"
         try:
@@ -314,7 +348,9 @@ class LocalStage:
 
     def settle(self, timeout_seconds: float = 60) -> float:
         """Waits until every region that is up has caught up (twice in a row, and after a full
-        replication cycle that began after we started looking); returns the seconds it took."""
+        replication cycle that began after we started looking) and the regions that are up hold the
+        same source items; returns the seconds it took."""
+        self._running()
         started = time.time()
         confirmed = 0
         while True:
@@ -323,7 +359,12 @@ class LocalStage:
             behind = self.lagging()
             confirmed = confirmed + 1 if not behind and cycle_after_start else 0
             if confirmed >= 2:
-                return time.time() - started
+                differing = self.differences()
+                if not differing:
+                    return time.time() - started
+                # Caught up by every measure the runtime keeps, yet the regions differ: wait on, and
+                # say so if it lasts (replication has lost or garbled something).
+                behind, confirmed = [f"{len(differing)} source items to agree, e.g. {differing[0]}"], 0
             if time.time() - started > timeout_seconds:
                 waiting_for = ", ".join(behind) or "a replication cycle"
                 raise LocalStageError(
@@ -335,8 +376,7 @@ class LocalStage:
     # -- users ----------------------------------------------------------------------------------
 
     def token(self, username: str) -> str:
-        if self.processes.pid(MOTO) is None:
-            raise LocalStageError("The local stage is not running; run make deploy-local first.")
+        self._running()
         location = identity.user_pool_location(self.client("ssm"))
         return identity.id_token(self.client("cognito-idp", location["region"]), location, username)
 

@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from aviary.schema import SOCIAL_GRAPH, TWEETS, TableSchema
+from aviary.schema import IDEMPOTENCY, SOCIAL_GRAPH, TWEETS, TableSchema
 from stacks.names import stack_name
 from tools.local_runtime.event_sources import MappingSettings
 
@@ -18,6 +18,7 @@ from tools.local_runtime.event_sources import MappingSettings
 STREAM_CONSUMERS: dict[str, tuple[str, TableSchema]] = {
     "fanout": ("lambda_functions.fanout.handler.handler", TWEETS),
     "graph-stream": ("lambda_functions.graph_stream.handler.handler", SOCIAL_GRAPH),
+    "idempotency-stream": ("lambda_functions.idempotency_stream.handler.handler", IDEMPOTENCY),
 }
 
 # Handler modules that read environment variables of their own at import; every function of a

@@ -63,6 +63,11 @@ class MappingSettings:
     maximum_record_age_seconds: int = 21_600  # -1: never too old
     report_batch_item_failures: bool = True
     on_failure_destination: str | None = None  # an SQS queue ARN
+    # Event filtering: a record is delivered only if it matches one of these patterns (none: all).
+    filters: tuple[dict[str, Any], ...] = ()
+
+    def accepts(self, record: dict[str, Any]) -> bool:
+        return not self.filters or any(matches(pattern, record) for pattern in self.filters)
 
     @classmethod
     def of(cls, mapping: dict[str, Any]) -> MappingSettings:
@@ -78,7 +83,39 @@ class MappingSettings:
             report_batch_item_failures="ReportBatchItemFailures"
             in (mapping.get("FunctionResponseTypes") or []),
             on_failure_destination=destination,
+            filters=tuple(
+                filter_pattern(f["Pattern"]) for f in (mapping.get("FilterCriteria") or {}).get("Filters", [])
+            ),
         )
+
+
+def filter_pattern(text: str) -> dict[str, Any]:
+    """One event filter pattern (JSON), of the kinds matched here: nested objects and lists of values.
+    Lambda's operators (prefix, numeric, exists, ...) are refused rather than matched wrongly."""
+    pattern = json.loads(text)
+
+    def check(node: Any) -> None:
+        if isinstance(node, dict):
+            for value in node.values():
+                check(value)
+        elif not isinstance(node, list) or any(isinstance(item, dict | list) for item in node):
+            raise ValueError(f"event filter {text} uses a form the local runtime does not match")
+
+    check(pattern)
+    return pattern
+
+
+def matches(pattern: dict[str, Any], event: Any) -> bool:
+    """Whether `event` matches `pattern` as Lambda event filtering matches equality patterns."""
+    if not isinstance(event, dict):
+        return False
+    for key, wanted in pattern.items():
+        if isinstance(wanted, dict):
+            if not matches(wanted, event.get(key)):
+                return False
+        elif key not in event or event[key] not in wanted:
+            return False
+    return True
 
 
 @dataclass
@@ -121,7 +158,9 @@ class StreamDelivery:
         self.counts = DeliveryCounts()
 
     def deliver(self, records: list[dict[str, Any]]) -> None:
-        """Every record is either delivered or handed to `on_failure` before this returns."""
+        """Every record is either delivered or handed to `on_failure` before this returns (records
+        the mapping's filters leave out count as delivered, as in Lambda)."""
+        records = [record for record in records if self.settings.accepts(record)]
         size = self.settings.batch_size
         for start in range(0, len(records), size):
             self._deliver_batch(records[start : start + size])

@@ -80,6 +80,18 @@ class LocalProcesses:
         self.pid_file(name).unlink(missing_ok=True)
         return True
 
+    def kill(self, name: str) -> bool:
+        """Stops `name` at once (SIGKILL), as a failure would: requests in flight get no answer."""
+        pid = self.pid(name)
+        if pid is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.01)
+        self.pid_file(name).unlink(missing_ok=True)
+        return True
+
     def wait_until(self, name: str, url: str, timeout_seconds: float = 60) -> None:
         """Returns once `url` answers below 500; StartFailed if `name` dies or time runs out."""
         deadline = time.monotonic() + timeout_seconds

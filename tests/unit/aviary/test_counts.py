@@ -8,7 +8,6 @@ count still equals the like items it holds, and the regions agree.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import boto3
@@ -23,9 +22,9 @@ from aviary.counts import FOLLOWERS_COUNTER, LIKES_COUNTER, Counts, EdgeCounter,
 from aviary.keys import follower_sk, follows_sk, like_sk, retweet_sk, tweet_pk, user_pk
 from aviary.naming import table_name
 from aviary.schema import COUNTS, SOCIAL_GRAPH
-from tests.moto_tables import create_table, create_tables
-from tools.local_runtime.event_sources import Checkpoints, StreamPoller, lambda_stream_record, records_after
-from tools.local_runtime.replication import ReplicationState, TableReplication, replicate_region
+from tests.moto_tables import create_tables
+from tests.two_regions import REGIONS, TwoRegions
+from tools.local_runtime.event_sources import lambda_stream_record, records_after
 
 REGION = "us-east-1"
 GRAPH, COUNTS_TABLE = table_name(SOCIAL_GRAPH), table_name(COUNTS)
@@ -176,94 +175,35 @@ def test_any_likes_delivered_at_least_once_in_order_count_exactly_the_likes_held
 
 # -- two regions on DynamoDB Local -----------------------------------------------------------------------
 
-REGIONS = ("us-east-1", "us-west-2")
-
-
-class Region:
-    """One region: its social graph and counts tables, its graph-stream consumer's position."""
-
-    def __init__(self, database: Any, name: str, tmp_path: Any) -> None:
-        self.name = name
-        self.dynamodb = database.client("dynamodb", name)
-        self.streams = database.client("dynamodbstreams", name)
-        create_table(self.dynamodb, dataclasses.replace(SOCIAL_GRAPH, streamed=True))
-        create_table(self.dynamodb, COUNTS)
-        self.arn = self.dynamodb.describe_table(TableName=GRAPH)["Table"]["LatestStreamArn"]
-        self.counter = EdgeCounter(self.dynamodb, COUNTS_TABLE)
-        self.consumed = StreamPoller(
-            self.streams,
-            self.arn,
-            region=name,
-            name=f"counts-{name}",
-            checkpoints=Checkpoints(tmp_path / f"counts-{name}.json"),
-            consume=lambda records: [self.counter.handle(r) for r in records],
-        )
-
-    def like(self, user: str) -> None:
-        self.dynamodb.put_item(
-            TableName=GRAPH, Item={"pk": {"S": tweet_pk(TWEET)}, "sk": {"S": like_sk(user)}}
-        )
-
-    def unlike(self, user: str) -> None:
-        self.dynamodb.delete_item(
-            TableName=GRAPH, Key={"pk": {"S": tweet_pk(TWEET)}, "sk": {"S": like_sk(user)}}
-        )
-
-    def like_items(self) -> int:
-        return self.dynamodb.scan(TableName=GRAPH, ConsistentRead=True)["Count"]
-
 
 def test_likes_of_one_tweet_in_two_regions_replicated_by_last_writer_wins_count_the_same_everywhere(
     dynamodb_local, tmp_path
 ):
-    regions = {name: Region(dynamodb_local, name, tmp_path) for name in REGIONS}
-    east, west = (regions[name] for name in REGIONS)
-    clock = iter(range(1_795_000_000, 1_795_100_000))
-    replication = TableReplication(
-        REGIONS,
-        ReplicationState(tmp_path / "replication.sqlite"),
-        lambda service, name: getattr(regions[name], "dynamodb" if service == "dynamodb" else "streams"),
-        clock=lambda: float(next(clock)),
-    )
-    pollers = {
-        name: {
-            GRAPH: StreamPoller(
-                r.streams,
-                r.arn,
-                region=name,
-                name=f"{name}/{GRAPH}",
-                checkpoints=Checkpoints(tmp_path / "replication.json"),
-            )
-        }
-        for name, r in regions.items()
-    }
+    regions = TwoRegions(dynamodb_local, tmp_path, derived=[COUNTS])
+    regions.consume(SOCIAL_GRAPH, lambda region: EdgeCounter(regions.dynamodb[region], COUNTS_TABLE).handle)
+    east, west = REGIONS
+
+    def change(region: str, user: str, add: bool = True) -> None:
+        key = {"pk": {"S": tweet_pk(TWEET)}, "sk": {"S": like_sk(user)}}
+        if add:
+            regions.dynamodb[region].put_item(TableName=GRAPH, Item=key)
+        else:
+            regions.dynamodb[region].delete_item(TableName=GRAPH, Key=key)
+        regions.observe()
 
     # The same like lands in both regions before either has seen the other's (a client retried a
     # like in the other region after its first answer was lost), beside likes of one region only.
-    east.like("alice")
-    west.like("alice")
-    east.like("bob")
-    west.like("carol")
-    west.unlike("carol")
-    east.like("dave")
-    for region in regions.values():
-        region.consumed.poll_once()  # each region counts what it holds so far
-    assert (east.like_items(), west.like_items()) == (3, 1)
+    change(east, "alice")
+    change(west, "alice")
+    change(east, "bob")
+    change(west, "carol")
+    change(west, "carol", add=False)
+    change(east, "dave")
+    assert (len(regions.scan(east, SOCIAL_GRAPH)), len(regions.scan(west, SOCIAL_GRAPH))) == (3, 1)
 
-    for _ in range(10):
-        busy = sum(replicate_region(replication, name, pollers[name]) for name in REGIONS)
-        busy += replication.flush()
-        for region in regions.values():
-            busy += region.consumed.poll_once()
-        if not busy:
-            break
+    regions.settle()
 
-    assert east.like_items() == west.like_items() == 3  # alice (once), bob, dave
-    for region in regions.values():
-        assert Counts(region.dynamodb, COUNTS_TABLE).followers("nobody") == 0
-        assert (
-            value_of(
-                region.dynamodb.get_item(TableName=COUNTS_TABLE, Key=Counts.likes_key(TWEET)).get("Item")
-            )
-            == 3
-        ), region.name
+    for region in REGIONS:
+        assert len(regions.scan(region, SOCIAL_GRAPH)) == 3, region  # alice (once), bob, dave
+        counter = regions.dynamodb[region].get_item(TableName=COUNTS_TABLE, Key=Counts.likes_key(TWEET))
+        assert value_of(counter.get("Item")) == 3, region

@@ -42,6 +42,7 @@ def test_every_handler_starts_with_exactly_the_environment_its_template_gives_it
         "lambda_functions.api.media.handler",
         "lambda_functions.fanout.handler.handler",
         "lambda_functions.graph_stream.handler.handler",
+        "lambda_functions.idempotency_stream.handler.handler",
         "lambda_functions.media_processor.handler.handler",
         "lambda_functions.token_settings.publisher.handler",
     }
@@ -97,7 +98,7 @@ def test_prod_api_requires_a_token_from_the_published_issuer_on_every_route(prod
 def test_local_has_the_functions_but_no_api(local_assembly):
     for region in local_assembly.config.region_names:
         assert local_assembly.resources(_service(region), "AWS::ApiGatewayV2::Api") == {}
-        assert len(_our_functions(local_assembly, region)) == 6
+        assert len(_our_functions(local_assembly, region)) == 7
 
 
 def _mappings(assembly, region):
@@ -125,6 +126,7 @@ def test_every_stream_is_read_with_bisect_bounded_retries_and_an_on_failure_queu
         assert set(consumers) == {
             "lambda_functions.fanout.handler.handler",
             "lambda_functions.graph_stream.handler.handler",
+            "lambda_functions.idempotency_stream.handler.handler",
         }
         for stream in consumers.values():
             assert stream["BisectBatchOnFunctionError"] is True
@@ -146,10 +148,23 @@ def test_each_consumer_reads_its_own_tables_stream(assembly):
         sources = {handler: json.dumps(m["EventSourceArn"]) for handler, m in consumers.items()}
         fanout = sources["lambda_functions.fanout.handler.handler"]
         graph = sources["lambda_functions.graph_stream.handler.handler"]
+        idempotency = sources["lambda_functions.idempotency_stream.handler.handler"]
         if config.is_local:
             assert "SourceTablesTweets" in fanout and "SourceTablesSocialGraph" in graph
+            assert "SourceTablesIdempotency" in idempotency
         else:
             assert "TweetsStream" in fanout and "SocialGraphStream" in graph
+            assert "IdempotencyStream" in idempotency
+
+
+def test_only_replaced_idempotency_records_reach_the_duplicate_resolver(assembly):
+    for region in assembly.config.region_names:
+        consumers = _stream_consumers(assembly, region)
+        resolver = consumers["lambda_functions.idempotency_stream.handler.handler"]
+        assert resolver["FilterCriteria"] == {"Filters": [{"Pattern": '{"eventName":["MODIFY"]}'}]}
+        for handler, mapping in consumers.items():
+            if handler != "lambda_functions.idempotency_stream.handler.handler":
+                assert "FilterCriteria" not in mapping, handler
 
 
 def test_uploads_are_announced_on_a_queue_the_processor_drains(assembly):
@@ -190,10 +205,10 @@ def test_alarms_cover_errors_throttles_stream_lag_and_failure_queues(assembly):
     for region in assembly.config.region_names:
         alarms = assembly.resources(_service(region), "AWS::CloudWatch::Alarm").values()
         metrics = [a["Properties"].get("MetricName") for a in alarms]
-        assert metrics.count("Errors") == 6
-        assert metrics.count("Throttles") == 6
-        assert metrics.count("IteratorAge") == 2
-        assert metrics.count("ApproximateNumberOfMessagesVisible") == 3
+        assert metrics.count("Errors") == 7
+        assert metrics.count("Throttles") == 7
+        assert metrics.count("IteratorAge") == 3
+        assert metrics.count("ApproximateNumberOfMessagesVisible") == 4
         assert all(a["Properties"]["AlarmActions"] for a in alarms)
 
 

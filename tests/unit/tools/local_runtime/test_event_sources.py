@@ -27,6 +27,7 @@ from tools.local_runtime.event_sources import (
     StreamPoller,
     failure_message,
     lambda_stream_record,
+    matches,
 )
 
 REGION = "us-west-2"  # not moto's hard-coded stream record region, so the poller's own is visible
@@ -440,6 +441,45 @@ def test_mapping_settings_from_a_list_event_source_mappings_entry():
         report_batch_item_failures=True,
         on_failure_destination=queue,
     )
+
+
+def test_a_filtered_mapping_delivers_only_matching_records_and_counts_the_rest_as_done():
+    entry = {
+        "EventSourceArn": STREAM_ARN,
+        "FilterCriteria": {"Filters": [{"Pattern": '{"eventName":["MODIFY"]}'}]},
+    }
+    mapping = MappingSettings.of(entry)
+    handler = RecordingHandler()
+    modified = [{**r, "eventName": "MODIFY"} if number(r) % 2 else r for r in records(6)]
+
+    stream = StreamDelivery(handler, mapping, FailureDestination())
+    stream.deliver(modified)
+
+    assert mapping.filters == ({"eventName": ["MODIFY"]},)
+    assert handler.batches == [[1, 3, 5]]
+    assert stream.counts.delivered == 3
+
+
+@pytest.mark.parametrize(
+    ("pattern", "event", "expected"),
+    [
+        ({"eventName": ["MODIFY", "REMOVE"]}, {"eventName": "REMOVE"}, True),
+        ({"eventName": ["MODIFY"]}, {"eventName": "INSERT"}, False),
+        ({"dynamodb": {"Keys": {"pk": {"S": ["a"]}}}}, {"dynamodb": {"Keys": {"pk": {"S": "a"}}}}, True),
+        ({"dynamodb": {"Keys": {"pk": {"S": ["a"]}}}}, {"dynamodb": {"Keys": {}}}, False),
+        ({"dynamodb": {"NewImage": {"x": {"N": ["1"]}}}}, {"dynamodb": "not an object"}, False),
+    ],
+)
+def test_filter_patterns_match_as_lambda_matches_equality(pattern, event, expected):
+    assert matches(pattern, event) is expected
+
+
+@pytest.mark.parametrize(
+    "pattern", ['{"eventName": [{"prefix": "MOD"}]}', '{"eventName": "MODIFY"}', '{"x": [["nested"]]}']
+)
+def test_filter_forms_the_local_runtime_cannot_match_are_refused(pattern):
+    with pytest.raises(ValueError, match="does not match"):
+        MappingSettings.of({"FilterCriteria": {"Filters": [{"Pattern": pattern}]}})
 
 
 def test_mapping_settings_of_a_bare_entry_are_lambdas_defaults():
