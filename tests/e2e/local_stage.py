@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,19 @@ class LocalStageUnderTest:
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["make", "-s", *arguments],
+            cwd=PROJECT,
+            env=self.environment,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def run_module(
+        self, module: str, *arguments: str, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        """`python -m module arguments` from the project's venv, with this stage's environment."""
+        return subprocess.run(
+            [sys.executable, "-m", module, *arguments],
             cwd=PROJECT,
             env=self.environment,
             capture_output=True,

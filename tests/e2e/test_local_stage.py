@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.cloud_assembly import PROJECT
+from tests.e2e.concurrency import Call, Settled, at_once
 from tests.e2e.local_stage import LocalStageUnderTest, walkthrough_script
 from tools.drills import region_drill
 from tools.drills.region_drill import request
@@ -177,3 +178,142 @@ def test_region_drill_loses_nothing_and_doubles_nothing(stage, walkthrough):
     assert result.details["source items that differ between regions"] == 0
     # Two failed checks a second apart, plus the time to notice: well under the 10 s it must stay below.
     assert 0 < result.details["failover seconds"] < 10
+
+
+# -- concurrency over HTTP, on DynamoDB Local: what every region holds once settled -----------------------
+
+
+@pytest.fixture(scope="session")
+def local(stage, walkthrough) -> LocalStage:
+    return LocalStage(stage.settings)
+
+
+@pytest.fixture(scope="session")
+def tokens(local) -> dict[str, str]:
+    users = ["cc_author", "cc_reader", "cc_poster", *(f"cc_fan{n}" for n in range(10))]
+    return {user: local.token(user) for user in users}
+
+
+def settled(local: LocalStage) -> list[Settled]:
+    local.settle(timeout_seconds=180)
+    return [Settled(local, region) for region in local.settings.regions]
+
+
+def test_concurrent_posts_beside_failing_transactions_are_all_stored_once_everywhere(local, tokens):
+    front = local.settings.front_door_url
+    at_once(front, [Call("POST", "/users/cc_author/follow", tokens["cc_reader"])])
+    [(status, doomed)] = at_once(
+        front, [Call("POST", "/tweets", tokens["cc_author"], {"text": "doomed"}, "cc-doomed-1")]
+    )
+    assert status == 201
+    at_once(front, [Call("DELETE", f"/tweets/{doomed['id']}", tokens["cc_author"])])
+
+    posts = [
+        Call("POST", "/tweets", tokens["cc_author"], {"text": f"burst {n}"}, f"cc-burst-{n:04d}")
+        for n in range(40)
+    ]
+    likes = [Call("POST", f"/tweets/{doomed['id']}/like", tokens[f"cc_fan{n % 10}"]) for n in range(40)]
+    answers = at_once(front, [call for pair in zip(posts, likes, strict=True) for call in pair])
+
+    posted = [body["id"] for _status, body in answers[0::2]]
+    assert [status for status, _ in answers[0::2]] == [201] * 40
+    assert [status for status, _ in answers[1::2]] == [404] * 40  # the deleted tweet's transactions fail
+    assert len(set(posted)) == 40
+    for region in settled(local):
+        live = {tid for tid, item in region.tweets("cc_author").items() if not item["deleted"]["BOOL"]}
+        assert set(posted) <= live, region.region
+        timeline = region.timeline("cc_reader")
+        assert sorted(tid for tid in timeline if tid in set(posted)) == sorted(posted), region.region
+        assert doomed["id"] not in timeline and not region.likers(doomed["id"])
+
+
+def test_racing_likes_and_unlikes_leave_counts_equal_to_the_likes_held_everywhere(local, tokens):
+    front = local.settings.front_door_url
+    [(status, tweet)] = at_once(
+        front, [Call("POST", "/tweets", tokens["cc_author"], {"text": "likeable"}, "cc-like-1")]
+    )
+    assert status == 201
+    path = f"/tweets/{tweet['id']}/like"
+    calls = [Call("POST", path, tokens["cc_fan0"]) for _ in range(30)]  # one user, thirty times at once
+    for n in range(1, 10):
+        calls += [Call("POST" if k % 2 == 0 else "DELETE", path, tokens[f"cc_fan{n}"]) for k in range(5)]
+    answers = at_once(front, calls)
+
+    assert all(status in (200, 503) for status, _ in answers), answers  # 503: a retry is asked for
+    regions = settled(local)
+    for region in regions:
+        likers = region.likers(tweet["id"])
+        assert "cc_fan0" in likers
+        assert region.like_count(tweet["id"]) == len(likers), region.region
+    assert len({frozenset(region.likers(tweet["id"])) for region in regions}) == 1
+
+
+def test_racing_follows_and_unfollows_leave_both_edges_and_the_count_in_step_everywhere(local, tokens):
+    front = local.settings.front_door_url
+    calls = [Call("POST", "/users/cc_poster/follow", tokens["cc_fan0"]) for _ in range(20)]
+    for n in range(1, 6):
+        calls += [
+            Call("POST" if k % 2 == 0 else "DELETE", "/users/cc_poster/follow", tokens[f"cc_fan{n}"])
+            for k in range(6)
+        ]
+    answers = at_once(front, calls)
+
+    assert all(status in (200, 503) for status, _ in answers), answers
+    for region in settled(local):
+        followers = region.followers("cc_poster")
+        following = {user for user in tokens if "cc_poster" in region.follows(user)}
+        assert followers == following and "cc_fan0" in followers, region.region
+        assert region.counts.followers("cc_poster") == len(followers), region.region
+
+
+def test_a_replay_and_a_conflict_between_posts_leave_exactly_the_accepted_tweets_everywhere(local, tokens):
+    front = local.settings.front_door_url
+    poster = tokens["cc_poster"]
+    at_once(front, [Call("POST", "/users/cc_poster/follow", tokens["cc_reader"])])
+    [(status, first)] = at_once(front, [Call("POST", "/tweets", poster, {"text": "first"}, "cc-replay-k1")])
+    assert status == 201
+    local.settle()
+    [(conflict, _)] = at_once(
+        front, [Call("POST", "/tweets", poster, {"text": "refused body"}, "cc-replay-k1")]
+    )
+    [(replay, again)] = at_once(front, [Call("POST", "/tweets", poster, {"text": "first"}, "cc-replay-k1")])
+    [(status, second)] = at_once(front, [Call("POST", "/tweets", poster, {"text": "second"}, "cc-replay-k2")])
+
+    assert (conflict, replay, again["id"], status) == (409, 201, first["id"], 201)
+    for region in settled(local):
+        live = {
+            item["text"]["S"]: tid
+            for tid, item in region.tweets("cc_poster").items()
+            if not item["deleted"]["BOOL"]
+        }
+        assert live == {"first": first["id"], "second": second["id"]}, region.region
+        timeline = region.timeline("cc_reader")
+        assert timeline.count(first["id"]) == timeline.count(second["id"]) == 1, region.region
+
+
+def test_one_key_posted_many_times_at_once_makes_one_tweet(local, tokens):
+    front = local.settings.front_door_url
+    call = Call("POST", "/tweets", tokens["cc_fan9"], {"text": "only once"}, "cc-same-key-1")
+    answers = at_once(front, [call] * 30)
+
+    accepted = {body["id"] for status, body in answers if status == 201}
+    assert len(accepted) == 1 and all(status in (201, 503) for status, _ in answers), answers
+    for region in settled(local):
+        assert [
+            tid
+            for tid, item in region.tweets("cc_fan9").items()
+            if item.get("text", {}).get("S") == "only once"
+        ] == list(accepted)
+
+
+def test_a_short_mixed_load_with_a_region_failure_keeps_every_invariant(stage):
+    """make load, short: 6 users for 24 s with the primary region down for the middle third."""
+    summary = stage.state_dir / "load.json"
+    result = stage.run_module(
+        "tools.load", "--use-running-stage", "--users", "6", "--duration", "24", "--json", str(summary)
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    figures = json.loads(summary.read_text())
+    assert figures["passed"] and set(figures["invariants"].values()) == {0}, figures["invariants"]
+    assert figures["accepted_posts"] > 0 and figures["accepted_likes"] > 0
+    assert not [s for s in figures["statuses"] if s[1] == 500]
