@@ -197,9 +197,9 @@ class RegionalServiceStack(Stack):
             timelines_table_arn=data.timelines.table.table_arn,
             log_retention_days=config.log_retention_days,
         )
-        self.graph_stream = StreamConsumer(
+        self.edge_counts = StreamConsumer(
             self,
-            "GraphStream",
+            "EdgeCounts",
             handler="lambda_functions.graph_stream.handler.handler",
             service="graph-stream",
             description="Aviary: social graph stream -> regional like and follower counts",
@@ -209,12 +209,12 @@ class RegionalServiceStack(Stack):
             log_retention_days=config.log_retention_days,
         )
         # A count and the marker of the edge it counted change in one transaction.
-        self.graph_stream.grant(
+        self.edge_counts.grant(
             ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"], [data.counts.table.table_arn]
         )
-        self.idempotency_stream = StreamConsumer(
+        self.duplicate_posts = StreamConsumer(
             self,
-            "IdempotencyStream",
+            "DuplicatePosts",
             handler="lambda_functions.idempotency_stream.handler.handler",
             service="idempotency-stream",
             description="Aviary: idempotency stream -> one tweet for a post accepted in two regions",
@@ -226,7 +226,7 @@ class RegionalServiceStack(Stack):
             event_names=("MODIFY",),
         )
         # The losing post becomes a tombstone.
-        self.idempotency_stream.grant(["dynamodb:UpdateItem"], [table_arn(TWEETS)])
+        self.duplicate_posts.grant(["dynamodb:UpdateItem"], [table_arn(TWEETS)])
         self.media_processing = MediaProcessing(
             self,
             "MediaProcessing",
@@ -243,19 +243,19 @@ class RegionalServiceStack(Stack):
             functions={
                 **{f"Api{g.capitalize()}": f for g, f in self.api_functions.items()},
                 "Fanout": self.fanout.function,
-                "GraphStream": self.graph_stream.function,
-                "IdempotencyStream": self.idempotency_stream.function,
+                "EdgeCounts": self.edge_counts.function,
+                "DuplicatePosts": self.duplicate_posts.function,
                 "MediaProcessor": self.media_processing.function,
             },
             stream_consumers={
                 "Fanout": self.fanout.function,
-                "GraphStream": self.graph_stream.function,
-                "IdempotencyStream": self.idempotency_stream.function,
+                "EdgeCounts": self.edge_counts.function,
+                "DuplicatePosts": self.duplicate_posts.function,
             },
             failure_queues={
                 "FanoutFailures": self.fanout.failures,
-                "GraphStreamFailures": self.graph_stream.failures,
-                "IdempotencyStreamFailures": self.idempotency_stream.failures,
+                "EdgeCountsFailures": self.edge_counts.failures,
+                "DuplicatePostsFailures": self.duplicate_posts.failures,
                 "UploadFailures": data.media.upload_failures,
             },
             topic=self.alerts.topic,
