@@ -177,9 +177,13 @@ def seed_timelines(
         for step in (1, 2, 5):
             followees[handle].add(handles[(i + step) % users])
         followees[handle].add(celebrity)
-    for follower, followed in followees.items():
-        for followee in sorted(followed):
-            graph.follow(follower, followee)
+    # Each write to a streamed table makes moto try to hand the stream record to the deployed
+    # consumer in Docker and print a notice (not a log record) that it cannot; nothing here
+    # needs those consumers.
+    with contextlib.redirect_stdout(io.StringIO()):
+        for follower, followed in followees.items():
+            for followee in sorted(followed):
+                graph.follow(follower, followee)
     # Stands in for the 10,000+ follows that make a real celebrity; following that many would only
     # slow the drill. The fan-out and the hosts read exactly this count to decide (other users' counts
     # stay below the threshold whether or not they are counted, so the graph stream is not run here).
@@ -201,8 +205,7 @@ def seed_timelines(
         random_bytes=rng.randbytes,
     )
     posted: list[tuple[str, str, str]] = []  # (entry key, author, tweet id)
-    # Each post makes moto try to hand the stream record to the deployed fan-out function in Docker,
-    # and print a notice (not a log record) that it cannot; the drill fans out below instead.
+    # The same for each post; the drill fans out below instead.
     with contextlib.redirect_stdout(io.StringIO()):
         for round_ in range(posts_per_user):
             for author in [*handles, celebrity]:
