@@ -17,10 +17,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from aviary.keys import FOLLOWER_PREFIX, LIKE_PREFIX, TWEET_PREFIX, USER_PREFIX, tweet_pk, user_pk
-from aviary.social_graph import cancellation_codes, only_condition_failures
+from aviary.social_graph import transact_once
 
 # The counter of each kind of counted edge sits in the edge's own partition (the tweet's, the
 # followee's) under this sort key; the edges' markers sit beside it under the edges' own keys.
@@ -88,14 +86,7 @@ class EdgeCounter:
                 "ExpressionAttributeValues": {":delta": {"N": str(delta)}},
             }
         }
-        try:
-            self.dynamodb.transact_write_items(TransactItems=[marker, update])
-        except ClientError as error:
-            codes = cancellation_codes(error)
-            if codes is not None and only_condition_failures(codes, 0):
-                return False
-            raise
-        return True
+        return transact_once(self.dynamodb, [marker, update])
 
 
 class Counts:

@@ -35,6 +35,19 @@ def only_condition_failures(codes: list[str], *positions: int) -> bool:
     )
 
 
+def transact_once(dynamodb_client: Any, items: list[dict[str, Any]]) -> bool:
+    """Run the transaction; False when only its first item's condition failed: the change it makes
+    (an edge, a marker) was made before, so a repeat changes nothing."""
+    try:
+        dynamodb_client.transact_write_items(TransactItems=items)
+    except ClientError as error:
+        codes = cancellation_codes(error)
+        if codes is not None and only_condition_failures(codes, 0):
+            return False
+        raise
+    return True
+
+
 class SocialGraph:
     """Who follows whom, in the social-graph table; the boto3 DynamoDB client is injected."""
 
@@ -99,12 +112,4 @@ class SocialGraph:
         return {"pk": {"S": pk}, "sk": {"S": sk}}
 
     def _transact(self, items: list[dict[str, Any]]) -> bool:
-        """Run the transaction; False when only the first item's condition (the edge's state) failed."""
-        try:
-            self._dynamodb.transact_write_items(TransactItems=items)
-        except ClientError as error:
-            codes = cancellation_codes(error)
-            if codes is not None and only_condition_failures(codes, 0):
-                return False
-            raise
-        return True
+        return transact_once(self._dynamodb, items)
