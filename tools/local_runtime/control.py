@@ -346,7 +346,7 @@ class LocalStage:
         except (OSError, ValueError):
             return None
 
-    def settle(self, timeout_seconds: float = 60) -> float:
+    def settle(self, timeout_seconds: float = 300) -> float:
         """Waits until every region that is up has caught up (twice in a row, and after a full
         replication cycle that began after we started looking) and the regions that are up hold the
         same source items; returns the seconds it took."""

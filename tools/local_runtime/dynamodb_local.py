@@ -105,6 +105,7 @@ def serve(host: str, port: int) -> None:
     jpype.startJVM(
         str(jvm_library(java_home())),
         "-Xrs",
+        "--enable-native-access=ALL-UNNAMED",  # JPype loads its native bridge (newer Javas warn)
         f"-XX:ErrorFile={tempfile.gettempdir()}/aviary-dynamodb-local-error-%p.log",
         f"-Djava.library.path={lib / 'DynamoDBLocal_lib'}",
         "-Dlog4j2.level=WARN",

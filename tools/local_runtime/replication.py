@@ -48,6 +48,9 @@ log = logging.getLogger("aviary.local.replication")
 REPLICA_METADATA = "aviary-replicated-from"
 LAG_SAMPLES = 1000
 CYCLE_SECONDS = 0.2
+# A cycle writes what is owed for at most this long before it reads the streams again: a write is
+# timed by when it is first read, so a long cycle would time every write made meanwhile alike.
+FLUSH_SECONDS = 0.5
 
 ClientFor = Callable[[str, str], Any]  # (service, region) -> boto3 client
 
@@ -237,11 +240,15 @@ class TableReplication:
         # Ties (same timestamp) go to the region listed first, the same way everywhere.
         return -self.regions.index(region)
 
-    def flush(self) -> int:
-        """Writes what is owed to every region that is up; returns how many items were written."""
+    def flush(self, budget_seconds: float | None = None) -> int:
+        """Writes what is owed to every region that is up, in order, for at most `budget_seconds`
+        (the rest stays owed for the next cycle); returns how many items were written."""
         up = [region for region in self.regions if self.is_up(region)]
         written = 0
+        deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
         for region, table, item in self.state.owed(up) if up else []:
+            if deadline is not None and time.monotonic() > deadline:
+                break
             current = self.state.winner(table, item)
             if current is None:
                 self.state.paid(region, table, item)
@@ -426,7 +433,7 @@ def run(settings: LocalSettings, stop: threading.Event) -> None:
             for region, streams in pollers.items():
                 # A region that is down is still read, only to note when its last writes were made.
                 busy += replicate_region(tables, region, streams, up=not settings.is_down(region))
-            busy += tables.flush()
+            busy += tables.flush(FLUSH_SECONDS)
             busy += media.sync()
         except (BotoCoreError, ClientError) as error:
             log.warning("replication cycle failed (%s); retrying", error)

@@ -455,3 +455,15 @@ def test_media_waits_for_a_region_that_is_down(media):
     media.down.clear()
     assert media.replication.sync() == 1
     assert media.keys(WEST) == [object_key]
+
+
+def test_a_flush_out_of_time_leaves_the_rest_owed_for_the_next_cycle(regions):
+    # A cycle writes for a bounded time, then reads the streams again, so writes keep their times.
+    for follower in ("alice", "bob", "carol"):
+        regions.put(EAST, key(follower, "dave"), via="east")
+    regions.poll()
+
+    assert regions.replication.flush(budget_seconds=0) == 0
+    assert regions.state.outbox_sizes() == {WEST: 3}
+    assert regions.replication.flush() == 3
+    assert regions.state.outbox_sizes() == {}
