@@ -103,7 +103,11 @@ def merge_timeline(
     ordered = sorted(newest_first.values(), key=lambda pair: pair[0], reverse=True)
     shown = ordered[:limit]
     next_cursor = encode_cursor(shown[-1][0]) if len(ordered) > limit else None
-    return {
-        "items": [{name: item.get(name) for name in TIMELINE_ENTRY_ATTRIBUTES} for _, item in shown],
-        "next_cursor": next_cursor,
-    }
+    return {"items": [timeline_item(item) for _, item in shown], "next_cursor": next_cursor}
+
+
+def timeline_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """One item of a page: every entry attribute, absent ones as a tweet shows them (media: [])."""
+    shaped = {name: item.get(name) for name in TIMELINE_ENTRY_ATTRIBUTES}
+    shaped["media_ids"] = list(shaped["media_ids"] or [])
+    return shaped

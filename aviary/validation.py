@@ -34,6 +34,9 @@ MEDIA_SIZE_CAPS = {
 # string at most fourfold; anything longer than this cannot fit and is refused before NFC runs.
 _MAX_NFC_SHRINK = 4
 _ALLOWED_CONTROLS = frozenset("\n\t")
+# Explicit directional embeddings, overrides and isolates reorder how the text around them is shown
+# (text that reads one way and says another); the implicit marks (U+200E, U+200F, U+061C) do not.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 _HANDLE_PATTERN = re.compile(rf"[A-Za-z0-9_]{{1,{MAX_HANDLE_CHARS}}}", re.ASCII)
 _IDEMPOTENCY_KEY_PATTERN = re.compile(
@@ -69,8 +72,16 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def _visible(char: str) -> bool:
+    """Letters, digits, punctuation, symbols and spacing marks show; spaces, format characters
+    (zero-width ones among them) and combining marks alone do not."""
+    category = unicodedata.category(char)
+    return category[0] in "LNPS" or category == "Mc"
+
+
 def tweet_text(value: Any) -> str:
-    """The tweet text, NFC-normalised: 1 to 280 code points, not blank, no controls but \\n and \\t."""
+    """The tweet text, NFC-normalised: 1 to 280 code points with at least one visible, no controls but
+    \\n and \\t, no bidirectional overrides."""
     if not isinstance(value, str):
         raise ValidationError(
             f"text must be a string of 1 to {MAX_TEXT_CHARS} characters, not {_kind(value)}.", field="text"
@@ -96,10 +107,17 @@ def tweet_text(value: Any) -> str:
                 "only control characters allowed are line feed (\\n) and tab (\\t). Remove it.",
                 field="text",
             )
+        if char in _BIDI_CONTROLS:
+            raise ValidationError(
+                f"text contains the bidirectional control U+{ord(char):04X} at position {position}, which "
+                "changes the order the text around it is shown in; remove it.",
+                field="text",
+            )
     text = unicodedata.normalize("NFC", value)
-    if text == "" or text.isspace():
+    if not any(_visible(char) for char in text):
         raise ValidationError(
-            "text must not be empty or only whitespace; write at least one visible character.",
+            "text must not be empty, only whitespace or only invisible characters (such as U+200B); "
+            "write at least one visible character.",
             field="text",
         )
     if len(text) > MAX_TEXT_CHARS:

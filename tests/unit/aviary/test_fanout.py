@@ -900,7 +900,7 @@ def test_fanned_out_entries_are_what_the_timeline_store_reads(aws):
         "text": reply.text,
         "reply_to": first.tweet_id,
         "retweet_of": None,
-        "media_ids": None,
+        "media_ids": [],
     }
     assert page["items"][2]["media_ids"] == ["m1"]
     assert store.read_page("star", 10, None)["items"][0]["tweet_id"] == celebrity.tweet_id

@@ -102,6 +102,12 @@ def test_merge_orders_newest_first_and_fills_every_attribute():
     assert page["next_cursor"] is None
 
 
+def test_an_item_without_media_has_an_empty_list_as_a_tweet_has():
+    page = merge_timeline([tweet(1)], [], 10, None)
+    assert page["items"][0]["media_ids"] == []
+    assert page["items"][0]["reply_to"] is None
+
+
 def test_merge_shows_a_tweet_from_both_sources_once():
     page = merge_timeline([tweet(1), tweet(2)], [tweet(2), tweet(3)], limit=10, cursor=None)
     assert [item["tweet_id"] for item in page["items"]] == [ulid(3), ulid(2), ulid(1)]

@@ -122,6 +122,32 @@ def test_blank_text_is_refused(value: str) -> None:
     assert "whitespace" in error.message
 
 
+@pytest.mark.parametrize(
+    "value", ["\u200b", "\u200b\u200b \u200b", "\u2060", "\ufeff", "\u0301", "\u200d\u200c", " \u180e "]
+)
+def test_text_without_a_visible_character_is_refused(value: str) -> None:
+    # Zero-width spaces and joiners, word joiners, BOMs, lone combining marks: nothing to see.
+    error = rejects(tweet_text, value, field="text")
+    assert "visible character" in error.message
+
+
+@pytest.mark.parametrize(
+    "char", ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"]
+)
+def test_bidirectional_overrides_embeddings_and_isolates_are_refused(char: str) -> None:
+    error = rejects(tweet_text, f"pay {char}evil.exe", field="text")
+    assert f"U+{ord(char):04X}" in error.message
+    assert "position 5" in error.message
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["\u05e9\u05dc\u05d5\u05dd", "abc \u200f\u05d0", "\U0001f468\u200d\U0001f469", "\u00e9\u200b", "x\u0301"],
+)
+def test_right_to_left_text_marks_and_joined_emoji_are_accepted(value: str) -> None:
+    assert tweet_text(value) == unicodedata.normalize("NFC", value)
+
+
 @pytest.mark.parametrize("char", ["\x00", "\x07", "\r", "\x1b", "\x1f", "\x7f", "\x80", "\x85", "\x9f"])
 def test_control_characters_are_refused(char: str) -> None:
     error = rejects(tweet_text, f"hi{char}there", field="text")
@@ -492,12 +518,16 @@ def test_tweet_text_output_is_nfc_and_within_limits(value: str) -> None:
         assert unicodedata.is_normalized("NFC", result)
         assert 1 <= len(result) <= 280
         assert not result.isspace()
+        assert not set(result) & set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
         result.encode("utf-8")  # no surrogates survive
 
 
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=280))
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Cf")), min_size=1, max_size=280))
 def test_ordinary_text_within_280_is_accepted(value: str) -> None:
     normalised = unicodedata.normalize("NFC", value)
     # A few characters expand under NFC (U+FB2C becomes three), so check the normalised length.
-    if not normalised.isspace() and len(normalised) <= 280:
+    visible = any(
+        unicodedata.category(char)[0] in "LNPS" or unicodedata.category(char) == "Mc" for char in normalised
+    )
+    if visible and len(normalised) <= 280:
         assert tweet_text(value) == normalised
