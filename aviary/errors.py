@@ -47,6 +47,11 @@ class NotFound(AviaryError):
     code = "not_found"
 
 
+class UnsupportedMediaType(AviaryError):
+    http_status = 415
+    code = "unsupported_media_type"
+
+
 class Conflict(AviaryError):
     http_status = 409
     code = "conflict"

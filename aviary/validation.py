@@ -63,7 +63,7 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
-def _shown(value: str) -> str:
+def shown(value: str) -> str:
     """A rejected string, quoted, escaped and shortened, safe to echo in a message."""
     return ascii(value if len(value) <= 40 else value[:40] + "...")
 
@@ -140,7 +140,7 @@ def handle(value: Any, field: str = "handle") -> str:
     if not _HANDLE_PATTERN.fullmatch(value):
         raise ValidationError(
             f"{field} must be 1 to {MAX_HANDLE_CHARS} characters of A-Z, a-z, 0-9 or underscore, "
-            f"without '@'; got {_shown(value)}.",
+            f"without '@'; got {shown(value)}.",
             field=field,
         )
     return value.lower()
@@ -167,7 +167,7 @@ def tweet_id(value: Any, field: str = "id") -> str:
     if not is_ulid(value):
         raise ValidationError(
             f"{field} must be an ID as this service issues them: {ULID_LENGTH} upper-case Crockford "
-            f"base32 characters (a ULID); {_shown(value)} is not one because {_ulid_problem(value)}.",
+            f"base32 characters (a ULID); {shown(value)} is not one because {_ulid_problem(value)}.",
             field=field,
         )
     return value
@@ -226,7 +226,7 @@ def idempotency_key(value: Any) -> str:
         raise ValidationError(f"Idempotency-Key must be a string of {rule}, not {_kind(value)}.", field=field)
     if not _IDEMPOTENCY_KEY_PATTERN.fullmatch(value):
         raise ValidationError(
-            f"Idempotency-Key must be {rule}; got {_shown(value)}, with {_plural(len(value), 'character')}.",
+            f"Idempotency-Key must be {rule}; got {shown(value)}, with {_plural(len(value), 'character')}.",
             field=field,
         )
     return value
@@ -244,7 +244,7 @@ def media_upload(content_type: Any, size: Any) -> tuple[str, int]:
     normalised = content_type.lower() if content_type.isascii() else content_type
     if normalised not in MEDIA_SIZE_CAPS:
         raise ValidationError(
-            f"content_type must be one of {allowed} (without parameters); got {_shown(content_type)}.",
+            f"content_type must be one of {allowed} (without parameters); got {shown(content_type)}.",
             field="content_type",
         )
     cap = MEDIA_SIZE_CAPS[normalised]
@@ -270,7 +270,7 @@ def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     for key, item in pairs:
         if key in result:
             raise ValidationError(
-                f"body has the key {_shown(key)} more than once; send each key only once.", field="body"
+                f"body has the key {shown(key)} more than once; send each key only once.", field="body"
             )
         result[key] = item
     return result
@@ -340,7 +340,7 @@ def _field_name(key: Any) -> str:
     """A key as an error's field: unchanged when short and printable, else quoted, escaped and shortened."""
     if isinstance(key, str) and 0 < len(key) <= _FIELD_NAME_MAX_CHARS and key.isprintable():
         return key
-    return _shown(str(key))
+    return shown(str(key))
 
 
 def known_fields(body: Any, allowed: set[str] | frozenset[str]) -> None:
@@ -352,7 +352,7 @@ def known_fields(body: Any, allowed: set[str] | frozenset[str]) -> None:
         first = unknown[0]
         expected = ", ".join(sorted(allowed)) or "no fields"
         raise ValidationError(
-            f"body has the unknown field {_shown(str(first))}; this request accepts {expected}. "
+            f"body has the unknown field {shown(str(first))}; this request accepts {expected}. "
             "Check the spelling or remove it.",
             field=_field_name(first),
         )

@@ -16,7 +16,15 @@ from typing import Any
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from aviary import validation
-from aviary.errors import AviaryError, NotFound, ServiceUnavailable, Unauthorized, ValidationError
+from aviary.errors import (
+    AviaryError,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationError,
+)
+from lambda_functions.api.routes import BODY_ROUTES
 
 USERNAME_CLAIM = "cognito:username"
 
@@ -78,6 +86,26 @@ def parse_request(event: Mapping[str, Any]) -> ApiRequest:
     )
 
 
+def check_body_kind(request: ApiRequest) -> None:
+    """A route that takes a body takes JSON (415 otherwise); a route that takes none refuses one."""
+    if request.route_key in BODY_ROUTES:
+        media_type, *parameters = request.headers.get("content-type", "").split(";")
+        charset = {
+            name.strip().lower(): value.strip().strip('"').lower()
+            for name, _, value in (parameter.partition("=") for parameter in parameters)
+        }.get("charset", "utf-8")
+        if media_type.strip().lower() != "application/json" or charset != "utf-8":
+            raise UnsupportedMediaType(
+                f"{request.route_key} takes a JSON body: send it with 'Content-Type: application/json' "
+                f"(UTF-8), not {validation.shown(request.headers.get('content-type', '(none)'))}.",
+                field="Content-Type",
+            )
+    elif request.body:
+        raise ValidationError(
+            f"{request.route_key} takes no body; send the request without one.", field="body"
+        )
+
+
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
     return {
         "statusCode": status,
@@ -100,6 +128,7 @@ def dispatch(event: Mapping[str, Any], routes: Mapping[str, Route], log: logging
         route = routes.get(request.route_key)
         if route is None:
             raise NotFound(f"There is no route {request.route_key!r}.", field=None)
+        check_body_kind(request)
         status, body, *extra = route(request)
         return json_response(status, body, extra[0] if extra else None)
     except AviaryError as error:

@@ -14,3 +14,6 @@ ROUTES = {
     "DELETE /users/{handle}/follow": "users",
     "POST /media/uploads": "media",
 }
+
+# The routes whose request carries a JSON body; every other route takes none.
+BODY_ROUTES = frozenset({"POST /tweets", "POST /media/uploads"})

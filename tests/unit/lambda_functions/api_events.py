@@ -85,7 +85,7 @@ def api_event(
     base64_body sends the body base64-encoded with isBase64Encoded set, as binary media types arrive;
     is_base64_encoded sets the flag alone (e.g. on a body that is not base64 at all).
     user is the cognito:username claim (NO_USER for no authorizer context); claims replaces all claims.
-    Header names are lower-cased, as HTTP APIs deliver them.
+    Header names are lower-cased, as HTTP APIs deliver them; a header given as None is left out.
     """
     if body is not NO_BODY and raw_body is not None:
         raise ValueError("give body or raw_body, not both")
@@ -108,6 +108,7 @@ def api_event(
     if user is not NO_USER or claims is not None:
         all_headers["authorization"] = "Bearer eyJraWQiOiJrMSIsImFsZyI6IlJTMjU2In0.e30.c2ln"
     all_headers.update({str(name).lower(): value for name, value in (headers or {}).items()})
+    all_headers = {name: value for name, value in all_headers.items() if value is not None}
     request_context: dict[str, Any] = {
         "accountId": ACCOUNT,
         "apiId": API_ID,

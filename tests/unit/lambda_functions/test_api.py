@@ -84,6 +84,7 @@ ERROR_CODES = {
     403: "forbidden",
     404: "not_found",
     409: "conflict",
+    415: "unsupported_media_type",
     500: "internal_error",
     503: "service_unavailable",
 }
@@ -839,6 +840,62 @@ def valid_request(world: World, route_key: str) -> dict[str, Any]:
     if route_key == "DELETE /tweets/{id}/like":
         assert world.call("POST /tweets/{id}/like", path={"id": tweet["id"]}).status == 200
     return {"path": {"id": tweet["id"]}}
+
+
+BODY_ROUTES = ("POST /tweets", "POST /media/uploads")
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/json; charset=latin-1",
+        "application/jsonp",
+        "",
+    ],
+)
+@pytest.mark.parametrize("route_key", BODY_ROUTES)
+def test_a_body_route_takes_json_only_and_says_so_with_415(world, route_key, content_type):
+    request = valid_request(world, route_key)
+    headers = {**request.get("headers", {}), "content-type": content_type}
+    before = world.counts()
+
+    reply = world.call(route_key, **{**request, "headers": headers})
+
+    assert_error(reply, 415, "Content-Type")
+    assert "application/json" in reply.body["error"]["message"]
+    assert world.counts() == before
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "Application/JSON",
+        "application/json; charset=utf-8",
+        "application/json;charset=UTF-8",
+    ],
+)
+@pytest.mark.parametrize("route_key", BODY_ROUTES)
+def test_a_body_route_takes_json_with_or_without_a_utf8_charset(world, route_key, content_type):
+    request = valid_request(world, route_key)
+    headers = {**request.get("headers", {}), "content-type": content_type}
+
+    assert world.call(route_key, **{**request, "headers": headers}).status == SUCCESS_STATUS[route_key]
+
+
+@pytest.mark.parametrize("body", ["{}", "x", " "])
+@pytest.mark.parametrize("route_key", [key for key in ROUTES if key not in BODY_ROUTES])
+def test_a_route_that_takes_no_body_refuses_one(world, route_key, body):
+    request = valid_request(world, route_key)
+    before = world.counts()
+
+    reply = world.call(route_key, **request, raw_body=body)
+
+    assert_error(reply, 400, "body")
+    assert world.counts() == before
 
 
 NOT_SIGNED_IN = {
