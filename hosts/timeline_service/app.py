@@ -23,6 +23,7 @@ from aviary.errors import AviaryError, NotFound, ServiceUnavailable
 from aviary.timeline import decode_cursor, parse_limit
 from aviary.timeline_store import TimelineStore
 from aviary.token_settings import TokenSettingsError, load_token_settings
+from hosts.timeline_service import unreadable_requests
 from hosts.timeline_service.cache import DEFAULT_PATH, TimelineCache
 from hosts.timeline_service.service import TimelineService
 
@@ -90,6 +91,7 @@ async def get_health(_request: web.Request) -> web.Response:
 
 
 def make_app(service: TimelineService, verifier: TokenVerifier) -> web.Application:
+    unreadable_requests.install()
     app = web.Application(middlewares=[error_bodies])
     app[SERVICE] = service
     app[VERIFIER] = verifier

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
+from hosts.timeline_service import unreadable_requests
 from tools.local_runtime.settings import LocalSettings, load_local_settings
 
 log = logging.getLogger("aviary.local.front_door")
@@ -106,6 +107,7 @@ async def check_forever(routing: Routing, session: aiohttp.ClientSession) -> Non
 
 
 def build_app(settings: LocalSettings) -> web.Application:
+    unreadable_requests.install()
     routing = routing_for(settings)
     app = web.Application(client_max_size=12 * 1024 * 1024)
     http: dict[str, aiohttp.ClientSession] = {}  # the one client session, made on startup

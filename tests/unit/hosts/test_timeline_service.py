@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections import Counter
@@ -613,3 +614,44 @@ def test_deployed_hosts_take_token_settings_from_the_parameter_their_env_file_na
     assert settings_.jwt_issuer is None
     assert settings_.cache_path == "/data/timeline-cache/cache.sqlite"
     assert settings_.port == 8080
+
+
+# -- protocol errors ----------------------------------------------------------------------------------
+
+
+def raw_exchange(app: web.Application, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send `request` as raw bytes to the app on a real socket; the status, headers and body back."""
+
+    async def scenario(client: TestClient) -> tuple[int, dict[str, str], bytes]:
+        reader, writer = await asyncio.open_connection(client.host, client.port)
+        writer.write(request)
+        await writer.drain()
+        answer = await reader.read()
+        writer.close()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in header_lines)
+        return int(status_line.split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+    return serve(app, scenario)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        pytest.param(b"GET /timeline?" + b"x" * 9000 + b" HTTP/1.1\r\nHost: h\r\n\r\n", id="request-line"),
+        pytest.param(
+            b"GET /timeline HTTP/1.1\r\nHost: h\r\nX-Big: " + b"y" * 9000 + b"\r\n\r\n", id="header"
+        ),
+        pytest.param(b"GET /timeline HTTP/1.1\r\nHost: h\r\nBad Header\r\n\r\n", id="malformed-header"),
+        pytest.param(b"G<T> /timeline HTTP/1.1\r\nHost: h\r\n\r\n", id="bad-method"),
+    ],
+)
+def test_a_request_the_server_cannot_read_gets_the_json_error_shape_and_no_echo(host, request_bytes):
+    status, headers, body = raw_exchange(host.app, request_bytes)
+
+    assert 400 <= status < 500
+    assert headers["content-type"].startswith("application/json")
+    error = json.loads(body)["error"]
+    assert set(error) == {"code", "message", "field"}
+    assert b"xxxx" not in body and b"yyyy" not in body and b"Bad Header" not in body and b"G<T>" not in body
