@@ -23,9 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from aviary.ids import ulid_time_ms
+from aviary.tombstones import Tombstones
 
 
 @dataclass(frozen=True)
@@ -47,8 +46,7 @@ class DuplicatePosts:
     """Applies idempotency-table stream records (Lambda's plain dict shape) to the tweets table."""
 
     def __init__(self, dynamodb_client: Any, tweets_table: str) -> None:
-        self.dynamodb = dynamodb_client
-        self.tweets_table = tweets_table
+        self.tombstones = Tombstones(dynamodb_client, tweets_table)
 
     def handle(self, record: dict[str, Any]) -> Resolution:
         if record.get("eventName") != "MODIFY":
@@ -61,25 +59,5 @@ class DuplicatePosts:
         expired_at = int((old or {}).get("expiration", {}).get("N", "0"))
         if expired_at * 1000 < ulid_time_ms(kept):
             return NOTHING  # the key was free again: a new post under an old key
-        return Resolution(lost, kept) if self.remove(lost, kept) else NOTHING
-
-    def remove(self, duplicate: str, kept: str) -> bool:
-        """Make `duplicate` a tombstone pointing at `kept`; False if it is absent or a tombstone already."""
-        try:
-            self.dynamodb.update_item(
-                TableName=self.tweets_table,
-                Key={"tweet_id": {"S": duplicate}},
-                UpdateExpression="SET deleted = :true, duplicate_of = :kept REMOVE #text, media_ids",
-                ConditionExpression="attribute_exists(tweet_id) AND deleted = :false",
-                ExpressionAttributeNames={"#text": "text"},
-                ExpressionAttributeValues={
-                    ":true": {"BOOL": True},
-                    ":false": {"BOOL": False},
-                    ":kept": {"S": kept},
-                },
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        # Absent here, or resolved before: nothing to do (the region that wrote it resolves it).
+        return Resolution(lost, kept) if self.tombstones.bury(lost, duplicate_of=kept) else NOTHING

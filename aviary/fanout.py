@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 
 from aviary.followers import FollowerDirectory
 from aviary.keys import TIMELINE_ENTRY_ATTRIBUTES, timeline_entry_key
+from aviary.tombstones import Tombstones
 from aviary.tweets import Tweet
 
 BATCH_WRITE_MAX_ITEMS = 25  # DynamoDB's limit per BatchWriteItem
@@ -62,18 +63,25 @@ def entry_key(user_id: str, tweet: Tweet) -> AttributeMap:
     }
 
 
-def entry_attributes(tweet: Tweet, retention_days: int = DEFAULT_RETENTION_DAYS) -> AttributeMap:
-    """Everything of an entry except its key: the attributes the read path projects, and the TTL."""
+def entry_attributes(
+    tweet: Tweet, retention_days: int = DEFAULT_RETENTION_DAYS, *, original: Tweet | None = None
+) -> AttributeMap:
+    """Everything of an entry except its key: the attributes the read path projects, and the TTL.
+    A retweet's entry carries what its original shows; the entry goes when the original does."""
     # Tweet.to_item already leaves out absent optionals and stores media_ids as a list.
     source = tweet.to_item()
     attributes = {name: source[name] for name in TIMELINE_ENTRY_ATTRIBUTES if name in source}
+    if original is not None:
+        attributes["original"] = original.summary_item()
     attributes["expires_at"] = {"N": str(expires_at(tweet.created_at, retention_days))}
     return attributes
 
 
-def timeline_entry(user_id: str, tweet: Tweet, retention_days: int = DEFAULT_RETENTION_DAYS) -> AttributeMap:
+def timeline_entry(
+    user_id: str, tweet: Tweet, retention_days: int = DEFAULT_RETENTION_DAYS, *, original: Tweet | None = None
+) -> AttributeMap:
     """The complete Timelines item for `tweet` in `user_id`'s timeline."""
-    return {**entry_key(user_id, tweet), **entry_attributes(tweet, retention_days)}
+    return {**entry_key(user_id, tweet), **entry_attributes(tweet, retention_days, original=original)}
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -230,6 +238,7 @@ class FanoutResult:
     deleted: int = 0
     celebrity: bool = False
     trimmed: int = 0  # older entries deleted to keep the recipients' timelines at their cap
+    retweets_buried: int = 0  # retweets made tombstones because their original is deleted
 
 
 IGNORED = FanoutResult("ignore")
@@ -247,11 +256,13 @@ def _tweet(image: AttributeMap | None) -> Tweet | None:
 
 
 class LiveTweets:
-    """Whether a tweet is still live: one strongly consistent read of its item in this region."""
+    """Whether a tweet is still live: one strongly consistent read of its item in this region. Also
+    makes tombstones of the retweets that must go with a deleted original."""
 
     def __init__(self, dynamodb_client: Any, tweets_table: str) -> None:
         self.dynamodb = dynamodb_client
         self.tweets_table = tweets_table
+        self.tombstones = Tombstones(dynamodb_client, tweets_table)
 
     def is_live(self, tweet_id: str) -> bool:
         item = self.dynamodb.get_item(
@@ -261,6 +272,21 @@ class LiveTweets:
             ProjectionExpression="deleted",
         ).get("Item")
         return item is not None and not _is_deleted(item)
+
+    def read(self, tweet_id: str) -> Tweet | None:
+        """The tweet if it is here and live, else None."""
+        item = self.dynamodb.get_item(
+            TableName=self.tweets_table, Key={"tweet_id": {"S": tweet_id}}, ConsistentRead=True
+        ).get("Item")
+        return None if item is None or _is_deleted(item) else _tweet(item)
+
+    def bury_retweets_of(self, original_id: str) -> int:
+        """Every live retweet of a deleted tweet becomes a tombstone; their own records then take
+        them out of timelines, in every region, as any delete does."""
+        return sum(
+            self.tombstones.bury(retweet, deleted_with=original_id)
+            for retweet in self.tombstones.retweets_of(original_id)
+        )
 
 
 class FanoutService:
@@ -314,8 +340,16 @@ class FanoutService:
         return False, everyone()
 
     def _insert(self, tweet: Tweet) -> FanoutResult:
+        original = None
+        if tweet.retweet_of and self.live_tweets is not None:
+            original = self.live_tweets.read(tweet.retweet_of)
+            if original is None:
+                # Its original was deleted before this retweet reached this region (or before its
+                # retweets were looked for): the retweet goes with it, from here everywhere.
+                buried = self.live_tweets.tombstones.bury(tweet.tweet_id, deleted_with=tweet.retweet_of)
+                return FanoutResult("ignore", retweets_buried=int(buried))
         celebrity, users = self._audience(tweet.author_id)
-        shared = entry_attributes(tweet, self.retention_days)
+        shared = entry_attributes(tweet, self.retention_days, original=original)
         trimmer = self.trimmer
         sampled: list[str] = []
 
@@ -339,4 +373,7 @@ class FanoutService:
     def _delete(self, tweet: Tweet) -> FanoutResult:
         celebrity, users = self._audience(tweet.author_id)
         deleted = self.writer.delete_entries(entry_key(user, tweet) for user in users)
-        return FanoutResult("delete", deleted=deleted, celebrity=celebrity)
+        buried = 0
+        if not tweet.retweet_of and self.live_tweets is not None:
+            buried = self.live_tweets.bury_retweets_of(tweet.tweet_id)
+        return FanoutResult("delete", deleted=deleted, celebrity=celebrity, retweets_buried=buried)

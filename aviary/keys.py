@@ -71,6 +71,7 @@ TIMELINE_ENTRY_ATTRIBUTES = (
     "reply_to",
     "retweet_of",
     "media_ids",
+    "original",  # a retweet's original as it was fanned out (the tweet item itself holds no copy)
 )
 
 

@@ -41,6 +41,8 @@ TWEETS = TableSchema(
     indexes=(
         # A user's own tweets, newest first: read-time merge of celebrity authors.
         IndexSchema("by_author", KeyAttribute("author_id"), KeyAttribute("created_at")),
+        # The retweets of a tweet (only retweets carry retweet_of): they go when it is deleted.
+        IndexSchema("by_original", KeyAttribute("retweet_of"), KeyAttribute("created_at")),
     ),
     streamed=True,
 )

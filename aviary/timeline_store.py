@@ -14,6 +14,7 @@ from typing import Any
 from aviary.counts import Counts, value_of
 from aviary.keys import FOLLOWS_PREFIX, TIMELINE_ENTRY_ATTRIBUTES, USER_PREFIX, handle_from_sk, user_pk
 from aviary.timeline import TimelinePage, merge_timeline
+from aviary.tweets import SUMMARY_ATTRIBUTES
 
 BATCH_GET_MAX_KEYS = 100  # DynamoDB's limit per BatchGetItem
 # A celebrity who deleted many recent tweets must not turn one read into a long scan.
@@ -133,17 +134,18 @@ class TimelineStore:
         celebrities: list[str] = []
         for start in range(0, len(unique), BATCH_GET_MAX_KEYS):
             keys = [Counts.followers_key(h) for h in unique[start : start + BATCH_GET_MAX_KEYS]]
-            for counter in self._batch_get_counters(keys):
+            for counter in self._batch_get(self.counts_table, keys):
                 if value_of(counter) > self.celebrity_follower_threshold:
                     celebrities.append(counter["pk"]["S"].removeprefix(USER_PREFIX))
         return sorted(celebrities)
 
-    def _batch_get_counters(self, keys: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def _batch_get(self, table: str, keys: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """The items at `keys` (at most 100) that exist, asking again for those left unprocessed."""
         request: dict[str, Any] = {"Keys": keys, "ConsistentRead": False}
         for attempt in range(self.batch_get_attempts):
-            response = self.dynamodb.batch_get_item(RequestItems={self.counts_table: request})
-            yield from response.get("Responses", {}).get(self.counts_table, [])
-            unprocessed = response.get("UnprocessedKeys", {}).get(self.counts_table)
+            response = self.dynamodb.batch_get_item(RequestItems={table: request})
+            yield from response.get("Responses", {}).get(table, [])
+            unprocessed = response.get("UnprocessedKeys", {}).get(table)
             if not unprocessed or not unprocessed.get("Keys"):
                 return
             request = unprocessed
@@ -151,7 +153,7 @@ class TimelineStore:
                 # Unprocessed keys mean throttling: back off before asking again.
                 self._sleep(0.05 * 2**attempt)
         raise StoreIncomplete(
-            f"{len(request['Keys'])} follower counts stayed unprocessed after "
+            f"{len(request['Keys'])} items of {table} stayed unprocessed after "
             f"{self.batch_get_attempts} BatchGetItem attempts"
         )
 
@@ -181,4 +183,24 @@ class TimelineStore:
             if len(tweets) >= count or "LastEvaluatedKey" not in response:
                 break
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return tweets
+        return self._with_originals(tweets)
+
+    def _with_originals(self, tweets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Retweets with what their originals show now; a retweet of a deleted tweet is not shown."""
+        wanted = sorted({tweet["retweet_of"] for tweet in tweets if tweet.get("retweet_of")})
+        originals: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), BATCH_GET_MAX_KEYS):
+            keys = [{"tweet_id": {"S": tweet_id}} for tweet_id in wanted[start : start + BATCH_GET_MAX_KEYS]]
+            for item in self._batch_get(self.tweets_table, keys):
+                if item.get("deleted", {}).get("BOOL") is not True:
+                    originals[item["tweet_id"]["S"]] = plain_item(
+                        {name: value for name, value in item.items() if name in SUMMARY_ATTRIBUTES}
+                    )
+        shown = []
+        for tweet in tweets:
+            if tweet.get("retweet_of"):
+                if tweet["retweet_of"] not in originals:
+                    continue
+                tweet = {**tweet, "original": originals[tweet["retweet_of"]]}
+            shown.append(tweet)
+        return shown

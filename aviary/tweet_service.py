@@ -203,10 +203,32 @@ class TweetService:
     # -- read and delete ---------------------------------------------------------------------------
 
     def get(self, tweet_id: str) -> Tweet:
-        """The tweet and its like count, read eventually consistent; NotFound when missing or deleted."""
+        """The tweet and its like count, read eventually consistent; NotFound when missing or deleted.
+
+        A retweet comes with its original as it is now, and is gone (NotFound) once its original
+        is; a reply says whether the tweet it answers is deleted.
+        """
         tweet = self._read_with_likes(tweet_id, consistent=False)
         if tweet is None or tweet.deleted:
             raise self._not_found(tweet_id, "id")
+        return self._shown(tweet, field="id", consistent=False)
+
+    def _shown(self, tweet: Tweet, *, field: str, consistent: bool) -> Tweet:
+        """`tweet` with what it shows of others: a retweet's original, a reply's parent's state."""
+        if tweet.retweet_of:
+            return replace(
+                tweet, original=self._load_live(tweet.retweet_of, field=field, consistent=consistent)
+            )
+        if tweet.reply_to:
+            parent = self._dynamodb.get_item(
+                TableName=self._tweets,
+                Key={"tweet_id": {"S": tweet.reply_to}},
+                ConsistentRead=consistent,
+                ProjectionExpression="deleted",
+            ).get("Item")
+            return replace(
+                tweet, reply_to_deleted=parent is None or parent.get("deleted", {}).get("BOOL", False)
+            )
         return tweet
 
     def delete(self, caller: str, tweet_id: str) -> None:
@@ -241,10 +263,12 @@ class TweetService:
         del idempotency_key
         target = self._load_live(tweet_id, field="id", consistent=False)
         original_id = target.retweet_of or target.tweet_id
+        original = self._load_live(original_id, field="id", consistent=False) if target.retweet_of else target
         marker_key = {"pk": {"S": user_pk(caller)}, "sk": {"S": retweet_sk(original_id)}}
         stale: str | None = None  # the ID in a marker whose retweet was deleted, to be replaced
         for _ in range(MAX_RETWEET_ATTEMPTS):
-            tweet = self._new_tweet(self._clock_ms(), caller, target.text, retweet_of=original_id)
+            # No text of its own: a retweet shows its original, so a deleted original shows nowhere.
+            tweet = self._new_tweet(self._clock_ms(), caller, "", retweet_of=original_id)
             marker_put: dict[str, Any] = {
                 "TableName": self._graph,
                 "Item": {**marker_key, "retweet_id": {"S": tweet.tweet_id}},
@@ -278,9 +302,9 @@ class TweetService:
                     raise
                 existing, stale = self._existing_retweet(marker_key)
                 if existing is not None:
-                    return existing, False
+                    return replace(existing, original=original), False
                 continue
-            return tweet, True
+            return replace(tweet, original=original), True
         raise ServiceUnavailable(
             f"Retweeting {tweet_id} kept conflicting with another retweet of it; retry the request."
         )

@@ -1,8 +1,10 @@
 """The tweet: its item shape in the tweets table and its JSON shape in the API.
 
-Replies and retweets are tweets too (reply_to / retweet_of). A deleted tweet stays as a
-tombstone (deleted = true, text removed) so that the stream tells every region's fan-out
-to take it out of timelines, and a late duplicate of the original cannot bring it back.
+Replies and retweets are tweets too (reply_to / retweet_of). A retweet stores no text or media
+of its own: it refers to its original, which is read whenever the retweet is shown, so a deleted
+original shows nowhere. A deleted tweet stays as a tombstone (deleted = true, text removed) so
+that the stream tells every region's fan-out to take it out of timelines, and a late duplicate
+of the original cannot bring it back.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ class Tweet:
     media_ids: tuple[str, ...] = field(default_factory=tuple)
     deleted: bool = False
     like_count: int = 0
+    # As read now, never stored: a retweet's original; for a reply, whether its parent is deleted.
+    original: Tweet | None = None
+    reply_to_deleted: bool | None = None
 
     @staticmethod
     def created_at_of(tweet_id: str) -> str:
@@ -36,10 +41,11 @@ class Tweet:
             "tweet_id": {"S": self.tweet_id},
             "author_id": {"S": self.author_id},
             "created_at": {"S": self.created_at},
-            "text": {"S": self.text},
             "deleted": {"BOOL": self.deleted},
             "like_count": {"N": str(self.like_count)},
         }
+        if self.text:  # a retweet has none: it shows its original's
+            item["text"] = {"S": self.text}
         if self.reply_to:
             item["reply_to"] = {"S": self.reply_to}
         if self.retweet_of:
@@ -62,6 +68,10 @@ class Tweet:
             like_count=int(item.get("like_count", {}).get("N", "0")),
         )
 
+    def summary_item(self) -> dict[str, dict[str, Any]]:
+        """What a retweet shows of its original, as a DynamoDB map (timeline entries carry it)."""
+        return {"M": {name: value for name, value in self.to_item().items() if name in SUMMARY_ATTRIBUTES}}
+
     def to_json(self) -> dict[str, Any]:
         """The API's representation (GET /tweets/{id}, POST /tweets responses)."""
         return {
@@ -74,4 +84,19 @@ class Tweet:
             "media_ids": list(self.media_ids),
             "like_count": self.like_count,
             "deleted": self.deleted,
+            "original": None if self.original is None else self.original.summary_json(),
+            "reply_to_deleted": self.reply_to_deleted,
         }
+
+    def summary_json(self) -> dict[str, Any]:
+        return {
+            "id": self.tweet_id,
+            "author": self.author_id,
+            "created_at": self.created_at,
+            "text": self.text,
+            "media_ids": list(self.media_ids),
+        }
+
+
+# What a retweet shows of its original: everything but counts and state.
+SUMMARY_ATTRIBUTES = ("tweet_id", "author_id", "created_at", "text", "media_ids")

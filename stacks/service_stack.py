@@ -88,7 +88,7 @@ class RegionalServiceStack(Stack):
                 *map(source_table_arn, (TWEETS, SOCIAL_GRAPH)),
             ],
             # by_author: the read-time merge of celebrity authors' recent tweets.
-            index_arns=[f"{source_table_arn(TWEETS)}/index/{index.name}" for index in TWEETS.indexes],
+            index_arns=[f"{source_table_arn(TWEETS)}/index/by_author"],
         )
         # In `local` the local runtime writes the token settings; moto runs no Lambda code.
         self.token_settings: TokenSettingsPublisher | None = None
@@ -195,6 +195,7 @@ class RegionalServiceStack(Stack):
             # The tweets table too: an insert checks its tweet is still live after fanning it out.
             read_table_arns=[table_arn(SOCIAL_GRAPH), table_arn(TWEETS), data.counts.table.table_arn],
             timelines_table_arn=data.timelines.table.table_arn,
+            tweets_table_arn=table_arn(TWEETS),
             log_retention_days=config.log_retention_days,
         )
         self.edge_counts = StreamConsumer(

@@ -75,10 +75,12 @@ def build_handler(
             totals["deleted"] += result.deleted
             totals["celebrity"] += result.celebrity
             totals["trimmed"] += result.trimmed
+            totals["buried"] += result.retweets_buried
         metrics.add_metric(name="TimelineEntriesWritten", unit=MetricUnit.Count, value=totals["written"])
         metrics.add_metric(name="TimelineEntriesDeleted", unit=MetricUnit.Count, value=totals["deleted"])
         metrics.add_metric(name="TimelineEntriesTrimmed", unit=MetricUnit.Count, value=totals["trimmed"])
         metrics.add_metric(name="CelebrityRecords", unit=MetricUnit.Count, value=totals["celebrity"])
+        metrics.add_metric(name="RetweetsBuried", unit=MetricUnit.Count, value=totals["buried"])
         metrics.add_metric(name="FanoutRecordsFailed", unit=MetricUnit.Count, value=failed)
 
     # Looked up per record: the service is built on first use, not when the handler is made.

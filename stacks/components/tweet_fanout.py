@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from constructs import Construct
 
+from aviary.tombstones import BY_ORIGINAL
 from stacks.components.stream_consumer import StreamConsumer
 
 
@@ -19,6 +20,7 @@ class TweetFanout(StreamConsumer):
         environment: dict[str, str],
         read_table_arns: list[str],
         timelines_table_arn: str,
+        tweets_table_arn: str,
         log_retention_days: int,
     ) -> None:
         super().__init__(
@@ -38,3 +40,6 @@ class TweetFanout(StreamConsumer):
             ["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"],
             [timelines_table_arn],
         )
+        # A deleted tweet's retweets are found by their index and made tombstones.
+        self.grant(["dynamodb:Query"], [f"{tweets_table_arn}/index/{BY_ORIGINAL}"])
+        self.grant(["dynamodb:UpdateItem"], [tweets_table_arn])

@@ -306,6 +306,31 @@ def test_one_key_posted_many_times_at_once_makes_one_tweet(local, tokens):
         ] == list(accepted)
 
 
+def test_deleting_a_tweet_takes_its_retweets_out_of_every_timeline_in_every_region(local, tokens):
+    front = local.settings.front_door_url
+    at_once(front, [Call("POST", "/users/cc_fan1/follow", tokens["cc_fan2"])])
+    [(status, original)] = at_once(
+        front, [Call("POST", "/tweets", tokens["cc_author"], {"text": "regretted"}, "cc-retweet-1")]
+    )
+    [(retweeted, retweet)] = at_once(
+        front, [Call("POST", f"/tweets/{original['id']}/retweet", tokens["cc_fan1"])]
+    )
+    assert (status, retweeted, retweet["original"]["text"]) == (201, 201, "regretted")
+    for region in settled(local):
+        assert retweet["id"] in region.timeline("cc_fan2"), region.region
+
+    [(deleted, _)] = at_once(front, [Call("DELETE", f"/tweets/{original['id']}", tokens["cc_author"])])
+    assert deleted == 200
+    for region in settled(local):
+        assert retweet["id"] not in region.timeline("cc_fan2"), region.region
+        assert region.tweets("cc_fan1")[retweet["id"]]["deleted"] == {"BOOL": True}
+        status, body, _ = request(
+            f"{local.settings.api_url(region.region)}/tweets/{retweet['id']}",
+            headers={"Authorization": f"Bearer {tokens['cc_fan2']}"},
+        )
+        assert status == 404 and "regretted" not in json.dumps(body), region.region
+
+
 def test_a_short_mixed_load_with_a_region_failure_keeps_every_invariant(stage):
     """make load, short: 6 users for 24 s with the primary region down for the middle third."""
     summary = stage.state_dir / "load.json"

@@ -66,8 +66,7 @@ def make_tweet(n: int, author: str = "alice", **fields: Any) -> Tweet:
         tweet_id=tweet_id,
         author_id=author,
         created_at=Tweet.created_at_of(tweet_id),
-        text=f"tweet {n} by {author}",
-        **fields,
+        **{"text": f"tweet {n} by {author}", **fields},
     )
 
 
@@ -101,7 +100,7 @@ def stream_record(
     if new is not None:
         item = new.to_item()
         if new.deleted:
-            item.pop("text")  # a tombstone carries no text at all
+            item.pop("text", None)  # a tombstone carries no text at all
         images["NewImage"] = item
     if old is not None:
         images["OldImage"] = old.to_item()
@@ -440,6 +439,68 @@ def test_an_insert_of_a_live_tweet_stays_after_the_liveness_check(aws):
     assert service.handle(stream_record("INSERT", new=tweet)) == FanoutResult("insert", written=2)
     assert timeline_of(client, tables, "bob") == [tweet.tweet_id]
     assert counting.calls.count("get_item") == 2  # the author's follower count, then the liveness check
+
+
+def retweet_of(original: Tweet, n: int, by: str = "bob") -> Tweet:
+    """What TweetService.retweet stores: no text or media of its own, only the original's ID."""
+    return make_tweet(n, author=by, text="", retweet_of=original.tweet_id)
+
+
+def test_a_retweets_entry_shows_its_original_which_the_retweet_item_does_not_copy(aws):
+    client, tables = aws
+    seed_followers(client, tables, "bob", ["reader"])
+    service = build_service(client, tables, live_tweets=LiveTweets(client, tables["tweets"]))
+    original = make_tweet(1, media_ids=("m1",))
+    retweet = retweet_of(original, 2)
+    store_tweets(client, tables, original, retweet)
+
+    assert service.handle(stream_record("INSERT", new=retweet)) == FanoutResult("insert", written=2)
+
+    [entry] = [e for e in all_entries(client, tables["timelines"]) if e["user_id"]["S"] == "reader"]
+    assert "text" not in retweet.to_item()
+    assert entry["retweet_of"] == {"S": original.tweet_id}
+    assert entry["original"] == original.summary_item()
+    assert entry["original"]["M"]["text"] == {"S": original.text}
+
+
+def test_deleting_an_original_buries_its_retweets_whose_entries_then_leave_every_timeline(aws):
+    client, tables = aws
+    seed_followers(client, tables, "alice", ["reader"])
+    seed_followers(client, tables, "bob", ["bobs_reader"])
+    service = build_service(client, tables, live_tweets=LiveTweets(client, tables["tweets"]))
+    original = make_tweet(1)
+    retweet, other = retweet_of(original, 2), retweet_of(original, 3, by="carol")
+    store_tweets(client, tables, original, retweet, other)
+    for tweet in (original, retweet, other):
+        service.handle(stream_record("INSERT", new=tweet))
+    assert timeline_of(client, tables, "bobs_reader") == [retweet.tweet_id]
+
+    store_tweets(client, tables, tombstone(original))
+    result = service.handle(stream_record("MODIFY", new=tombstone(original), old=original))
+
+    assert result.retweets_buried == 2
+    buried = client.get_item(TableName=tables["tweets"], Key={"tweet_id": {"S": retweet.tweet_id}})["Item"]
+    assert buried["deleted"] == {"BOOL": True} and buried["deleted_with"] == {"S": original.tweet_id}
+    # Each retweet's own tombstone record takes it out of its author's audience's timelines.
+    for gone in (retweet, other):
+        service.handle(stream_record("MODIFY", new=tombstone(gone), old=gone))
+    assert all_entries(client, tables["timelines"]) == []
+
+
+def test_a_retweet_reaching_a_region_after_its_original_was_deleted_there_is_buried_not_shown(aws):
+    client, tables = aws
+    seed_followers(client, tables, "bob", ["reader"])
+    service = build_service(client, tables, live_tweets=LiveTweets(client, tables["tweets"]))
+    original = make_tweet(1)
+    retweet = retweet_of(original, 2)
+    store_tweets(client, tables, tombstone(original), retweet)
+
+    result = service.handle(stream_record("INSERT", new=retweet))
+
+    assert (result.action, result.retweets_buried) == ("ignore", 1)
+    assert all_entries(client, tables["timelines"]) == []
+    stored = client.get_item(TableName=tables["tweets"], Key={"tweet_id": {"S": retweet.tweet_id}})["Item"]
+    assert stored["deleted"] == {"BOOL": True}
 
 
 def test_a_celebrity_delete_touches_only_the_authors_timeline(aws):
@@ -901,6 +962,7 @@ def test_fanned_out_entries_are_what_the_timeline_store_reads(aws):
         "reply_to": first.tweet_id,
         "retweet_of": None,
         "media_ids": [],
+        "original": None,
     }
     assert page["items"][2]["media_ids"] == ["m1"]
     assert store.read_page("star", 10, None)["items"][0]["tweet_id"] == celebrity.tweet_id
@@ -933,3 +995,21 @@ def test_the_timeline_store_reads_the_newest_entries_of_a_trimmed_timeline(aws):
             break
         cursor = decode_cursor(page["next_cursor"])
     assert seen == newest_first
+
+
+def test_a_celebritys_retweets_merged_on_read_show_their_originals_unless_deleted(aws):
+    client, tables = aws
+    graph = tables["social-graph"]
+    seed_followers(client, tables, "star", [f"fan{i}" for i in range(6)])
+    client.put_item(TableName=graph, Item={"pk": {"S": user_pk("reader")}, "sk": {"S": follows_sk("star")}})
+    kept, gone = make_tweet(1, author="alice"), make_tweet(2, author="alice")
+    retweets = [retweet_of(kept, 3, by="star"), retweet_of(gone, 4, by="star")]
+    store_tweets(client, tables, kept, tombstone(gone), *retweets)
+
+    store = TimelineStore(client, tables["timelines"], graph, tables["tweets"], tables["counts"], 5)
+    page = store.read_page("reader", 10, None)
+
+    assert [item["tweet_id"] for item in page["items"]] == [retweets[0].tweet_id]
+    assert page["items"][0]["original"] == {
+        "tweet_id": kept.tweet_id, "author_id": "alice", "created_at": kept.created_at, "text": kept.text
+    }  # fmt: skip

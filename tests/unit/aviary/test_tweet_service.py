@@ -675,19 +675,52 @@ def test_other_dynamodb_failures_on_like_propagate(dynamodb, operation, error):
 # -- retweet -----------------------------------------------------------------------------------------
 
 
-def test_retweet_copies_the_text_and_records_a_marker(world):
-    original, _ = world.service.post("bob", KEY, "worth sharing", media_ids=())
+def test_a_retweet_refers_to_its_original_and_records_a_marker(world):
+    original, _ = world.service.post("bob", KEY, "worth sharing", media_ids=MEDIA[:0])
 
     retweet, created = world.service.retweet("alice", original.tweet_id)
 
     assert created is True
     assert retweet.retweet_of == original.tweet_id
     assert retweet.author_id == "alice"
-    assert retweet.text == "worth sharing"
     assert retweet.tweet_id == expected_id(2)
-    assert world.tweet_item(retweet.tweet_id) == retweet.to_item()
+    stored = world.tweet_item(retweet.tweet_id)
+    assert "text" not in stored and "media_ids" not in stored  # nothing of the original is copied
+    assert retweet.original == original  # shown with the original as it is now
+    assert retweet.to_json()["original"]["text"] == "worth sharing"
     marker = world.graph_item(user_pk("alice"), retweet_sk(original.tweet_id))
     assert marker["retweet_id"] == {"S": retweet.tweet_id}
+
+
+def test_a_retweet_is_read_with_its_original_and_is_gone_once_the_original_is(world):
+    original, _ = world.service.post("bob", KEY, "soon regretted")
+    retweet, _ = world.service.retweet("alice", original.tweet_id)
+
+    read = world.service.get(retweet.tweet_id)
+    assert read.original is not None and read.original.text == "soon regretted"
+
+    world.service.delete("bob", original.tweet_id)
+
+    with pytest.raises(NotFound) as caught:
+        world.service.get(retweet.tweet_id)
+    assert "soon regretted" not in caught.value.message
+    with pytest.raises(NotFound):
+        world.service.retweet("carol", retweet.tweet_id)
+
+
+def test_a_reply_keeps_its_text_and_shows_its_parent_deleted(world):
+    parent, _ = world.service.post("bob", KEY, "a question")
+    reply, _ = world.service.post("alice", "key-0002-abcdef", "an answer", reply_to=parent.tweet_id)
+    assert world.service.get(reply.tweet_id).to_json()["reply_to_deleted"] is False
+
+    world.service.delete("bob", parent.tweet_id)
+
+    shown = world.service.get(reply.tweet_id).to_json()
+    assert (shown["text"], shown["reply_to"], shown["reply_to_deleted"]) == (
+        "an answer",
+        parent.tweet_id,
+        True,
+    )
 
 
 def test_retweeting_twice_makes_one_retweet(world):
@@ -721,7 +754,7 @@ def test_retweeting_a_retweet_retweets_its_original(world):
 
     assert created is True
     assert carols.retweet_of == original.tweet_id
-    assert carols.text == original.text
+    assert carols.original == original
     assert world.graph_item(user_pk("carol"), retweet_sk(original.tweet_id)) is not None
     assert world.graph_item(user_pk("carol"), retweet_sk(alices.tweet_id)) is None
     assert (alices_again, alice_created) == (alices, False)

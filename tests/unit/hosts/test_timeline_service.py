@@ -220,6 +220,7 @@ def test_a_miss_reads_dynamodb_and_a_fresh_hit_does_not(host, tokens):
         "reply_to": None,
         "retweet_of": None,
         "media_ids": ["media-2"],
+        "original": None,
     }
     assert first["next_cursor"] is None
     assert calls_after_miss > 0

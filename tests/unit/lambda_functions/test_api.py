@@ -98,6 +98,8 @@ TWEET_FIELDS = {
     "media_ids",
     "like_count",
     "deleted",
+    "original",
+    "reply_to_deleted",
 }
 REPLAYED = "idempotent-replayed"
 # DynamoDB calls that change something; patching them all proves a failed request wrote nothing.
@@ -594,7 +596,10 @@ def test_retweet_once_per_user(world):
     assert set(first.body) == TWEET_FIELDS
     assert first.body["author"] == "alice"
     assert first.body["retweet_of"] == original["id"]
-    assert first.body["text"] == "worth sharing"
+    assert first.body["text"] == ""  # a retweet has no text of its own: it shows its original's
+    assert first.body["original"] == {
+        key: original[key] for key in ("id", "author", "created_at", "text", "media_ids")
+    }
     assert first.body["id"] != original["id"]
     assert (again.status, again.body, again.headers[REPLAYED]) == (201, first.body, "true")
     assert world.counts() == before
@@ -608,6 +613,28 @@ def test_retweeting_a_retweet_retweets_the_original(world):
 
     assert reply.status == 201
     assert reply.body["retweet_of"] == original["id"]
+
+
+def test_a_retweet_of_a_deleted_tweet_is_gone_with_it_and_shows_no_text(world):
+    original = world.post("soon regretted", user="bob")
+    retweet = world.call("POST /tweets/{id}/retweet", user="carol", path={"id": original["id"]}).body
+    assert world.tweet(retweet["id"]).body["original"]["text"] == "soon regretted"
+
+    assert world.call("DELETE /tweets/{id}", user="bob", path={"id": original["id"]}).status == 200
+
+    gone = world.tweet(retweet["id"])
+    assert_error(gone, 404, "id")
+    assert "soon regretted" not in json.dumps(gone.body)
+    assert_error(world.call("POST /tweets/{id}/retweet", path={"id": retweet["id"]}), 404, "id")
+
+
+def test_a_reply_shows_its_deleted_parent_as_deleted_and_keeps_its_text(world):
+    parent = world.post("a question", user="bob")
+    reply = world.post("an answer", reply_to=parent["id"])
+    world.call("DELETE /tweets/{id}", user="bob", path={"id": parent["id"]})
+
+    shown = world.tweet(reply["id"]).body
+    assert (shown["text"], shown["reply_to"], shown["reply_to_deleted"]) == ("an answer", parent["id"], True)
 
 
 @pytest.mark.parametrize("deleted", [False, True], ids=["missing", "deleted"])

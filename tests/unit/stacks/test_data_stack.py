@@ -81,10 +81,10 @@ def test_local_has_per_region_copies_of_the_source_tables_under_the_global_names
             )
 
 
-def test_tweets_table_has_the_by_author_index_in_both_stages(assembly):
+def test_tweets_table_has_the_by_author_and_by_original_indexes_in_both_stages(assembly):
     config = assembly.config
     stack = stack_name("Data", config.primary_region)
-    index = TWEETS.indexes[0]
+    assert [index.name for index in TWEETS.indexes] == ["by_author", "by_original"]
     resource_type = "AWS::DynamoDB::Table" if config.is_local else "AWS::DynamoDB::GlobalTable"
     assembly.template(stack).has_resource_properties(
         resource_type,
@@ -101,6 +101,7 @@ def test_tweets_table_has_the_by_author_index_in_both_stages(assembly):
                         "Projection": {"ProjectionType": "ALL"},
                     }
                 )
+                for index in TWEETS.indexes
             ],
         },
     )
