@@ -1,15 +1,20 @@
 """Uploaded media: presigned PUTs straight to S3, then a verdict on each object by its content.
 
 Records move pending -> ready or rejected exactly once; only ready media can go on a tweet.
+Accepted media cannot be swapped: the record pins the accepted object version and the SHA-256 of
+its bytes, and any other version stored under the key later (the upload URL stays valid for
+minutes) is deleted, while the accepted one stays. A replica holds the same bytes, so it is kept.
+This needs a versioned bucket: a later PUT to an unversioned one would overwrite the accepted bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from botocore.exceptions import ClientError
@@ -80,6 +85,8 @@ class MediaRecord:
     actual_type: str | None = None
     actual_size: int | None = None
     reason: str | None = None
+    accepted_version: str | None = None  # the object version accepted, where the bucket versions
+    accepted_sha256: str | None = None  # of the accepted bytes: a replica's match, a swap's do not
 
     @classmethod
     def from_item(cls, item: dict[str, dict[str, Any]]) -> MediaRecord:
@@ -95,6 +102,8 @@ class MediaRecord:
             actual_type=item.get("actual_type", {}).get("S"),
             actual_size=None if actual_size is None else int(actual_size),
             reason=item.get("reason", {}).get("S"),
+            accepted_version=item.get("accepted_version", {}).get("S"),
+            accepted_sha256=item.get("accepted_sha256", {}).get("S"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -161,11 +170,19 @@ class MediaStore:
         item = response.get("Item")
         return None if item is None else MediaRecord.from_item(item)
 
-    def mark_ready(self, media_id: str, actual_type: str, actual_size: int) -> str | None:
-        """Pending -> ready. Returns the status the record ends with, or None if there is no record."""
-        return self._transition(
-            media_id, READY, {"actual_type": {"S": actual_type}, "actual_size": {"N": str(actual_size)}}
-        )
+    def mark_ready(
+        self, media_id: str, actual_type: str, actual_size: int, *, sha256: str, version_id: str | None
+    ) -> str | None:
+        """Pending -> ready, pinning the accepted version and bytes. Returns the status the record ends
+        with, or None if there is no record."""
+        values = {
+            "actual_type": {"S": actual_type},
+            "actual_size": {"N": str(actual_size)},
+            "accepted_sha256": {"S": sha256},
+        }
+        if version_id is not None:
+            values["accepted_version"] = {"S": version_id}
+        return self._transition(media_id, READY, values)
 
     def mark_rejected(
         self,
@@ -253,6 +270,100 @@ class MediaNotYetRecorded(Exception):
     """A replicated object arrived before its record did; the event should be retried."""
 
 
+class StoredVersion(Protocol):
+    """One stored version of an uploaded object, read lazily (aviary.media.S3ObjectVersion)."""
+
+    @property
+    def version_id(self) -> str | None:
+        """The version's ID (None only in a bucket that does not version)."""
+        ...
+
+    def head(self) -> bytes | None:
+        """The first HEAD_BYTES bytes, or None once the version is gone."""
+        ...
+
+    def content_type(self) -> str | None:
+        """The Content-Type the object was stored with."""
+        ...
+
+    def sha256(self) -> str | None:
+        """The hex SHA-256 of the whole version, or None once it is gone."""
+        ...
+
+    def is_replica(self) -> bool:
+        """Whether S3 replication (not a client) stored it here."""
+        ...
+
+
+class S3ObjectVersion:
+    """A StoredVersion in S3: one ranged GET for the head and the metadata, a whole GET for the hash.
+
+    Given no version ID (an event from an emulator that leaves it out), the version read first is
+    the one judged: every later read names its ID.
+    """
+
+    def __init__(self, s3_client: Any, bucket: str, key: str, version_id: str | None) -> None:
+        self._s3 = s3_client
+        self._bucket = bucket
+        self._key = key
+        self._version_id = version_id
+        self._head: bytes | None = None
+        self._metadata: dict[str, Any] | None = None  # None: not read yet, or the version is gone
+
+    @property
+    def version_id(self) -> str | None:
+        self._read_head()
+        return self._version_id
+
+    def _get(self, **extra: Any) -> dict[str, Any] | None:
+        params = {"Bucket": self._bucket, "Key": self._key, **extra}
+        if self._version_id is not None:
+            params["VersionId"] = self._version_id
+        try:
+            return self._s3.get_object(**params)
+        except ClientError as error:
+            if _error_code(error) in ("NoSuchKey", "NoSuchVersion"):
+                return None  # deleted after an earlier verdict
+            raise
+
+    def _read_head(self) -> None:
+        if self._metadata is not None:
+            return
+        try:
+            response = self._get(Range=f"bytes=0-{HEAD_BYTES - 1}")
+        except ClientError as error:
+            if _error_code(error) != "InvalidRange":  # an empty object has no byte 0
+                raise
+            response = self._get()
+        if response is None:
+            return
+        self._head = response["Body"].read()
+        self._version_id = self._version_id or response.get("VersionId")
+        self._metadata = response
+
+    def head(self) -> bytes | None:
+        self._read_head()
+        return self._head
+
+    def content_type(self) -> str | None:
+        self._read_head()
+        return None if self._metadata is None else self._metadata.get("ContentType")
+
+    def is_replica(self) -> bool:
+        self._read_head()
+        return self._metadata is not None and self._metadata.get("ReplicationStatus") == "REPLICA"
+
+    def sha256(self) -> str | None:
+        self._read_head()
+        response = self._get() if self._metadata is not None else None
+        if response is None:
+            return None
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: response["Body"].read(1 << 20), b""):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+
 def _sign_puts_with_sigv4(signature_version: str, **_: Any) -> str | None:
     # botocore presigns S3 URLs with SigV2 unless told otherwise, and SigV2 cannot sign
     # Content-Length; SigV4 signs every header given, so S3 refuses a body of another size.
@@ -312,54 +423,73 @@ class MediaService:
             "headers": {"Content-Type": content_type},
         }
 
-    def process_object(
-        self,
-        key: str,
-        size: int,
-        read_head: Callable[[], bytes | None],
-        *,
-        version_id: str | None = None,
-        is_replica: Callable[[], bool] | None = None,
-    ) -> str:
+    def process_object(self, key: str, size: int, stored: StoredVersion) -> str:
         """Judge one object version: "ready", "rejected" or "ignored"; a redelivery gets the same answer."""
-        # read_head: the first 16 bytes, or None once the version is gone.
-        # is_replica: whether S3 replication (not a client) put the object here.
         parsed = parse_media_key(key)
         if parsed is None:
             logger.warning("ignoring object outside media/<owner>/<media_id>: %r", key)
             return IGNORED
         owner, media_id = parsed
         record = self.store.get(media_id)
-        if record is None and is_replica is not None and is_replica():
+        if record is None and stored.is_replica():
             # The object outran its record's table replication: retry later rather than
             # delete another region's good upload.
             raise MediaNotYetRecorded(f"no media record for replicated object {key!r} yet")
         if record is None or record.owner != owner:
             logger.warning("deleting %r: no upload with that ID was issued to %r", key, owner)
-            self._delete(key, version_id)
+            self._delete(key, stored.version_id)
             return REJECTED
         if record.status == REJECTED:
             # A redelivery, or a reused upload URL: a rejected upload is never served.
-            self._delete(key, version_id)
+            self._delete(key, stored.version_id)
             return REJECTED
+        if record.status == READY:
+            return self._keep_if_accepted(record, key, stored)
 
-        head = read_head() if size > 0 else b""
+        head = stored.head() if size > 0 else b""
         if head is None:
-            logger.info("object %r version %s is gone; nothing to judge", key, version_id)
+            logger.info("object %r version %s is gone; nothing to judge", key, stored.version_id)
             return IGNORED
         actual_type = sniff_content_type(head)
-        reason = _rejection_reason(record, actual_type, size)
+        reason = _rejection_reason(record, actual_type, size, stored.content_type())
         if reason is None and actual_type is not None:
-            if self.store.mark_ready(media_id, actual_type, size) == READY:
-                return READY
+            digest = stored.sha256()
+            if digest is None:
+                return IGNORED  # gone while being judged
+            accepted = self.store.mark_ready(
+                media_id, actual_type, size, sha256=digest, version_id=stored.version_id
+            )
+            if accepted == READY:
+                # Ready now, by this version or (a race on the same URL) another accepted first.
+                return self._keep_if_accepted(self.store.get(media_id), key, stored, digest)
             reason = "another version of the upload was rejected first"
         # Record the verdict before deleting: if deletion then fails, a redelivery finds the
         # record rejected and deletes without judging again.
         final = self.store.mark_rejected(media_id, reason, actual_type=actual_type, actual_size=size)
         if final == READY:
-            # A good version was accepted earlier (URL reused); deleting this one restores it.
+            # A good version was accepted earlier (URL reused): only this version goes.
             logger.warning("deleting a rejected later version of ready media %s: %s", media_id, reason)
-        self._delete(key, version_id)
+            return self._keep_if_accepted(self.store.get(media_id), key, stored)
+        self._delete(key, stored.version_id)
+        return REJECTED
+
+    def _keep_if_accepted(
+        self, record: MediaRecord | None, key: str, stored: StoredVersion, digest: str | None = None
+    ) -> str:
+        """A version of accepted media stays only if it holds the accepted bytes (the accepted
+        version itself, a redelivery, a replica); any other is deleted, never the accepted one."""
+        assert record is not None and record.status == READY
+        digest = digest or stored.sha256()
+        if digest is None:
+            return IGNORED  # gone already
+        if record.accepted_sha256 in (None, digest):
+            return READY
+        if stored.version_id is None:
+            # Without a version ID a delete would remove the accepted bytes too (or hide them).
+            logger.error("media %s was stored over without versioning; cannot restore it", record.media_id)
+            return REJECTED
+        logger.warning("deleting a later upload over accepted media %s", record.media_id)
+        self._delete(key, stored.version_id)
         return REJECTED
 
     def _delete(self, key: str, version_id: str | None) -> None:
@@ -374,8 +504,14 @@ class MediaService:
                 raise
 
 
-def _rejection_reason(record: MediaRecord, actual_type: str | None, size: int) -> str | None:
-    """Why an object fails its record's declaration, in words that finish 'rejected because ...'."""
+def _rejection_reason(
+    record: MediaRecord, actual_type: str | None, size: int, stored_type: str | None
+) -> str | None:
+    """Why an object fails its record's declaration, in words that finish 'rejected because ...'.
+
+    The upload URL is signed for the declared type and size, so S3 refuses any other; an emulator
+    that does not check signatures lets them through, and they are refused here instead.
+    """
     if actual_type is None:
         return "its content is not a JPEG, PNG, GIF, WebP or MP4 file"
     cap = MEDIA_SIZE_CAPS[actual_type]
@@ -385,4 +521,7 @@ def _rejection_reason(record: MediaRecord, actual_type: str | None, size: int) -
         return f"its content is {actual_type}, not {record.declared_type} as declared"
     if size != record.declared_size:
         return f"it is {size} bytes, not {record.declared_size} as declared"
+    media_type = (stored_type or "").split(";")[0].strip().lower()
+    if media_type != record.declared_type:
+        return f"it was stored as {stored_type or 'no type'}, not {record.declared_type} as declared"
     return None

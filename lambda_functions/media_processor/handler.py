@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from botocore.exceptions import ClientError
 
 from aviary.clients import client
-from aviary.media import HEAD_BYTES, IGNORED, MediaService, MediaStore
+from aviary.media import IGNORED, MediaService, MediaStore, S3ObjectVersion
 from lambda_functions.first_use import BuiltOnFirstUse
 
 if TYPE_CHECKING:
@@ -52,46 +52,6 @@ def build_service(
 
 # record_handler looks `service` up per call, so tests can replace it.
 service: Any = BuiltOnFirstUse(lambda: build_service(client("dynamodb"), client("s3")))
-
-
-class ObjectHead:
-    """One object version's first bytes and replication status, fetched by one ranged GET at most."""
-
-    def __init__(self, s3_client: Any, bucket: str, key: str, version_id: str | None) -> None:
-        self._s3 = s3_client
-        self._bucket = bucket
-        self._key = key
-        self._version_id = version_id
-        self._fetched = False
-        self._bytes: bytes | None = None
-        self._replica = False
-
-    def _fetch(self) -> None:
-        if self._fetched:
-            return
-        params = {"Bucket": self._bucket, "Key": self._key, "Range": f"bytes=0-{HEAD_BYTES - 1}"}
-        if self._version_id is not None:
-            params["VersionId"] = self._version_id
-        try:
-            response = self._s3.get_object(**params)
-            self._bytes = response["Body"].read()
-            self._replica = response.get("ReplicationStatus") == "REPLICA"
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code")
-            if code == "InvalidRange":  # an empty object has no byte 0
-                self._bytes = b""
-            elif code not in ("NoSuchKey", "NoSuchVersion"):
-                raise
-            # Otherwise the version is gone (deleted after an earlier verdict): _bytes stays None.
-        self._fetched = True
-
-    def first_bytes(self) -> bytes | None:
-        self._fetch()
-        return self._bytes
-
-    def is_replica(self) -> bool:
-        self._fetch()
-        return self._replica
 
 
 def object_key(s3_record: dict[str, Any]) -> str:
@@ -129,10 +89,9 @@ def _judge(s3_record: dict[str, Any]) -> str:
             # Deleted since (an earlier delivery's verdict): retrying would never find it.
             logger.info("object is gone; nothing to judge", extra={"key": key, "version_id": version_id})
             return IGNORED
-    head = ObjectHead(service.s3_client, bucket, key, version_id)
-    outcome = service.process_object(
-        key, int(size), head.first_bytes, version_id=version_id, is_replica=head.is_replica
-    )
+    # moto's notifications carry no version ID: the version read first is then the one judged.
+    stored = S3ObjectVersion(service.s3_client, bucket, key, version_id)
+    outcome = service.process_object(key, int(size), stored)
     logger.info("media processed", extra={"key": key, "version_id": version_id, "outcome": outcome})
     return outcome
 

@@ -1,8 +1,10 @@
 """What moto's CloudFormation leaves out of a deploy, applied through the service APIs instead.
 
-moto 5.2.5 creates an AWS::S3::Bucket but ignores its NotificationConfiguration (it also cannot
-create Cognito user pools: see identity.py). The deploy applies each bucket's notifications from
-the deployed template, so the template stays the single description of what should exist.
+moto 5.2.5 creates an AWS::S3::Bucket but ignores its NotificationConfiguration and its
+VersioningConfiguration (it also cannot create Cognito user pools: see identity.py). The deploy
+applies each bucket's notifications and versioning from the deployed template, so the template
+stays the single description of what should exist. Versioning matters: accepted media are kept
+immutable by deleting later versions of their key (aviary.media).
 """
 
 from __future__ import annotations
@@ -12,28 +14,49 @@ from pathlib import Path
 from typing import Any
 
 
-def apply_bucket_notifications(
-    template_file: Path, stack: str, cloudformation: Any, sqs: Any, s3: Any
-) -> int:
-    """PutBucketNotificationConfiguration for every bucket of `stack` whose template declares queues."""
+def _buckets(
+    template_file: Path, stack: str, cloudformation: Any
+) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, str]]:
+    """(physical name, properties) of every bucket the deployed template of `stack` declares."""
     resources = json.loads(template_file.read_text())["Resources"]
     physical = {
         r["LogicalResourceId"]: r["PhysicalResourceId"]
         for r in cloudformation.describe_stack_resources(StackName=stack)["StackResources"]
         if r.get("LogicalResourceId")  # moto also lists resources it skipped, without IDs
     }
+    return [
+        (physical[logical_id], resource.get("Properties", {}))
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::S3::Bucket"
+    ], physical
+
+
+def apply_bucket_versioning(template_file: Path, stack: str, cloudformation: Any, s3: Any) -> int:
+    """PutBucketVersioning for every bucket of `stack` whose template turns versioning on."""
+    buckets, _ = _buckets(template_file, stack, cloudformation)
     applied = 0
-    for logical_id, resource in resources.items():
-        if resource["Type"] != "AWS::S3::Bucket":
-            continue
-        declared = resource.get("Properties", {}).get("NotificationConfiguration", {})
+    for name, properties in buckets:
+        if properties.get("VersioningConfiguration", {}).get("Status") == "Enabled":
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+            applied += 1
+    return applied
+
+
+def apply_bucket_notifications(
+    template_file: Path, stack: str, cloudformation: Any, sqs: Any, s3: Any
+) -> int:
+    """PutBucketNotificationConfiguration for every bucket of `stack` whose template declares queues."""
+    buckets, physical = _buckets(template_file, stack, cloudformation)
+    applied = 0
+    for name, properties in buckets:
+        declared = properties.get("NotificationConfiguration", {})
         queues = [
             _queue_configuration(entry, physical, sqs) for entry in declared.get("QueueConfigurations", [])
         ]
         if not queues:
             continue
         s3.put_bucket_notification_configuration(
-            Bucket=physical[logical_id], NotificationConfiguration={"QueueConfigurations": queues}
+            Bucket=name, NotificationConfiguration={"QueueConfigurations": queues}
         )
         applied += 1
     return applied

@@ -22,7 +22,7 @@ from aviary.clients import AWS_CONFIG
 from aviary.schema import SOURCE_OF_TRUTH_TABLES
 from stacks.names import stack_name
 from tools.local_runtime import identity
-from tools.local_runtime.cloudformation_gaps import apply_bucket_notifications
+from tools.local_runtime.cloudformation_gaps import apply_bucket_notifications, apply_bucket_versioning
 from tools.local_runtime.deployment import STREAM_CONSUMERS
 from tools.local_runtime.dynamodb_local import create_tables
 from tools.local_runtime.event_sources import Checkpoints, records_after
@@ -92,6 +92,7 @@ class LocalStage:
             template = self.cdk_out / f"{stack}.template.json"
             cloudformation = self.client("cloudformation", region)
             create_tables(template, stack, cloudformation, self.client("dynamodb", region))
+            apply_bucket_versioning(template, stack, cloudformation, self.client("s3", region))
             apply_bucket_notifications(
                 template, stack, cloudformation, self.client("sqs", region), self.client("s3", region)
             )

@@ -326,7 +326,11 @@ class MediaReplication:
         if record is None or record.status != READY or record.owner != owner:
             return False  # not ready here yet (or never will be): look again next cycle
         s3_source = self.client_for("s3", source)
-        original = s3_source.get_object(Bucket=naming.media_bucket_name(self.account, source), Key=key)
+        # Only the accepted version: a later PUT to the upload URL is not the media (aviary.media).
+        version = {"VersionId": record.accepted_version} if record.accepted_version else {}
+        original = s3_source.get_object(
+            Bucket=naming.media_bucket_name(self.account, source), Key=key, **version
+        )
         if original.get("Metadata", {}).get(REPLICA_METADATA):
             return False
         self.client_for("s3", target).put_object(

@@ -19,7 +19,7 @@ from aviary.clients import AWS_CONFIG
 from aviary.errors import Conflict, ValidationError
 from aviary.ids import is_ulid, new_ulid
 from aviary.keys import media_object_key
-from aviary.media import MediaNotYetRecorded, MediaService, MediaStore, sniff_content_type
+from aviary.media import MediaNotYetRecorded, MediaService, MediaStore, S3ObjectVersion, sniff_content_type
 from aviary.schema import MEDIA
 from aviary.validation import MIB
 from tests.moto_tables import create_tables
@@ -75,20 +75,9 @@ def _put(aws, key, body, content_type="application/octet-stream"):
     return aws[2].put_object(Bucket=BUCKET, Key=key, Body=body, ContentType=content_type)["VersionId"]
 
 
-def _reader(aws, key, version_id):
-    def read_head():
-        try:
-            response = aws[2].get_object(Bucket=BUCKET, Key=key, VersionId=version_id, Range="bytes=0-15")
-        except ClientError:
-            return None
-        return response["Body"].read()
-
-    return read_head
-
-
 def _process(service, aws, key, body, version_id, size=None):
     size = len(body) if size is None else size
-    return service.process_object(key, size, _reader(aws, key, version_id), version_id=version_id)
+    return service.process_object(key, size, S3ObjectVersion(aws[2], BUCKET, key, version_id))
 
 
 def _versions(aws, key):
@@ -377,14 +366,44 @@ def test_an_object_under_another_owner_is_deleted_without_touching_the_real_reco
     assert service.store.get(media_id).status == "pending"
 
 
+class Replica(S3ObjectVersion):
+    """An object S3 replication stored (moto cannot mark one)."""
+
+    def is_replica(self) -> bool:
+        return True
+
+
 def test_a_replica_that_outran_its_record_is_retried_not_deleted(service, aws):
     key = media_object_key("alice", "01KD0000000000000000000009")
     version = _put(aws, key, PNG)
     with pytest.raises(MediaNotYetRecorded):
-        service.process_object(
-            key, len(PNG), _reader(aws, key, version), version_id=version, is_replica=lambda: True
-        )
+        service.process_object(key, len(PNG), Replica(aws[2], BUCKET, key, version))
     assert _versions(aws, key) == [version]
+
+
+def test_accepted_media_pins_its_version_and_bytes_and_keeps_a_replica_of_them(service, aws):
+    media_id, key, version = _upload(service, aws, PNG, "image/png")
+    assert _process(service, aws, key, PNG, version) == "ready"
+    record = service.store.get(media_id)
+    assert (record.accepted_version, record.accepted_sha256) == (version, hashlib.sha256(PNG).hexdigest())
+
+    # Replication stores the same bytes as a version of its own (locally; S3 keeps the ID).
+    replica = _put(aws, key, PNG, "image/png")
+    assert service.process_object(key, len(PNG), Replica(aws[2], BUCKET, key, replica)) == "ready"
+    assert sorted(_versions(aws, key)) == sorted([version, replica])
+
+
+def test_another_valid_file_stored_over_accepted_media_is_deleted_whatever_its_type(service, aws):
+    media_id, key, accepted = _upload(service, aws, PNG, "image/png")
+    _process(service, aws, key, PNG, accepted)
+    swapped = PNG[:-1] + b"\x01"
+    later = _put(aws, key, swapped, "image/png")
+
+    assert _process(service, aws, key, swapped, later) == "rejected"
+
+    assert _versions(aws, key) == [accepted]
+    assert service.store.get(media_id).status == "ready"
+    assert aws[2].get_object(Bucket=BUCKET, Key=key)["Body"].read() == PNG
 
 
 @pytest.mark.parametrize(
@@ -428,17 +447,18 @@ def test_a_ready_upload_stays_ready_and_a_bad_later_version_is_removed(service, 
 
 def test_transitions_only_leave_pending(aws):
     store = MediaStore(aws[0], aws[1])
+    pinned = {"sha256": "0" * 64, "version_id": "v1"}
     store.record_pending("01KD0000000000000000000001", "alice", "image/png", 10, "2027-01-15T08:00:00.123Z")
     store.record_pending("01KD0000000000000000000002", "alice", "image/png", 10, "2027-01-15T08:00:00.123Z")
     assert store.mark_rejected("01KD0000000000000000000001", "bad") == "rejected"
     assert store.mark_rejected("01KD0000000000000000000001", "other reason") == "rejected"  # no-op
-    assert store.mark_ready("01KD0000000000000000000001", "image/png", 10) == "rejected"
+    assert store.mark_ready("01KD0000000000000000000001", "image/png", 10, **pinned) == "rejected"
     assert store.get("01KD0000000000000000000001").reason == "bad"
-    assert store.mark_ready("01KD0000000000000000000002", "image/png", 10) == "ready"
-    assert store.mark_ready("01KD0000000000000000000002", "image/png", 10) == "ready"  # no-op
+    assert store.mark_ready("01KD0000000000000000000002", "image/png", 10, **pinned) == "ready"
+    assert store.mark_ready("01KD0000000000000000000002", "image/png", 10, **pinned) == "ready"  # no-op
     assert store.mark_rejected("01KD0000000000000000000002", "late") == "ready"
     assert store.get("01KD0000000000000000000002").reason is None
-    assert store.mark_ready("01KD0000000000000000000003", "image/png", 10) is None
+    assert store.mark_ready("01KD0000000000000000000003", "image/png", 10, **pinned) is None
     assert store.get("01KD0000000000000000000003") is None  # a transition never creates an item
 
 

@@ -201,7 +201,8 @@ class World:
     def ready_media(self, user: str = "alice") -> str:
         """An upload the media processor accepted."""
         media_id = self.upload(user)
-        assert MediaStore(self.dynamodb, self.tables["media"]).mark_ready(media_id, "image/jpeg", 1234)
+        store = MediaStore(self.dynamodb, self.tables["media"])
+        assert store.mark_ready(media_id, "image/jpeg", 1234, sha256="0" * 64, version_id=None)
         return media_id
 
     def rejected_media(self, user: str = "alice") -> str:

@@ -335,3 +335,55 @@ def test_a_sizeless_event_for_a_deleted_version_is_ignored_not_retried(handler_m
     assert _invoke(handler_module, sizeless) == {"batchItemFailures": []}
     assert _status(aws, media_id) == "rejected"
     assert _invoke(handler_module, sizeless) == {"batchItemFailures": []}
+
+
+# -- accepted media cannot be swapped -------------------------------------------------------------------
+
+OTHER_PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes([7]) * 100  # a valid PNG of the same size
+
+
+def _process(handler_module, key: str, size: int, version_id: str | None) -> dict[str, Any]:
+    return _invoke(handler_module, _sqs_record("m-1", _notification(_s3_record(key, size, version_id))))
+
+
+def test_another_valid_file_put_to_an_accepted_uploads_url_is_removed_and_the_accepted_one_stays(
+    handler_module, aws
+):
+    media_id, key, accepted = _uploaded(aws, PNG, "image/png")
+    _process(handler_module, key, len(PNG), accepted)
+    assert _status(aws, media_id) == "ready"
+
+    # The upload URL stays valid for minutes: the same URL, another PNG of the declared size.
+    later = aws.s3.put_object(Bucket=BUCKET, Key=key, Body=OTHER_PNG, ContentType="image/png")["VersionId"]
+    assert _process(handler_module, key, len(OTHER_PNG), later) == {"batchItemFailures": []}
+
+    assert aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == PNG
+    listing = aws.s3.list_object_versions(Bucket=BUCKET, Prefix=key)
+    assert [v["VersionId"] for v in listing.get("Versions", [])] == [accepted]
+    assert _status(aws, media_id) == "ready"
+
+
+def test_a_file_stored_with_another_content_type_than_declared_is_rejected(handler_module, aws):
+    # S3 refuses a PUT whose Content-Type is not the one the URL was signed for; moto does not check.
+    upload = aws.service.create_upload("alice", "image/png", len(PNG))
+    key = media_object_key("alice", upload["media_id"])
+    version = aws.s3.put_object(Bucket=BUCKET, Key=key, Body=PNG, ContentType="text/html")["VersionId"]
+
+    _process(handler_module, key, len(PNG), version)
+
+    record = aws.service.store.get(upload["media_id"])
+    reason = "it was stored as text/html, not image/png as declared"
+    assert (record.status, record.reason) == ("rejected", reason)
+    assert aws.s3.list_object_versions(Bucket=BUCKET, Prefix=key).get("Versions", []) == []
+
+
+def test_an_event_without_a_version_id_judges_the_version_it_reads(handler_module, aws):
+    # moto's notifications leave out versionId; S3's always carry it.
+    media_id, key, accepted = _uploaded(aws, PNG, "image/png")
+    _process(handler_module, key, len(PNG), None)
+    assert aws.service.store.get(media_id).accepted_version == accepted
+
+    aws.s3.put_object(Bucket=BUCKET, Key=key, Body=OTHER_PNG, ContentType="image/png")
+    _process(handler_module, key, len(OTHER_PNG), None)
+
+    assert aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == PNG

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from aviary.clients import AWS_CONFIG
-from tools.local_runtime.cloudformation_gaps import apply_bucket_notifications
+from tools.local_runtime.cloudformation_gaps import apply_bucket_notifications, apply_bucket_versioning
 
 REGION = "us-east-1"
 STACK = "aviary-media-us-east-1"
@@ -126,3 +126,33 @@ def test_a_template_without_queue_notifications_changes_nothing(aws, tmp_path):
     assert apply_bucket_notifications(template_file, "plain", cloudformation, sqs, s3) == 0
     [bucket] = s3.list_buckets()["Buckets"]
     assert "QueueConfigurations" not in s3.get_bucket_notification_configuration(Bucket=bucket["Name"])
+
+
+def test_versioning_the_template_turns_on_is_applied(aws, tmp_path):
+    cloudformation, s3 = aws["cloudformation"], aws["s3"]
+    body = {
+        "Resources": {
+            "Media": {
+                "Type": "AWS::S3::Bucket",
+                "Properties": {"VersioningConfiguration": {"Status": "Enabled"}},
+            },
+            "Plain": {"Type": "AWS::S3::Bucket"},
+        }
+    }
+    template_file = tmp_path / "media.template.json"
+    template_file.write_text(json.dumps(body))
+    cloudformation.create_stack(StackName="media", TemplateBody=json.dumps(body))
+    physical = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for r in cloudformation.describe_stack_resources(StackName="media")["StackResources"]
+    }
+    # What the gap is: moto made the bucket without versioning.
+    assert "Status" not in s3.get_bucket_versioning(Bucket=physical["Media"])
+
+    assert apply_bucket_versioning(template_file, "media", cloudformation, s3) == 1
+
+    assert s3.get_bucket_versioning(Bucket=physical["Media"])["Status"] == "Enabled"
+    assert "Status" not in s3.get_bucket_versioning(Bucket=physical["Plain"])
+    first = s3.put_object(Bucket=physical["Media"], Key="k", Body=b"1")["VersionId"]
+    second = s3.put_object(Bucket=physical["Media"], Key="k", Body=b"2")["VersionId"]
+    assert first != second

@@ -348,6 +348,10 @@ class Media:
             create_table(self.dynamodb[region], MEDIA)
             location = {} if region == "us-east-1" else {"LocationConstraint": region}
             self.s3[region].create_bucket(Bucket=self.bucket(region), CreateBucketConfiguration=location)
+            self.s3[region].put_bucket_versioning(
+                Bucket=self.bucket(region), VersioningConfiguration={"Status": "Enabled"}
+            )
+        self.versions: dict[str, str] = {}  # media ID -> the version its upload stored
         self.start()
 
     def start(self, state_file: str = "replication.sqlite") -> None:
@@ -374,10 +378,16 @@ class Media:
                 media_id, owner, "image/jpeg", len(JPEG), "2026-11-21T10:00:00.000Z"
             )
         object_key = media_object_key(owner, media_id)
-        self.s3[region].put_object(
+        self.versions[media_id] = self.s3[region].put_object(
             Bucket=self.bucket(region), Key=object_key, Body=JPEG, ContentType="image/jpeg"
-        )
+        )["VersionId"]
         return media_id, object_key
+
+    def accept(self, region: str, media_id: str) -> None:
+        """What the media processor records on accepting the upload's version."""
+        self.store(region).mark_ready(
+            media_id, "image/jpeg", len(JPEG), sha256="0" * 64, version_id=self.versions[media_id]
+        )
 
     def object(self, region: str, object_key: str) -> dict[str, Any] | None:
         try:
@@ -403,7 +413,7 @@ def test_media_is_copied_only_once_the_target_regions_record_is_ready_and_never_
     assert media.replication.sync() == 0  # pending everywhere
     assert media.keys(WEST) == []
 
-    media.store(WEST).mark_ready(media_id, "image/jpeg", len(JPEG))
+    media.accept(WEST, media_id)
     assert media.replication.sync() == 1
     assert media.object(WEST, object_key) == {
         "body": JPEG,
@@ -411,7 +421,7 @@ def test_media_is_copied_only_once_the_target_regions_record_is_ready_and_never_
         "metadata": {REPLICA_METADATA: EAST},
     }
 
-    media.store(EAST).mark_ready(media_id, "image/jpeg", len(JPEG))
+    media.accept(EAST, media_id)
     assert media.replication.sync() == 0
     media.start()  # a restart, over the same state
     assert media.replication.sync() == 0
@@ -428,7 +438,7 @@ def test_media_whose_target_record_is_not_the_owners_ready_upload_is_not_copied(
     if record == "rejected":
         west.mark_rejected(media_id, "its content is not a JPEG, PNG, GIF, WebP or MP4 file")
     elif record == "someone-elses":
-        west.mark_ready(media_id, "image/jpeg", len(JPEG))
+        media.accept(WEST, media_id)
         media.s3[EAST].copy_object(
             Bucket=media.bucket(EAST),
             Key=media_object_key("mallory", media_id),
@@ -447,7 +457,7 @@ def test_media_whose_target_record_is_not_the_owners_ready_upload_is_not_copied(
 
 def test_media_waits_for_a_region_that_is_down(media):
     media_id, object_key = media.upload(EAST)
-    media.store(WEST).mark_ready(media_id, "image/jpeg", len(JPEG))
+    media.accept(WEST, media_id)
     media.down.add(WEST)
 
     assert media.replication.sync() == 0
@@ -467,3 +477,15 @@ def test_a_flush_out_of_time_leaves_the_rest_owed_for_the_next_cycle(regions):
     assert regions.state.outbox_sizes() == {WEST: 3}
     assert regions.replication.flush() == 3
     assert regions.state.outbox_sizes() == {}
+
+
+def test_only_the_accepted_version_of_media_is_copied(media):
+    media_id, object_key = media.upload(EAST)
+    media.accept(WEST, media_id)
+    # The upload URL reused after acceptance: a later version the processor has not removed yet.
+    media.s3[EAST].put_object(
+        Bucket=media.bucket(EAST), Key=object_key, Body=b"\x89PNG swapped", ContentType="image/jpeg"
+    )
+
+    assert media.replication.sync() == 1
+    assert media.object(WEST, object_key)["body"] == JPEG
