@@ -1,4 +1,7 @@
-"""Verification of Cognito-style RS256 ID tokens, returning the caller's handle.
+"""Verification of Cognito-style RS256 ID tokens, returning who the caller is.
+
+The caller is the token's `sub`, the user ID Cognito never changes or reuses; the username is
+only the handle the user would like (aviary.handles).
 
 The signing keys come from an injectable key source (kid -> public key), so tests sign their
 own tokens and hosts read the user pool's JWKS. A lookup never waits on the network.
@@ -16,11 +19,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
-from aviary.errors import AviaryError, ServiceUnavailable, Unauthorized
+from aviary import validation
+from aviary.errors import AviaryError, ServiceUnavailable, Unauthorized, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +43,37 @@ TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*", re.A
 KeySource = Callable[[str], Any]
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: the user ID every key is built from, and the handle asked for (None when
+    the username is not a valid handle)."""
+
+    user_id: str
+    handle: str | None
+
+    @classmethod
+    def of(cls, claims: dict[str, Any]) -> Caller:
+        """From verified claims; Unauthorized if the token names no usable user."""
+        try:
+            user_id = validation.user_id(claims.get("sub"), field=HEADER)
+        except ValidationError:
+            raise _unauthorized("holds a token whose 'sub' is not a user ID; send the ID token") from None
+        username = claims.get(USERNAME_CLAIM)
+        if not isinstance(username, str) or not username:
+            raise _unauthorized(f"holds a token without the '{USERNAME_CLAIM}' claim; send the ID token")
+        try:
+            handle: str | None = validation.handle(username)
+        except ValidationError:
+            handle = None
+        return cls(user_id, handle)
+
+
 def _unauthorized(problem: str) -> Unauthorized:
     return Unauthorized(f"The Authorization header {problem}.", field=HEADER)
 
 
 class TokenVerifier:
-    """Checks signature, issuer, audience and expiry; the handle is the cognito:username claim."""
+    """Checks signature, issuer, audience and expiry; the caller is the token's user (Caller)."""
 
     def __init__(
         self,
@@ -61,13 +91,13 @@ class TokenVerifier:
         self.leeway_seconds = leeway_seconds
         # A client sends the same token for up to an hour: verify its signature once, then only
         # check its expiry. Keyed by the whole token, so only an identical token can match.
-        self._verified: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._verified: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
         self._remembered_tokens = remembered_tokens
         self._clock = clock
         self._verified_lock = threading.Lock()
 
-    def handle_from_authorization(self, header_value: str | None) -> str:
-        """The caller's handle from an 'Authorization: Bearer <token>' header value."""
+    def caller_from_authorization(self, header_value: str | None) -> Caller:
+        """The caller from an 'Authorization: Bearer <token>' header value."""
         if not header_value or not header_value.strip():
             raise _unauthorized("is missing; send 'Authorization: Bearer <ID token>' from your sign-in")
         scheme, _, token = header_value.strip().partition(" ")
@@ -75,25 +105,25 @@ class TokenVerifier:
             raise _unauthorized("must be 'Bearer <ID token>'; sign in and send the ID token you receive")
         return self.verify(token.strip())
 
-    def verify(self, token: str) -> str:
-        """The handle of a valid token's user; Unauthorized (field Authorization) for any other token."""
+    def verify(self, token: str) -> Caller:
+        """The user of a valid token; Unauthorized (field Authorization) for any other token."""
         with self._verified_lock:
             remembered = self._verified.get(token)
         if remembered is not None:
-            handle, expires_at = remembered
+            caller, expires_at = remembered
             if self._clock() <= expires_at + self.leeway_seconds:
-                return handle
+                return caller
             with self._verified_lock:
                 self._verified.pop(token, None)
             raise _unauthorized("holds an expired token; sign in again")
-        handle, expires_at = self._verify_signature_and_claims(token)
+        caller, expires_at = self._verify_signature_and_claims(token)
         with self._verified_lock:
-            self._verified[token] = (handle, expires_at)
+            self._verified[token] = (caller, expires_at)
             if len(self._verified) > self._remembered_tokens:
                 self._verified.popitem(last=False)  # the oldest verified first
-        return handle
+        return caller
 
-    def _verify_signature_and_claims(self, token: str) -> tuple[str, float]:
+    def _verify_signature_and_claims(self, token: str) -> tuple[Caller, float]:
         if len(token) > MAX_TOKEN_CHARS:
             raise _unauthorized(f"holds a token longer than {MAX_TOKEN_CHARS} characters; send the ID token")
         header = _unverified_header(token)
@@ -135,10 +165,7 @@ class TokenVerifier:
                 "holds a token whose signature or claims are invalid; sign in again"
             ) from None
 
-        handle = claims.get(USERNAME_CLAIM)
-        if not isinstance(handle, str) or not handle:
-            raise _unauthorized(f"holds a token without the '{USERNAME_CLAIM}' claim; send the ID token")
-        return handle, float(claims["exp"])
+        return Caller.of(claims), float(claims["exp"])
 
 
 def _unverified_header(token: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from aviary.counts import Counts
-from aviary.keys import FOLLOWER_PREFIX, handle_from_sk, user_pk
+from aviary.keys import FOLLOWER_PREFIX, user_id_from_sk, user_pk
 
 
 class FollowerDirectory:
@@ -38,7 +38,7 @@ class FollowerDirectory:
         while True:
             response = self.dynamodb.query(**request)
             for item in response.get("Items", []):
-                yield handle_from_sk(item["sk"]["S"])
+                yield user_id_from_sk(item["sk"]["S"])
             if "LastEvaluatedKey" not in response:
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]

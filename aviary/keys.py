@@ -6,15 +6,16 @@ reads them; both import the builders here instead of formatting keys themselves.
 
 from __future__ import annotations
 
-# Social graph table (pk, sk). A follow is stored twice, once from each side, so that
-# both "whom do I follow" and "who follows me" are single-partition queries.
+# Social graph table (pk, sk). Users are their IDs (the token's sub), never a handle. A follow is
+# stored twice, once from each side, so that both "whom do I follow" and "who follows me" are
+# single-partition queries.
 USER_PREFIX = "USER#"
 FOLLOWS_PREFIX = "FOLLOWS#"
 FOLLOWER_PREFIX = "FOLLOWER#"
 
 
-def user_pk(handle: str) -> str:
-    return f"{USER_PREFIX}{handle}"
+def user_pk(user_id: str) -> str:
+    return f"{USER_PREFIX}{user_id}"
 
 
 def follows_sk(followee: str) -> str:
@@ -38,16 +39,16 @@ def tweet_pk(tweet_id: str) -> str:
     return f"{TWEET_PREFIX}{tweet_id}"
 
 
-def like_sk(handle: str) -> str:
-    return f"{LIKE_PREFIX}{handle}"
+def like_sk(user_id: str) -> str:
+    return f"{LIKE_PREFIX}{user_id}"
 
 
 def retweet_sk(tweet_id: str) -> str:
     return f"{RETWEET_PREFIX}{tweet_id}"
 
 
-def handle_from_sk(sk: str) -> str:
-    """The handle at the end of a FOLLOWS#/FOLLOWER# sort key."""
+def user_id_from_sk(sk: str) -> str:
+    """The user ID at the end of a FOLLOWS#/FOLLOWER# sort key."""
     return sk.split("#", 1)[1]
 
 
@@ -77,8 +78,8 @@ TIMELINE_ENTRY_ATTRIBUTES = (
 
 # Idempotency table (id): one record per (operation, caller, client key), so two users may
 # happen to pick the same key without colliding.
-def idempotency_id(operation: str, handle: str, key: str) -> str:
-    return f"{operation}#{handle}#{key}"
+def idempotency_id(operation: str, user_id: str, key: str) -> str:
+    return f"{operation}#{user_id}#{key}"
 
 
 # Media bucket: objects live under their owner, so a key alone says whose upload it is.

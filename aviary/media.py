@@ -400,7 +400,7 @@ class MediaService:
         content_type, size = validation.media_upload(content_type, size)
         if not isinstance(owner, str) or not owner or "/" in owner:
             # The owner comes from the verified token, never from the request body.
-            raise ValueError(f"owner must be a handle without '/', not {owner!r}")
+            raise ValueError(f"owner must be a user ID without '/', not {owner!r}")
         now_ms = self._clock_ms()
         media_id = new_ulid(now_ms, self._random_bytes(RANDOM_BYTES))
         key = keys.media_object_key(owner, media_id)

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from aviary.counts import Counts, value_of
-from aviary.keys import FOLLOWS_PREFIX, TIMELINE_ENTRY_ATTRIBUTES, USER_PREFIX, handle_from_sk, user_pk
+from aviary.keys import FOLLOWS_PREFIX, TIMELINE_ENTRY_ATTRIBUTES, USER_PREFIX, user_id_from_sk, user_pk
 from aviary.timeline import TimelinePage, merge_timeline
 from aviary.tweets import SUMMARY_ATTRIBUTES
 
@@ -81,26 +81,26 @@ class TimelineStore:
         self.batch_get_attempts = batch_get_attempts
         self._sleep = sleep
 
-    def read_page(self, handle: str, limit: int, cursor: str | None) -> TimelinePage:
-        """One page of `handle`'s timeline older than `cursor` (a decoded entry key)."""
+    def read_page(self, user: str, limit: int, cursor: str | None) -> TimelinePage:
+        """One page of `user`'s timeline older than `cursor` (a decoded entry key)."""
         # One candidate beyond the limit from each source tells merge_timeline whether more exist.
-        entries = self.timeline_entries(handle, limit + 1, cursor)
-        celebrities = self.celebrities_among(self.followed_handles(handle))
+        entries = self.timeline_entries(user, limit + 1, cursor)
+        celebrities = self.celebrities_among(self.followed_users(user))
         tweets = [tweet for author in celebrities for tweet in self.recent_tweets(author, limit + 1, cursor)]
         return merge_timeline(entries, tweets, limit, cursor)
 
-    def timeline_entries(self, handle: str, count: int, cursor: str | None) -> list[dict[str, Any]]:
-        """Up to `count` materialised entries of `handle`, newest first, older than `cursor`."""
+    def timeline_entries(self, user: str, count: int, cursor: str | None) -> list[dict[str, Any]]:
+        """Up to `count` materialised entries of `user`, newest first, older than `cursor`."""
         request: dict[str, Any] = {
             "TableName": self.timelines_table,
             "KeyConditionExpression": "user_id = :user",
-            "ExpressionAttributeValues": {":user": {"S": handle}},
+            "ExpressionAttributeValues": {":user": {"S": user}},
             "ScanIndexForward": False,
             "ConsistentRead": False,
             **_projection(TIMELINE_ENTRY_ATTRIBUTES),
         }
         if cursor is not None:
-            request["ExclusiveStartKey"] = {"user_id": {"S": handle}, "entry_key": {"S": cursor}}
+            request["ExclusiveStartKey"] = {"user_id": {"S": user}, "entry_key": {"S": cursor}}
         entries: list[dict[str, Any]] = []
         # A page can stop short of Limit at 1 MB; keep going until there are enough or no more.
         while len(entries) < count:
@@ -111,26 +111,26 @@ class TimelineStore:
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return entries
 
-    def followed_handles(self, handle: str) -> list[str]:
-        """Everyone `handle` follows, from the FOLLOWS# side of the social graph."""
+    def followed_users(self, user: str) -> list[str]:
+        """Everyone `user` follows, from the FOLLOWS# side of the social graph."""
         request: dict[str, Any] = {
             "TableName": self.social_graph_table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :follows)",
-            "ExpressionAttributeValues": {":pk": {"S": user_pk(handle)}, ":follows": {"S": FOLLOWS_PREFIX}},
+            "ExpressionAttributeValues": {":pk": {"S": user_pk(user)}, ":follows": {"S": FOLLOWS_PREFIX}},
             "ProjectionExpression": "sk",
             "ConsistentRead": False,
         }
-        handles: list[str] = []
+        users: list[str] = []
         while True:
             response = self.dynamodb.query(**request)
-            handles.extend(handle_from_sk(item["sk"]["S"]) for item in response.get("Items", []))
+            users.extend(user_id_from_sk(item["sk"]["S"]) for item in response.get("Items", []))
             if "LastEvaluatedKey" not in response:
-                return handles
+                return users
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def celebrities_among(self, handles: Iterable[str]) -> list[str]:
-        """Those of `handles` with more followers than the threshold in this region's counts, sorted."""
-        unique = sorted(set(handles))
+    def celebrities_among(self, users: Iterable[str]) -> list[str]:
+        """Those of `users` with more followers than the threshold in this region's counts, sorted."""
+        unique = sorted(set(users))
         celebrities: list[str] = []
         for start in range(0, len(unique), BATCH_GET_MAX_KEYS):
             keys = [Counts.followers_key(h) for h in unique[start : start + BATCH_GET_MAX_KEYS]]

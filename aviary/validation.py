@@ -129,6 +129,20 @@ def tweet_text(value: Any) -> str:
     return text
 
 
+_USER_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}", re.ASCII)
+
+
+def user_id(value: Any, field: str = "user_id") -> str:
+    """A user ID: the `sub` of a user's tokens (Cognito's are UUIDs), kept exactly as given."""
+    if not isinstance(value, str) or not _USER_ID_PATTERN.fullmatch(value):
+        raise ValidationError(
+            f"{field} must be a user ID of 1 to 128 letters, digits, '-' or '_', not "
+            f"{shown(value) if isinstance(value, str) else _kind(value)}.",
+            field=field,
+        )
+    return value
+
+
 def handle(value: Any, field: str = "handle") -> str:
     """A user handle, lower-cased because handles are case-insensitive."""
     if not isinstance(value, str):

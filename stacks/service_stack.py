@@ -139,10 +139,11 @@ class RegionalServiceStack(Stack):
             "dynamodb:DeleteItem",
             "dynamodb:ConditionCheckItem",
         ]
+        # Every route claims its caller's handle in the social graph on their first request.
         api_tables = {
             "tweets": [TWEETS, SOCIAL_GRAPH, IDEMPOTENCY, MEDIA],
             "users": [SOCIAL_GRAPH],
-            "media": [MEDIA],
+            "media": [MEDIA, SOCIAL_GRAPH],
         }
         self.api_functions: dict[str, lambda_.Function] = {}
         for group, schemas in api_tables.items():

@@ -25,7 +25,8 @@ from typing import Any
 
 PROJECT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
-BENCH_USER = "bench-user"
+BENCH_USER = "bench_user"  # the username the token carries
+BENCH_USER_ID = "bench-user-id"  # its sub: what the host keys timelines on
 PAGE_SIZE = 20
 STARTUP_SECONDS = 30
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Bench"
@@ -69,7 +70,7 @@ def _signed_token() -> tuple[str, Any]:
 
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "bench-sub", "cognito:username": BENCH_USER}
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": BENCH_USER_ID, "cognito:username": BENCH_USER}
     claims |= {"token_use": "id", "iat": now, "exp": now + 24 * 3600}
     token = jwt.encode(claims, private_key, algorithm="RS256", headers={"kid": KEY_ID})
     return token, private_key.public_key()
@@ -82,7 +83,7 @@ def _timeline_app(workdir: Path) -> tuple[Any, str]:
     from hosts.timeline_service.service import TimelineService
 
     cache = TimelineCache(workdir / "cache.sqlite")
-    cache.put(BENCH_USER, None, PAGE_SIZE, sample_page(), fetched_at=time.time())
+    cache.put(BENCH_USER_ID, None, PAGE_SIZE, sample_page(), fetched_at=time.time())
     # Fresh for the whole run: every request takes the hit path (token check, SQLite read, JSON).
     service = TimelineService(_NoDynamoDB(), cache, fresh_seconds=24 * 3600)
     token, public_key = _signed_token()

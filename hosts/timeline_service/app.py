@@ -73,10 +73,10 @@ async def error_bodies(
 
 
 async def get_timeline(request: web.Request) -> web.Response:
-    handle = request.app[VERIFIER].handle_from_authorization(request.headers.get("Authorization"))
+    caller = request.app[VERIFIER].caller_from_authorization(request.headers.get("Authorization"))
     limit = parse_limit(request.query.get("limit"))
     cursor = decode_cursor(request.query.get("cursor"))
-    result = await request.app[SERVICE].timeline(handle, limit, cursor)
+    result = await request.app[SERVICE].timeline(caller.user_id, limit, cursor)
     headers = {"Cache-Control": "private, no-store"}
     if result.stale:
         headers["X-Aviary-Stale"] = "true"

@@ -27,11 +27,11 @@ from hosts.timeline_service.cache import TimelineCache
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 2
-PageKey = tuple[str, str | None, int]  # (handle, decoded cursor, limit)
+PageKey = tuple[str, str | None, int]  # (user_id, decoded cursor, limit)
 
 
 class PageReader(Protocol):
-    def read_page(self, handle: str, limit: int, cursor: str | None) -> TimelinePage: ...
+    def read_page(self, user_id: str, limit: int, cursor: str | None) -> TimelinePage: ...
 
 
 class _Overloaded(Exception):
@@ -79,20 +79,20 @@ class TimelineService:
         self._cache_writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="timeline-cache-write")
         self._pending: dict[PageKey, asyncio.Future[str]] = {}
 
-    async def timeline(self, handle: str, limit: int, cursor: str | None) -> TimelineResult:
-        """A page of `handle`'s timeline after `cursor` (a decoded entry key, None for the newest)."""
+    async def timeline(self, user_id: str, limit: int, cursor: str | None) -> TimelineResult:
+        """A page of `user_id`'s timeline after `cursor` (a decoded entry key, None for the newest)."""
         looked_at = self.clock()
         # On the event loop: a WAL read of one row never waits on the writer.
-        cached = self.cache.get_json(handle, cursor, limit, now=looked_at)
+        cached = self.cache.get_json(user_id, cursor, limit, now=looked_at)
         if cached is not None and cached[1] < self.fresh_seconds:
             return TimelineResult(cached[0], stale=False, age_seconds=cached[1])
 
         try:
-            read = self._read((handle, cursor, limit))
+            read = self._read((user_id, cursor, limit))
             # shield: one caller giving up must not cancel the read others share.
             page_json = await asyncio.wait_for(asyncio.shield(read), self.deadline_seconds)
         except DEPENDENCY_FAILURES as error:
-            log.warning("Timeline read for %s failed (%s: %s)", handle, type(error).__name__, error)
+            log.warning("Timeline read for %s failed (%s: %s)", user_id, type(error).__name__, error)
             if cached is not None:
                 age = cached[1] + max(0.0, self.clock() - looked_at)
                 return TimelineResult(cached[0], stale=True, age_seconds=age)
@@ -103,9 +103,9 @@ class TimelineService:
             ) from None
         return TimelineResult(page_json, stale=False, age_seconds=0.0)
 
-    def _read_json(self, handle: str, limit: int, cursor: str | None) -> str:
+    def _read_json(self, user_id: str, limit: int, cursor: str | None) -> str:
         # Serialised in the read thread, so the event loop never spends time on a large page.
-        return json.dumps(self.store.read_page(handle, limit, cursor), separators=(",", ":"))
+        return json.dumps(self.store.read_page(user_id, limit, cursor), separators=(",", ":"))
 
     def _read(self, key: PageKey) -> asyncio.Future[str]:
         """The read of `key` under way, or a new one: concurrent misses of one page share one read."""
@@ -114,9 +114,11 @@ class TimelineService:
             return pending
         if len(self._pending) >= self.max_pending_reads:
             raise _Overloaded(f"{len(self._pending)} reads already pending")
-        handle, cursor, limit = key
+        user_id, cursor, limit = key
         started = self.clock()
-        read = asyncio.get_running_loop().run_in_executor(self._reads, self._read_json, handle, limit, cursor)
+        read = asyncio.get_running_loop().run_in_executor(
+            self._reads, self._read_json, user_id, limit, cursor
+        )
         self._pending[key] = read
         read.add_done_callback(lambda done: self._finished(key, started, done))
         return read
@@ -126,10 +128,10 @@ class TimelineService:
         if read.cancelled() or read.exception() is not None:
             return  # the waiters report it; retrieving it here keeps asyncio from warning
         # Cache even a read that finished after every waiter gave up: the next caller gains.
-        handle, cursor, limit = key
+        user_id, cursor, limit = key
         with contextlib.suppress(RuntimeError):  # raised only once close() has run
             self._cache_writes.submit(
-                self.cache.put_json, handle, cursor, limit, read.result(), fetched_at=started
+                self.cache.put_json, user_id, cursor, limit, read.result(), fetched_at=started
             )
 
     def close(self) -> None:

@@ -1,7 +1,8 @@
 """HTTP API (payload format 2.0) events in, JSON responses out: what every route group shares.
 
-The caller is whoever the JWT authorizer says signed in (the `cognito:username` claim); a
-route never takes the acting user from the path or the body, so nobody can act as someone else.
+The caller is whoever the JWT authorizer says signed in: the token's `sub`, the user ID (never the
+username's spelling, which only names the handle the caller claims). A route never takes the
+acting user from the path or the body, so nobody can act as someone else.
 """
 
 from __future__ import annotations
@@ -9,13 +10,16 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-from aviary import validation
+from aviary import clients, validation
+from aviary.auth import Caller
 from aviary.errors import (
     AviaryError,
     NotFound,
@@ -24,9 +28,8 @@ from aviary.errors import (
     UnsupportedMediaType,
     ValidationError,
 )
+from aviary.handles import Handles
 from lambda_functions.api.routes import BODY_ROUTES
-
-USERNAME_CLAIM = "cognito:username"
 
 # DynamoDB answers that mean "slow down / try again", not "your request is wrong".
 _RETRYABLE_CODES = frozenset(
@@ -45,7 +48,8 @@ _RETRYABLE_CODES = frozenset(
 @dataclass(frozen=True)
 class ApiRequest:
     route_key: str  # e.g. "POST /tweets/{id}/like"
-    caller: str  # the signed-in user's handle, lower-case
+    caller: str  # the signed-in user's ID (the token's sub)
+    handle: str | None  # the handle the signed-in user claims (their username, lower-cased)
     path: Mapping[str, str]
     headers: Mapping[str, str]  # names lower-cased, as HTTP APIs deliver them
     body: str | None
@@ -57,6 +61,12 @@ class ApiRequest:
         return body
 
 
+@cache
+def handle_registry() -> Handles:
+    """The handle registry over this region's social-graph table, built once per process."""
+    return Handles(clients.client("dynamodb"), os.environ["AVIARY_SOCIAL_GRAPH_TABLE"])
+
+
 Response = tuple[int, Any] | tuple[int, Any, Mapping[str, str]]
 Route = Callable[[ApiRequest], Response]
 
@@ -64,11 +74,11 @@ Route = Callable[[ApiRequest], Response]
 def parse_request(event: Mapping[str, Any]) -> ApiRequest:
     context = event.get("requestContext") or {}
     claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
-    username = claims.get(USERNAME_CLAIM)
-    if not isinstance(username, str) or not username:
+    if not claims:
         raise Unauthorized(
             "No signed-in user: send 'Authorization: Bearer <ID token>'.", field="Authorization"
         )
+    caller = Caller.of(claims)
     body = event.get("body")
     if body is not None and event.get("isBase64Encoded"):
         try:
@@ -79,7 +89,8 @@ def parse_request(event: Mapping[str, Any]) -> ApiRequest:
             raise ValidationError("The body must be base64-encoded UTF-8 JSON.", field="body") from None
     return ApiRequest(
         route_key=str(event.get("routeKey", "")),
-        caller=validation.handle(username, field="Authorization"),
+        caller=caller.user_id,
+        handle=caller.handle,
         path=event.get("pathParameters") or {},
         headers={str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()},
         body=body,
@@ -121,8 +132,11 @@ def error_response(error: AviaryError) -> dict[str, Any]:
     return json_response(error.http_status, error.to_body(), headers)
 
 
-def dispatch(event: Mapping[str, Any], routes: Mapping[str, Route], log: logging.Logger) -> dict[str, Any]:
-    """Run the route the event names; every outcome is a JSON response, never an exception."""
+def dispatch(
+    event: Mapping[str, Any], routes: Mapping[str, Route], log: logging.Logger, handles: Handles | None = None
+) -> dict[str, Any]:
+    """Run the route the event names; every outcome is a JSON response, never an exception. The
+    caller's handle is claimed on their first successful request (`handles`), so others can follow them."""
     try:
         request = parse_request(event)
         route = routes.get(request.route_key)
@@ -130,6 +144,8 @@ def dispatch(event: Mapping[str, Any], routes: Mapping[str, Route], log: logging
             raise NotFound(f"There is no route {request.route_key!r}.", field=None)
         check_body_kind(request)
         status, body, *extra = route(request)
+        if handles is not None and request.handle is not None and status < 400:
+            _claim_handle(handles, request, log)
         return json_response(status, body, extra[0] if extra else None)
     except AviaryError as error:
         return error_response(error)
@@ -151,6 +167,15 @@ def dispatch(event: Mapping[str, Any], routes: Mapping[str, Route], log: logging
     except Exception:
         log.exception("unhandled error")
         return _internal_error()
+
+
+def _claim_handle(handles: Handles, request: ApiRequest, log: logging.Logger) -> None:
+    # Only after the route succeeded, so a refused request writes nothing at all; and a claim that
+    # fails does not turn what was done into an error: the caller's next request claims again.
+    try:
+        handles.claim(request.caller, request.handle or "")
+    except (ClientError, ConnectionError, HTTPClientError):
+        log.warning("could not claim handle %r; the next request will", request.handle, exc_info=True)
 
 
 def _internal_error() -> dict[str, Any]:

@@ -12,7 +12,7 @@ from aws_lambda_powertools import Logger, Metrics
 
 from aviary import clients
 from aviary.media import MediaService, MediaStore
-from lambda_functions.api.http import ApiRequest, Route, dispatch
+from lambda_functions.api.http import ApiRequest, Route, dispatch, handle_registry
 
 logger = Logger(service="api-media")
 metrics = Metrics(namespace="Aviary", service="api-media")
@@ -40,4 +40,4 @@ def _routes() -> Mapping[str, Route]:
 
 @metrics.log_metrics
 def handler(event: Mapping[str, Any], _context: Any) -> dict[str, Any]:
-    return dispatch(event, _routes(), logger)
+    return dispatch(event, _routes(), logger, handle_registry())

@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aviary import clients, validation
 from aviary.media import MediaStore
 from aviary.tweet_service import TweetService
-from lambda_functions.api.http import ApiRequest, Route, dispatch
+from lambda_functions.api.http import ApiRequest, Route, dispatch, handle_registry
 
 logger = Logger(service="api-tweets")
 metrics = Metrics(namespace="Aviary", service="api-tweets")
@@ -90,4 +90,4 @@ def _routes() -> Mapping[str, Route]:
 
 @metrics.log_metrics
 def handler(event: Mapping[str, Any], _context: Any) -> dict[str, Any]:
-    return dispatch(event, _routes(), logger)
+    return dispatch(event, _routes(), logger, handle_registry())

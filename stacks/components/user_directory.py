@@ -14,7 +14,8 @@ from stacks.acknowledge import acknowledge
 
 
 class UserDirectory(Construct):
-    """A user's handle is their Cognito username; ID tokens carry it as `cognito:username`.
+    """A user is their Cognito `sub` (the ID every key holds); their username, lower-cased, is the
+    handle they claim on their first request (aviary.handles). Usernames match case-insensitively.
 
     Tokens are verified in every region without calling this one (see TokenSettingsPublisher),
     so losing the primary region stops new sign-ins, not reads or writes with live tokens.

@@ -20,6 +20,7 @@ from tests.e2e.concurrency import Call, Settled, at_once
 from tests.e2e.local_stage import LocalStageUnderTest, walkthrough_script
 from tools.drills import region_drill
 from tools.drills.region_drill import request
+from tools.local_runtime import identity
 from tools.local_runtime.control import LocalStage
 
 
@@ -83,8 +84,10 @@ def test_deploy_prints_every_endpoint_and_each_region_answers(stage):
 
 def test_walkthrough_follow_post_and_read_in_the_other_region(walkthrough):
     objects = _json_lines(walkthrough)
-    assert {"handle": "alice", "following": True} in objects
-    posted = [o for o in objects if o.get("author") == "alice"]
+    [followed] = [o for o in objects if o.get("handle") == "alice"]
+    assert followed["following"] is True
+    # Tweets name their author by user ID, the one the handle "alice" maps to.
+    posted = [o for o in objects if o.get("author") == followed["user_id"]]
     assert [p["text"] for p in posted] == [
         "Hello from us-east-1",
         "A picture",
@@ -194,12 +197,18 @@ def tokens(local) -> dict[str, str]:
     return {user: local.token(user) for user in users}
 
 
+@pytest.fixture(scope="session")
+def ids(tokens) -> dict[str, str]:
+    """Each user's ID (their tokens' sub), which every key holds, by username."""
+    return {user: identity.caller_of(token).user_id for user, token in tokens.items()}
+
+
 def settled(local: LocalStage) -> list[Settled]:
     local.settle(timeout_seconds=180)
     return [Settled(local, region) for region in local.settings.regions]
 
 
-def test_concurrent_posts_beside_failing_transactions_are_all_stored_once_everywhere(local, tokens):
+def test_concurrent_posts_beside_failing_transactions_are_all_stored_once_everywhere(local, tokens, ids):
     front = local.settings.front_door_url
     at_once(front, [Call("POST", "/users/cc_author/follow", tokens["cc_reader"])])
     [(status, doomed)] = at_once(
@@ -220,14 +229,14 @@ def test_concurrent_posts_beside_failing_transactions_are_all_stored_once_everyw
     assert [status for status, _ in answers[1::2]] == [404] * 40  # the deleted tweet's transactions fail
     assert len(set(posted)) == 40
     for region in settled(local):
-        live = {tid for tid, item in region.tweets("cc_author").items() if not item["deleted"]["BOOL"]}
+        live = {tid for tid, item in region.tweets(ids["cc_author"]).items() if not item["deleted"]["BOOL"]}
         assert set(posted) <= live, region.region
-        timeline = region.timeline("cc_reader")
+        timeline = region.timeline(ids["cc_reader"])
         assert sorted(tid for tid in timeline if tid in set(posted)) == sorted(posted), region.region
         assert doomed["id"] not in timeline and not region.likers(doomed["id"])
 
 
-def test_racing_likes_and_unlikes_leave_counts_equal_to_the_likes_held_everywhere(local, tokens):
+def test_racing_likes_and_unlikes_leave_counts_equal_to_the_likes_held_everywhere(local, tokens, ids):
     front = local.settings.front_door_url
     [(status, tweet)] = at_once(
         front, [Call("POST", "/tweets", tokens["cc_author"], {"text": "likeable"}, "cc-like-1")]
@@ -243,12 +252,12 @@ def test_racing_likes_and_unlikes_leave_counts_equal_to_the_likes_held_everywher
     regions = settled(local)
     for region in regions:
         likers = region.likers(tweet["id"])
-        assert "cc_fan0" in likers
+        assert ids["cc_fan0"] in likers
         assert region.like_count(tweet["id"]) == len(likers), region.region
     assert len({frozenset(region.likers(tweet["id"])) for region in regions}) == 1
 
 
-def test_racing_follows_and_unfollows_leave_both_edges_and_the_count_in_step_everywhere(local, tokens):
+def test_racing_follows_and_unfollows_leave_both_edges_and_the_count_in_step_everywhere(local, tokens, ids):
     front = local.settings.front_door_url
     calls = [Call("POST", "/users/cc_poster/follow", tokens["cc_fan0"]) for _ in range(20)]
     for n in range(1, 6):
@@ -260,13 +269,15 @@ def test_racing_follows_and_unfollows_leave_both_edges_and_the_count_in_step_eve
 
     assert all(status in (200, 503) for status, _ in answers), answers
     for region in settled(local):
-        followers = region.followers("cc_poster")
-        following = {user for user in tokens if "cc_poster" in region.follows(user)}
-        assert followers == following and "cc_fan0" in followers, region.region
-        assert region.counts.followers("cc_poster") == len(followers), region.region
+        followers = region.followers(ids["cc_poster"])
+        following = {ids[user] for user in tokens if ids["cc_poster"] in region.follows(ids[user])}
+        assert followers == following and ids["cc_fan0"] in followers, region.region
+        assert region.counts.followers(ids["cc_poster"]) == len(followers), region.region
 
 
-def test_a_replay_and_a_conflict_between_posts_leave_exactly_the_accepted_tweets_everywhere(local, tokens):
+def test_a_replay_and_a_conflict_between_posts_leave_exactly_the_accepted_tweets_everywhere(
+    local, tokens, ids
+):
     front = local.settings.front_door_url
     poster = tokens["cc_poster"]
     at_once(front, [Call("POST", "/users/cc_poster/follow", tokens["cc_reader"])])
@@ -283,15 +294,15 @@ def test_a_replay_and_a_conflict_between_posts_leave_exactly_the_accepted_tweets
     for region in settled(local):
         live = {
             item["text"]["S"]: tid
-            for tid, item in region.tweets("cc_poster").items()
+            for tid, item in region.tweets(ids["cc_poster"]).items()
             if not item["deleted"]["BOOL"]
         }
         assert live == {"first": first["id"], "second": second["id"]}, region.region
-        timeline = region.timeline("cc_reader")
+        timeline = region.timeline(ids["cc_reader"])
         assert timeline.count(first["id"]) == timeline.count(second["id"]) == 1, region.region
 
 
-def test_one_key_posted_many_times_at_once_makes_one_tweet(local, tokens):
+def test_one_key_posted_many_times_at_once_makes_one_tweet(local, tokens, ids):
     front = local.settings.front_door_url
     call = Call("POST", "/tweets", tokens["cc_fan9"], {"text": "only once"}, "cc-same-key-1")
     answers = at_once(front, [call] * 30)
@@ -301,12 +312,12 @@ def test_one_key_posted_many_times_at_once_makes_one_tweet(local, tokens):
     for region in settled(local):
         assert [
             tid
-            for tid, item in region.tweets("cc_fan9").items()
+            for tid, item in region.tweets(ids["cc_fan9"]).items()
             if item.get("text", {}).get("S") == "only once"
         ] == list(accepted)
 
 
-def test_deleting_a_tweet_takes_its_retweets_out_of_every_timeline_in_every_region(local, tokens):
+def test_deleting_a_tweet_takes_its_retweets_out_of_every_timeline_in_every_region(local, tokens, ids):
     front = local.settings.front_door_url
     at_once(front, [Call("POST", "/users/cc_fan1/follow", tokens["cc_fan2"])])
     [(status, original)] = at_once(
@@ -317,18 +328,48 @@ def test_deleting_a_tweet_takes_its_retweets_out_of_every_timeline_in_every_regi
     )
     assert (status, retweeted, retweet["original"]["text"]) == (201, 201, "regretted")
     for region in settled(local):
-        assert retweet["id"] in region.timeline("cc_fan2"), region.region
+        assert retweet["id"] in region.timeline(ids["cc_fan2"]), region.region
 
     [(deleted, _)] = at_once(front, [Call("DELETE", f"/tweets/{original['id']}", tokens["cc_author"])])
     assert deleted == 200
     for region in settled(local):
-        assert retweet["id"] not in region.timeline("cc_fan2"), region.region
-        assert region.tweets("cc_fan1")[retweet["id"]]["deleted"] == {"BOOL": True}
+        assert retweet["id"] not in region.timeline(ids["cc_fan2"]), region.region
+        assert region.tweets(ids["cc_fan1"])[retweet["id"]]["deleted"] == {"BOOL": True}
         status, body, _ = request(
             f"{local.settings.api_url(region.region)}/tweets/{retweet['id']}",
             headers={"Authorization": f"Bearer {tokens['cc_fan2']}"},
         )
         assert status == 404 and "regretted" not in json.dumps(body), region.region
+
+
+def test_a_user_is_their_id_whatever_the_spelling_of_their_username(local, tokens, ids):
+    front = local.settings.front_door_url
+    location = identity.user_pool_location(local.client("ssm"))
+    cognito = local.client("cognito-idp", location["region"])
+    # Straight to the pool, past make token's lower-casing: moto's pool takes a second account
+    # whose username differs from another's only by case.
+    dave = identity.id_token(cognito, location, "Dave")
+    impostor = identity.id_token(cognito, location, "CC_AUTHOR")
+    assert identity.caller_of(impostor).user_id != ids["cc_author"]
+
+    [(posted, own)] = at_once(front, [Call("POST", "/tweets", dave, {"text": "Dave's own"}, "cc-dave-1")])
+    [(_, victim)] = at_once(
+        front, [Call("POST", "/tweets", tokens["cc_author"], {"text": "not yours"}, "cc-victim-1")]
+    )
+    [(deleted, _)] = at_once(front, [Call("DELETE", f"/tweets/{victim['id']}", impostor)])
+    [(followed, follow)] = at_once(front, [Call("POST", "/users/CC_Author/follow", impostor)])
+    [(_, dave_followed)] = at_once(front, [Call("POST", "/users/DAVE/follow", tokens["cc_reader"])])
+    [(unknown, missing)] = at_once(front, [Call("POST", "/users/nobody_here/follow", dave)])
+
+    assert (posted, deleted, followed, unknown) == (201, 403, 200, 404)
+    assert follow["user_id"] == ids["cc_author"]  # the handle stays the first account's
+    assert dave_followed["user_id"] == identity.caller_of(dave).user_id == own["author"]
+    assert missing["error"]["field"] == "handle"
+    local.settle()
+    authorized = {"Authorization": f"Bearer {dave}"}
+    status, page, _ = request(f"{front}/timeline", headers=authorized)
+    assert status == 200 and own["id"] in [item["tweet_id"] for item in page["items"]]
+    assert request(f"{front}/tweets/{victim['id']}", headers=authorized)[0] == 200
 
 
 def test_a_short_mixed_load_with_a_region_failure_keeps_every_invariant(stage):

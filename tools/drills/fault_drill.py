@@ -48,7 +48,8 @@ from moto import mock_aws
 
 from aviary.clients import AWS_CONFIG
 from aviary.counts import Counts, EdgeCounter
-from aviary.keys import FOLLOWER_PREFIX, handle_from_sk, tweet_id_from_entry_key, user_pk
+from aviary.handles import Handles
+from aviary.keys import FOLLOWER_PREFIX, tweet_id_from_entry_key, user_id_from_sk, user_pk
 from aviary.media import MediaStore
 from aviary.schema import ALL_TABLES
 from aviary.social_graph import SocialGraph
@@ -58,7 +59,7 @@ from lambda_functions.api import users as users_api
 from lambda_functions.api.http import dispatch
 from tests.aws_fakes import FAKE_CREDENTIALS, CountingClient
 from tests.moto_tables import create_tables
-from tests.unit.lambda_functions.api_events import api_event
+from tests.unit.lambda_functions.api_events import api_event, jwt_claims
 from tools.drills.result import DrillResult
 from tools.local_runtime.event_sources import (
     LambdaContext,
@@ -221,7 +222,8 @@ class ApiClient:
 
     def send(self, route_key: str, *, user: str, expect: int, **event: Any) -> dict[str, Any] | None:
         """The first non-503 response (None if every attempt got a 503); other statuses are counted."""
-        request = api_event(route_key, user=user, **event)
+        # The drill's user IDs are its usernames, so the tables it checks read as its plan does.
+        request = api_event(route_key, claims={**jwt_claims(user), "sub": user}, **event)
         for _ in range(MAX_ATTEMPTS):
             response = dispatch(request, self.routes, self.log)
             if response["statusCode"] != 503:
@@ -591,7 +593,7 @@ def _stored_graph(
             ConsistentRead=True,
         )
         followers[user] = {
-            handle_from_sk(item["sk"]["S"]) for item in items if item["sk"]["S"].startswith(FOLLOWER_PREFIX)
+            user_id_from_sk(item["sk"]["S"]) for item in items if item["sk"]["S"].startswith(FOLLOWER_PREFIX)
         }
     return followers, {user: counts.followers(user) for user in users}
 
@@ -694,6 +696,9 @@ class _Drill:
         self.tables = create_tables(self.dynamodb, ALL_TABLES)
         self.api = ApiClient(self._routes(), _quiet_logger("tools.drills.fault_drill.api"))
         users = _users(self.tweets)
+        handles = Handles(self.dynamodb, self.tables["social-graph"])
+        for user in users:  # signed up: each holds the handle it is followed by
+            handles.claim(user, user)
         for follower, followee in _follow_plan(users, self.plan_rng):
             self.api.send("POST /users/{handle}/follow", user=follower, expect=200, path={"handle": followee})
         self._count_edges()
@@ -802,7 +807,8 @@ class _Drill:
             random_bytes=self.id_rng.randbytes,
         )
         graph = SocialGraph(client, self.tables["social-graph"])
-        return {**tweets_api.routes(service), **users_api.routes(graph)}
+        handles = Handles(client, self.tables["social-graph"])
+        return {**tweets_api.routes(service), **users_api.routes(graph, handles)}
 
     def _fanout(self, *, timeline_cap: int) -> tuple[Callable[[dict[str, Any], Any], Any], Callable[[], Any]]:
         """The fan-out handler over a failing client (watched by `self.applied`), and its contexts."""

@@ -21,6 +21,7 @@ from typing import Any
 
 from tools.drills.region_drill import RETRY_DELAY_SECONDS, request
 from tools.load import invariants
+from tools.local_runtime import identity
 from tools.local_runtime.control import LocalStage
 from tools.local_runtime.deployment import read_deployment
 from tools.local_runtime.settings import PROJECT
@@ -103,6 +104,12 @@ class CpuMeter:
         for key, ticks in self.last.items():
             used[key[0]] += ticks - self.first[key]
         return {name: used[name] / CLOCK_TICKS / seconds for name in sorted(used)}
+
+
+def _by_user_id(follows: dict[str, list[str]], tokens: dict[str, str]) -> dict[str, list[str]]:
+    """The follow graph by user ID (what the tables hold) instead of by handle."""
+    ids = {user: identity.caller_of(token).user_id for user, token in tokens.items()}
+    return {ids[user]: [ids[followee] for followee in followees] for user, followees in follows.items()}
 
 
 def stage_pids(stage: LocalStage) -> dict[str, int]:
@@ -202,7 +209,7 @@ def _load(
     findings = invariants.check(
         stage,
         accepted_posts=result["accepted_posts"],
-        follows=follows,
+        follows=_by_user_id(follows, tokens),
         token=tokens[users[0]],
         timelines_tables=timelines,
         internal_errors=internal_errors,

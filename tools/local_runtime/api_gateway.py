@@ -99,7 +99,7 @@ class LocalHttpApi:
     def _claims(self, authorization: str | None) -> dict[str, str] | None:
         """The verified ID token's claims, stringified as the JWT authorizer passes them; None if refused."""
         try:
-            self.verifier.handle_from_authorization(authorization)
+            self.verifier.caller_from_authorization(authorization)
         except AviaryError:
             return None
         token = (authorization or "").strip().partition(" ")[2].strip()

@@ -17,9 +17,10 @@ from typing import Any
 
 import boto3
 
-from aviary import naming
+from aviary import naming, validation
 from aviary.clients import AWS_CONFIG
-from aviary.schema import SOURCE_OF_TRUTH_TABLES
+from aviary.handles import Handles
+from aviary.schema import SOCIAL_GRAPH, SOURCE_OF_TRUTH_TABLES
 from stacks.names import stack_name
 from tools.local_runtime import identity
 from tools.local_runtime.cloudformation_gaps import apply_bucket_notifications, apply_bucket_versioning
@@ -377,9 +378,16 @@ class LocalStage:
     # -- users ----------------------------------------------------------------------------------
 
     def token(self, username: str) -> str:
+        """An ID token for a demo user, signed up on first use; their handle is claimed at sign-in, so
+        others can follow them before they have made a request. The production pool matches
+        usernames case-insensitively and moto's does not, so the name is lower-cased here."""
         self._running()
+        username = validation.handle(username, field="USER")
         location = identity.user_pool_location(self.client("ssm"))
-        return identity.id_token(self.client("cognito-idp", location["region"]), location, username)
+        token = identity.id_token(self.client("cognito-idp", location["region"]), location, username)
+        graph = naming.table_name(SOCIAL_GRAPH)
+        identity.claim_handle(Handles(self.client("dynamodb", location["region"]), graph), token)
+        return token
 
     def endpoints(self) -> list[str]:
         lines = [f"front door (failover)  {self.settings.front_door_url}"]

@@ -13,7 +13,11 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
-from aviary import naming, validation
+import jwt
+
+from aviary import naming
+from aviary.auth import Caller
+from aviary.handles import Handles
 from lambda_functions.token_settings.publisher import publish
 from tools.local_runtime.settings import LocalSettings
 
@@ -78,24 +82,37 @@ def _fetch_from_moto(settings: LocalSettings, url: str) -> Any:
 
 
 def id_token(cognito: Any, location: dict[str, str], username: str) -> str:
-    """An ID token for the demo user `username`, signing them up first if they are new."""
-    handle = validation.handle(username, field="USER")
+    """An ID token for the demo user signed up as `username` (exactly as spelled), signing them up
+    first if they are new."""
     with contextlib.suppress(cognito.exceptions.UsernameExistsException):
         cognito.admin_create_user(
             UserPoolId=location["userPoolId"],
-            Username=handle,
+            Username=username,
             TemporaryPassword=DEMO_PASSWORD,
             MessageAction="SUPPRESS",
         )
     cognito.admin_set_user_password(
-        UserPoolId=location["userPoolId"], Username=handle, Password=DEMO_PASSWORD, Permanent=True
+        UserPoolId=location["userPoolId"], Username=username, Password=DEMO_PASSWORD, Permanent=True
     )
     result = cognito.initiate_auth(
         ClientId=location["clientId"],
         AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": handle, "PASSWORD": DEMO_PASSWORD},
+        AuthParameters={"USERNAME": username, "PASSWORD": DEMO_PASSWORD},
     )["AuthenticationResult"]
     return result["IdToken"]
+
+
+def caller_of(token: str) -> Caller:
+    """Who a token the local pool issued names (user ID and handle), read without verifying it:
+    for tools and tests that hold their own tokens, never for a request."""
+    return Caller.of(jwt.decode(token, options={"verify_signature": False}))
+
+
+def claim_handle(handles: Handles, token: str) -> None:
+    """Claim the signed-in user's handle, as the write API does on their first request."""
+    caller = caller_of(token)
+    if caller.handle is not None:
+        handles.claim(caller.user_id, caller.handle)
 
 
 def user_pool_location(primary_ssm: Any) -> dict[str, str]:

@@ -10,7 +10,7 @@ import jwt
 import pytest
 from jwt.algorithms import RSAAlgorithm
 
-from aviary.auth import JwksKeySource, TokenVerifier
+from aviary.auth import Caller, JwksKeySource, TokenVerifier
 from aviary.errors import ServiceUnavailable, Unauthorized
 from tests.tokens import AUDIENCE, ISSUER, KEY_ID, TokenIssuer
 
@@ -29,18 +29,38 @@ def _segment(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
-def test_a_valid_token_gives_the_cognito_username(issuer, verifier):
-    assert verifier.handle_from_authorization(f"Bearer {issuer.token('alice')}") == "alice"
-    assert verifier.handle_from_authorization(f"bearer  {issuer.token('bob')} ") == "bob"
+def test_a_valid_token_gives_the_user_id_and_the_handle_asked_for(issuer, verifier):
+    assert verifier.caller_from_authorization(f"Bearer {issuer.token('alice')}") == Caller(
+        "sub-alice", "alice"
+    )
+    assert verifier.caller_from_authorization(f"bearer  {issuer.token('bob')} ") == Caller("sub-bob", "bob")
+
+
+def test_the_caller_is_the_sub_whatever_the_username_spelling(issuer, verifier):
+    # Two accounts whose usernames differ only by case are two users; both ask for the handle
+    # "alice", which only one of them can hold (aviary.handles).
+    upper = verifier.verify(issuer.token("ALICE", sub="a-second-account"))
+    assert upper == Caller("a-second-account", "alice")
+    assert upper.user_id != verifier.verify(issuer.token("alice")).user_id
+
+
+def test_a_username_that_is_no_handle_still_identifies_the_caller(issuer, verifier):
+    # Cognito usernames may be e-mail addresses; such a user acts under their ID with no handle.
+    assert verifier.verify(issuer.token("someone@example.com", sub="u-1")) == Caller("u-1", None)
+
+
+@pytest.mark.parametrize("sub", ["", "has space", "a/b", "x" * 129])
+def test_a_sub_that_is_no_user_id_is_rejected(issuer, verifier, sub):
+    assert "sub" in _rejected(verifier, f"Bearer {issuer.token(sub=sub)}").message
 
 
 def test_expiry_has_a_small_leeway_for_clock_skew(issuer, verifier):
-    assert verifier.verify(issuer.token(exp=int(time.time()) - 10)) == "alice"
+    assert verifier.verify(issuer.token(exp=int(time.time()) - 10)).handle == "alice"
 
 
 def _rejected(verifier: TokenVerifier, header: str | None) -> Unauthorized:
     with pytest.raises(Unauthorized) as caught:
-        verifier.handle_from_authorization(header)
+        verifier.caller_from_authorization(header)
     error = caught.value
     assert error.field == "Authorization"
     assert error.http_status == 401
@@ -164,8 +184,8 @@ def test_jwks_source_asks_for_a_retry_until_keys_arrive_then_serves_them_from_me
         source(KEY_ID)  # nothing fetched yet: starts a background fetch
     _wait_for_refresh(source)
     verifier = TokenVerifier(ISSUER, AUDIENCE, source)
-    assert verifier.verify(issuer.token("carol")) == "carol"
-    assert verifier.verify(issuer.token("dave")) == "dave"
+    assert verifier.verify(issuer.token("carol")).user_id == "sub-carol"
+    assert verifier.verify(issuer.token("dave")).user_id == "sub-dave"
     assert len(fetches) == 1
 
 
@@ -215,7 +235,7 @@ def test_a_token_is_verified_once_then_remembered_until_it_expires(issuer):
     keys, now = _CountingKeys(issuer), [time.time()]
     verifier = TokenVerifier(ISSUER, AUDIENCE, keys, leeway_seconds=0, clock=lambda: now[0])
     token = issuer.token("alice", exp=int(now[0]) + 60)
-    assert [verifier.verify(token) for _ in range(5)] == ["alice"] * 5
+    assert [verifier.verify(token).user_id for _ in range(5)] == ["sub-alice"] * 5
     assert keys.calls == 1
     now[0] += 61  # the remembered token has expired meanwhile
     with pytest.raises(Unauthorized, match="expired"):
@@ -225,7 +245,7 @@ def test_a_token_is_verified_once_then_remembered_until_it_expires(issuer):
 def test_remembering_never_lets_a_different_token_through(issuer):
     verifier = TokenVerifier(ISSUER, AUDIENCE, issuer.key_source)
     good = issuer.token("alice")
-    assert verifier.verify(good) == "alice"
+    assert verifier.verify(good).user_id == "sub-alice"
     header, _payload, signature = good.split(".")
     forged_payload = _segment(issuer.claims("mallory"))
     with pytest.raises(Unauthorized):

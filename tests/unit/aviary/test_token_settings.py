@@ -38,7 +38,7 @@ def test_published_settings_verify_real_tokens_and_are_saved(tmp_path, issuer):
         ssm.put_parameter(Name=naming.TOKEN_SETTINGS_PARAMETER, Value=_settings_json(issuer), Type="String")
         settings = load_token_settings(ssm, naming.TOKEN_SETTINGS_PARAMETER, tmp_path / "token-settings.json")
     verifier = TokenVerifier(settings.issuer, settings.audience, settings.key_source())
-    assert verifier.verify(issuer.token("alice")) == "alice"
+    assert verifier.verify(issuer.token("alice")).user_id == "sub-alice"
     assert json.loads((tmp_path / "token-settings.json").read_text()) == json.loads(_settings_json(issuer))
 
 
@@ -47,8 +47,10 @@ def test_a_restart_while_ssm_is_unreachable_uses_the_saved_copy(tmp_path, issuer
     saved.write_text(_settings_json(issuer))
     settings = load_token_settings(_Unreachable(), naming.TOKEN_SETTINGS_PARAMETER, saved)
     assert (
-        TokenVerifier(settings.issuer, settings.audience, settings.key_source()).verify(issuer.token("bob"))
-        == "bob"
+        TokenVerifier(settings.issuer, settings.audience, settings.key_source())
+        .verify(issuer.token("bob"))
+        .user_id
+        == "sub-bob"
     )
 
 

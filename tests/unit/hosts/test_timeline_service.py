@@ -137,8 +137,10 @@ def tokens() -> TokenIssuer:
     return TokenIssuer()
 
 
-def bearer(tokens: TokenIssuer, handle: str = "alice") -> dict[str, str]:
-    return {"Authorization": f"Bearer {tokens.token(handle)}"}
+def bearer(tokens: TokenIssuer, user: str = "alice", *, username: str | None = None) -> dict[str, str]:
+    """A token for the user whose ID is `user` (the data here is keyed by IDs as short as names),
+    signed up as `username` (by default the same)."""
+    return {"Authorization": f"Bearer {tokens.token(username or user, sub=user)}"}
 
 
 @pytest.fixture
@@ -227,6 +229,28 @@ def test_a_miss_reads_dynamodb_and_a_fresh_hit_does_not(host, tokens):
     assert second == first
     assert sum(host.client.calls.values()) == calls_after_miss  # the hit made no call
     assert "X-Aviary-Stale" not in headers
+
+
+def test_the_timeline_is_the_token_users_whatever_the_usernames_spelling(host, tokens):
+    # The host keys on the token's sub: "Dave" signed up with a capital reads his own timeline,
+    # and an account whose username is "alice" but whose ID is another reads nothing of alice's.
+    host.data.fan_out(1, "bob", to="dave-id")
+    host.data.fan_out(2, "bob", to="alice")
+
+    async def scenario(client):
+        bodies = []
+        for headers in (
+            bearer(tokens, "dave-id", username="Dave"),
+            bearer(tokens, "impostor", username="alice"),
+        ):
+            response = await client.get("/timeline", headers=headers)
+            assert response.status == 200
+            bodies.append(await response.json())
+        return bodies
+
+    dave, impostor = serve(host.app, scenario)
+    assert ids(dave) == [ulid(1)]
+    assert ids(impostor) == []
 
 
 def test_a_cached_page_older_than_the_fresh_window_is_read_again(host, tokens):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -42,8 +43,15 @@ NO_BODY: Any = _Missing()  # the request carries no body at all (body is absent,
 NO_USER: Any = _Missing()  # the route has no JWT claims (an unauthenticated event)
 
 
+def user_id(username: str) -> str:
+    """The `sub` of the test account signed up as `username` (a UUID, as Cognito's are): one account
+    per spelling, so "Alice" and "alice" are two accounts, as two sign-ups would be."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"aviary-test-user:{username}"))
+
+
 def jwt_claims(username: Any) -> dict[str, Any]:
-    """The ID-token claims the JWT authorizer passes on, with `username` as cognito:username."""
+    """The ID-token claims the JWT authorizer passes on, with `username` as cognito:username and
+    the account's own `sub`."""
     return {
         "aud": CLIENT_ID,
         "auth_time": str(TIME_EPOCH_MS // 1000 - 60),
@@ -53,7 +61,7 @@ def jwt_claims(username: Any) -> dict[str, Any]:
         "exp": str(TIME_EPOCH_MS // 1000 + 3600),
         "iat": str(TIME_EPOCH_MS // 1000 - 60),
         "iss": f"https://cognito-idp.{REGION}.amazonaws.com/{USER_POOL_ID}",
-        "sub": "3f1c2d4e-8a9b-4c7d-9e0f-1a2b3c4d5e6f",
+        "sub": user_id(username) if isinstance(username, str) else "3f1c2d4e-8a9b-4c7d-9e0f-1a2b3c4d5e6f",
         "token_use": "id",
     }
 

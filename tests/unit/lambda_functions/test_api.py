@@ -26,18 +26,27 @@ from moto import mock_aws
 from aviary import clients
 from aviary.clients import AWS_CONFIG
 from aviary.counts import Counts
+from aviary.handles import Handles
 from aviary.ids import generate_ulid, is_ulid
 from aviary.keys import media_object_key
 from aviary.media import MediaStore
 from aviary.schema import COUNTS, SOURCE_OF_TRUTH_TABLES
 from aviary.validation import MEDIA_SIZE_CAPS, MIB
+from lambda_functions.api import http
 from lambda_functions.api import media as media_api
 from lambda_functions.api import tweets as tweets_api
 from lambda_functions.api import users as users_api
 from tests.aws_fakes import use_fake_aws
 from tests.graph_stream import count_graph_stream
 from tests.moto_tables import create_tables
-from tests.unit.lambda_functions.api_events import ACCOUNT, HANDLER_ENVIRONMENT, NO_USER, REGION, api_event
+from tests.unit.lambda_functions.api_events import (
+    ACCOUNT,
+    HANDLER_ENVIRONMENT,
+    NO_USER,
+    REGION,
+    api_event,
+    user_id,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
@@ -102,6 +111,8 @@ TWEET_FIELDS = {
     "reply_to_deleted",
 }
 REPLAYED = "idempotent-replayed"
+# The accounts every test starts with, each holding its handle (signed up before the test).
+USERS = ("alice", "bob", "carol", "dave", "erin")
 # DynamoDB calls that change something; patching them all proves a failed request wrote nothing.
 WRITE_METHODS = ("transact_write_items", "put_item", "update_item", "delete_item", "batch_write_item")
 READ_METHODS = ("get_item", "batch_get_item", "query", "transact_get_items")
@@ -211,6 +222,12 @@ class World:
         assert store.mark_rejected(media_id, "its content is not a JPEG, PNG, GIF, WebP or MP4 file")
         return media_id
 
+    def register(self, *usernames: str) -> None:
+        """Sign-up: each account claims its handle (as its first request, or make token, would)."""
+        handles = Handles(self.dynamodb, self.tables["social-graph"])
+        for username in usernames:
+            assert handles.claim(user_id(username), username.lower())
+
     def count_graph(self) -> None:
         """What this region's graph-stream consumer does: count the like and follow edges."""
         count_graph_stream(self.dynamodb, self.tables["social-graph"], self.tables["counts"], REGION)
@@ -224,6 +241,7 @@ def reset_handlers() -> None:
     """Forget the services the handlers built, so the next call builds them afresh (a cold start)."""
     for module in (tweets_api, users_api, media_api):
         module._routes.cache_clear()
+    http.handle_registry.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -255,11 +273,17 @@ def world(aws):
     tables = create_tables(aws.dynamodb, [*SOURCE_OF_TRUTH_TABLES, COUNTS])
     aws.s3.create_bucket(Bucket=BUCKET)
     aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return World(aws.dynamodb, aws.s3, tables)
+    world = World(aws.dynamodb, aws.s3, tables)
+    world.register(*USERS)
+    return world
 
 
 def test_the_routes_here_are_every_route_the_handlers_serve():
-    served = {key for module in (tweets_api, users_api, media_api) for key in module.routes(None)}
+    served = {
+        key
+        for routes in (tweets_api.routes(None), users_api.routes(None, None), media_api.routes(None))
+        for key in routes
+    }
     assert served == set(ROUTES)
 
 
@@ -268,7 +292,7 @@ def test_the_routes_here_are_every_route_the_handlers_serve():
 
 def test_post_tweet_returns_the_new_tweet(world):
     reply = world.call(
-        "POST /tweets", user="Alice", body={"text": "hello, world"}, headers={"idempotency-key": new_key()}
+        "POST /tweets", user="alice", body={"text": "hello, world"}, headers={"idempotency-key": new_key()}
     )
 
     assert reply.status == 201
@@ -276,13 +300,13 @@ def test_post_tweet_returns_the_new_tweet(world):
     tweet = reply.body
     assert set(tweet) == TWEET_FIELDS
     assert is_ulid(tweet["id"])
-    assert tweet["author"] == "alice"  # handles are case-insensitive: the caller is lower-cased
+    assert tweet["author"] == user_id("alice")  # the caller is the token's sub, never a username
     assert tweet["text"] == "hello, world"
     assert (tweet["reply_to"], tweet["retweet_of"], tweet["media_ids"]) == (None, None, [])
     assert (tweet["like_count"], tweet["deleted"]) == (0, False)
     assert world.tweet(tweet["id"]).body == tweet
     assert world.counts() == {
-        "tweets": 1, "social-graph": 0, "idempotency": 1, "media": 0, "counts": 0, "s3": 0
+        "tweets": 1, "social-graph": 2 * len(USERS), "idempotency": 1, "media": 0, "counts": 0, "s3": 0
     }  # fmt: skip
 
 
@@ -394,7 +418,7 @@ def test_idempotency_keys_belong_to_their_user(world):
 
     assert alices.status == bobs.status == 201
     assert REPLAYED not in bobs.headers
-    assert (alices.body["author"], bobs.body["author"]) == ("alice", "bob")
+    assert (alices.body["author"], bobs.body["author"]) == (user_id("alice"), user_id("bob"))
     assert alices.body["id"] != bobs.body["id"]
 
 
@@ -595,7 +619,7 @@ def test_retweet_once_per_user(world):
     assert first.status == 201
     assert REPLAYED not in first.headers
     assert set(first.body) == TWEET_FIELDS
-    assert first.body["author"] == "alice"
+    assert first.body["author"] == user_id("alice")
     assert first.body["retweet_of"] == original["id"]
     assert first.body["text"] == ""  # a retweet has no text of its own: it shows its original's
     assert first.body["original"] == {
@@ -679,7 +703,7 @@ def test_like_and_unlike_repeated_change_nothing_more(world):
         reply = world.call(route_key, path=path)
         assert (reply.status, reply.body) == (200, {"id": tweet["id"], "liked": liked})
         changed = world.snapshot() != before
-        like = world.graph_item(f"TWEET#{tweet['id']}", "LIKE#alice") is not None
+        like = world.graph_item(f"TWEET#{tweet['id']}", f"LIKE#{user_id('alice')}") is not None
         world.count_graph()
         states.append((world.tweet(tweet["id"]).body["like_count"], like, changed))
 
@@ -745,13 +769,17 @@ def test_follow_and_unfollow_repeated_change_nothing_more(world):
         ("DELETE /users/{handle}/follow", False),
     ]:
         reply = world.call(route_key, user="alice", path={"handle": "Bob"})
-        assert (reply.status, reply.body) == (200, {"handle": "bob", "following": following})
+        assert (reply.status, reply.body) == (
+            200,
+            {"handle": "bob", "user_id": user_id("bob"), "following": following},
+        )
         world.count_graph()
+        alice, bob = user_id("alice"), user_id("bob")
         states.append(
             (
-                world.graph_item("USER#alice", "FOLLOWS#bob") is not None,
-                world.graph_item("USER#bob", "FOLLOWER#alice") is not None,
-                Counts(world.dynamodb, world.tables["counts"]).followers("bob"),
+                world.graph_item(f"USER#{alice}", f"FOLLOWS#{bob}") is not None,
+                world.graph_item(f"USER#{bob}", f"FOLLOWER#{alice}") is not None,
+                Counts(world.dynamodb, world.tables["counts"]).followers(bob),
             )
         )
 
@@ -761,10 +789,47 @@ def test_follow_and_unfollow_repeated_change_nothing_more(world):
 @pytest.mark.parametrize("route_key", USER_ROUTES)
 @pytest.mark.parametrize("handle", ["alice", "ALICE"])
 def test_following_yourself_is_refused(world, route_key, handle):
-    reply = world.call(route_key, user="Alice", path={"handle": handle})
+    before = world.counts()
+
+    reply = world.call(route_key, user="alice", path={"handle": handle})
 
     assert_error(reply, 400, "handle")
-    assert world.counts()["social-graph"] == 0
+    assert world.counts() == before
+
+
+@pytest.mark.parametrize("route_key", USER_ROUTES)
+def test_following_a_handle_nobody_holds_is_not_found_naming_the_handle(world, route_key):
+    before = world.counts()
+
+    reply = world.call(route_key, path={"handle": "nobody_here"})
+
+    assert_error(reply, 404, "handle")
+    assert "nobody_here" in reply.body["error"]["message"]
+    assert world.counts() == before
+
+
+def test_an_account_whose_username_differs_only_by_case_is_another_account_without_the_handle(world):
+    # "ALICE" signs up after alice: a different sub. It cannot act as alice, nor take her handle.
+    tweet = world.post("mine", user="alice")
+
+    assert_error(world.call("DELETE /tweets/{id}", user="ALICE", path={"id": tweet["id"]}), 403, "id")
+    assert world.call("POST /users/{handle}/follow", user="ALICE", path={"handle": "bob"}).status == 200
+    assert Handles(world.dynamodb, world.tables["social-graph"]).handle_of(user_id("ALICE")) is None
+    assert world.call("POST /users/{handle}/follow", user="bob", path={"handle": "ALICE"}).status == 200
+    bob = user_id("bob")
+    assert world.graph_item(f"USER#{bob}", f"FOLLOWS#{user_id('alice')}") is not None
+    assert world.graph_item(f"USER#{bob}", f"FOLLOWS#{user_id('ALICE')}") is None
+
+
+def test_a_users_first_request_claims_their_handle_so_others_can_follow_them(world):
+    assert_error(world.call("POST /users/{handle}/follow", path={"handle": "newcomer"}), 404, "handle")
+
+    assert (
+        world.call("POST /tweets/{id}/like", user="newcomer", path={"id": world.post("x")["id"]}).status
+        == 200
+    )
+
+    assert world.call("POST /users/{handle}/follow", path={"handle": "NewComer"}).status == 200
 
 
 @pytest.mark.parametrize(
@@ -781,17 +846,19 @@ def test_following_yourself_is_refused(world, route_key, handle):
 )
 @pytest.mark.parametrize("route_key", USER_ROUTES)
 def test_a_malformed_handle_is_refused(world, route_key, handle):
+    before = world.counts()
+
     reply = world.call(route_key, path=None if handle is None else {"handle": handle})
 
     assert_error(reply, 400, "handle")
-    assert world.counts()["social-graph"] == 0
+    assert world.counts() == before
 
 
 # -- media uploads --------------------------------------------------------------------------------------
 
 
 def test_media_upload_returns_a_presigned_put(world):
-    reply = world.call("POST /media/uploads", user="Alice", body={"content_type": "IMAGE/PNG", "size": 2048})
+    reply = world.call("POST /media/uploads", user="alice", body={"content_type": "IMAGE/PNG", "size": 2048})
 
     assert reply.status == 201
     upload = reply.body
@@ -802,12 +869,12 @@ def test_media_upload_returns_a_presigned_put(world):
     url = urlsplit(upload["upload_url"])
     assert url.scheme == "https"
     assert BUCKET in url.netloc + url.path
-    assert url.path.endswith("/" + media_object_key("alice", upload["media_id"]))
+    assert url.path.endswith("/" + media_object_key(user_id("alice"), upload["media_id"]))
     signed = parse_qs(url.query)["X-Amz-SignedHeaders"][0].split(";")
     assert {"content-type", "content-length"} <= set(signed)
     [record] = world.items("media")
     assert record["media_id"] == {"S": upload["media_id"]}
-    assert record["owner"] == {"S": "alice"}
+    assert record["owner"] == {"S": user_id("alice")}
     assert record["status"] == {"S": "pending"}
     assert (record["declared_type"], record["declared_size"]) == ({"S": "image/png"}, {"N": "2048"})
     assert world.counts()["s3"] == 0  # the client PUTs the bytes itself
@@ -949,16 +1016,16 @@ def test_a_request_without_a_signed_in_user_is_unauthorized(world, route_key):
     assert world.snapshot() == before
 
 
-@pytest.mark.parametrize("route_key", list(ROUTES))
-def test_a_username_that_is_not_a_handle_is_refused(world, route_key):
-    request = valid_request(world, route_key)
-    before = world.snapshot()
+@pytest.mark.parametrize("username", ["not/a/handle", "alice@example.com", "x" * 16, "b\u00f6b", "alice\n"])
+def test_a_username_that_is_not_a_handle_acts_as_its_own_account_and_claims_no_handle(world, username):
+    graph_before = world.items("social-graph")
 
-    for username in ("not/a/handle", "alice@example.com", "x" * 16, "b\u00f6b", "alice\n"):
-        reply = world.call(route_key, user=username, **request)
-        assert (username, reply.status, reply.error["field"]) == (username, 400, "Authorization")
+    reply = world.call(
+        "POST /tweets", user=username, body={"text": "hi"}, headers={"idempotency-key": new_key()}
+    )
 
-    assert world.snapshot() == before
+    assert (reply.status, reply.body["author"]) == (201, user_id(username))
+    assert world.items("social-graph") == graph_before
 
 
 @pytest.mark.parametrize("route_key", list(ROUTES))
@@ -1326,5 +1393,5 @@ def test_no_route_key_makes_a_server_error(world, module, route_key, user):
     reply = world.call(route_key, module=module, user=user, body={"text": "hi"})
 
     assert reply.status < 500, reply.body
-    if route_key not in module.routes(None):
+    if route_key not in {**tweets_api.routes(None), **users_api.routes(None, None), **media_api.routes(None)}:
         assert reply.status in (400, 401, 404)

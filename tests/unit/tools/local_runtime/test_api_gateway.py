@@ -391,5 +391,6 @@ def test_a_tweet_posted_through_the_local_api_can_be_read_back_through_it(tweets
 
     (status, tweet), read = serve(tweets_gateway(tokens), scenario)
 
-    assert (status, tweet["author"], tweet["text"]) == (201, "bob", "hello")
+    # The author is the token's sub (the tests' tokens use "sub-<username>"), never the spelling.
+    assert (status, tweet["author"], tweet["text"]) == (201, "sub-Bob", "hello")
     assert read == (200, tweet)
