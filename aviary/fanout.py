@@ -25,12 +25,11 @@ from botocore.exceptions import ClientError
 
 from aviary.followers import FollowerDirectory
 from aviary.keys import TIMELINE_ENTRY_ATTRIBUTES, timeline_entry_key
+from aviary.timeline_settings import DEFAULT_RETENTION_DAYS
 from aviary.tombstones import Tombstones
 from aviary.tweets import Tweet
 
 BATCH_WRITE_MAX_ITEMS = 25  # DynamoDB's limit per BatchWriteItem
-DEFAULT_RETENTION_DAYS = 30
-DEFAULT_MAX_ENTRIES = 800  # stacks/config.py's default timelineMaxEntries
 # One trim reads about max_entries keys (~6 RCU at 800): sampling 1 write in 128 keeps that near 5 %
 # of a fan-out's write cost, and a timeline at most ~128 entries over its cap between trims.
 DEFAULT_TRIM_SAMPLE_EVERY = 128
@@ -255,6 +254,11 @@ def _tweet(image: AttributeMap | None) -> Tweet | None:
     return Tweet.from_item(image)
 
 
+class OriginalNotHereYet(Exception):
+    """A retweet arrived before its original: its record fails, and is retried until the original is
+    here (burying it would delete a retweet whose original is live)."""
+
+
 class LiveTweets:
     """Whether a tweet is still live: one strongly consistent read of its item in this region. Also
     makes tombstones of the retweets that must go with a deleted original."""
@@ -273,12 +277,15 @@ class LiveTweets:
         ).get("Item")
         return item is not None and not _is_deleted(item)
 
-    def read(self, tweet_id: str) -> Tweet | None:
-        """The tweet if it is here and live, else None."""
+    def original(self, tweet_id: str) -> Tweet | None:
+        """A retweet's original if it is live here, None if it is deleted; OriginalNotHereYet if this
+        region has not received it (global tables do not replicate items in the order written)."""
         item = self.dynamodb.get_item(
             TableName=self.tweets_table, Key={"tweet_id": {"S": tweet_id}}, ConsistentRead=True
         ).get("Item")
-        return None if item is None or _is_deleted(item) else _tweet(item)
+        if item is None:
+            raise OriginalNotHereYet(f"retweeted tweet {tweet_id} has not reached this region yet")
+        return None if _is_deleted(item) else _tweet(item)
 
     def bury_retweets_of(self, original_id: str) -> int:
         """Every live retweet of a deleted tweet becomes a tombstone; their own records then take
@@ -342,7 +349,7 @@ class FanoutService:
     def _insert(self, tweet: Tweet) -> FanoutResult:
         original = None
         if tweet.retweet_of and self.live_tweets is not None:
-            original = self.live_tweets.read(tweet.retweet_of)
+            original = self.live_tweets.original(tweet.retweet_of)
             if original is None:
                 # Its original was deleted before this retweet reached this region (or before its
                 # retweets were looked for): the retweet goes with it, from here everywhere.

@@ -17,8 +17,6 @@ from aws_lambda_powertools.metrics import Metrics, MetricUnit
 
 from aviary.clients import client
 from aviary.fanout import (
-    DEFAULT_MAX_ENTRIES,
-    DEFAULT_RETENTION_DAYS,
     FanoutResult,
     FanoutService,
     LiveTweets,
@@ -28,6 +26,7 @@ from aviary.fanout import (
 from aviary.followers import FollowerDirectory
 from aviary.naming import table_name
 from aviary.schema import SOCIAL_GRAPH, TWEETS
+from aviary.timeline_settings import DEFAULT_MAX_ENTRIES, DEFAULT_RETENTION_DAYS
 from lambda_functions.first_use import BuiltOnFirstUse
 from lambda_functions.stream_batches import Handler, stream_handler
 

@@ -21,6 +21,7 @@ from aviary.fanout import (
     FanoutResult,
     FanoutService,
     LiveTweets,
+    OriginalNotHereYet,
     TimelineTrimmer,
     TimelineWriteIncomplete,
     TimelineWriter,
@@ -503,6 +504,25 @@ def test_a_retweet_reaching_a_region_after_its_original_was_deleted_there_is_bur
     assert stored["deleted"] == {"BOOL": True}
 
 
+def test_a_retweet_reaching_a_region_before_its_original_fails_to_be_retried_and_buries_nothing(aws):
+    # Global tables do not replicate items in the order they were written: the retweet may come first.
+    client, tables = aws
+    seed_followers(client, tables, "bob", ["reader"])
+    service = build_service(client, tables, live_tweets=LiveTweets(client, tables["tweets"]))
+    original = make_tweet(1)
+    retweet = retweet_of(original, 2)
+    store_tweets(client, tables, retweet)
+
+    with pytest.raises(OriginalNotHereYet):
+        service.handle(stream_record("INSERT", new=retweet))
+    stored = client.get_item(TableName=tables["tweets"], Key={"tweet_id": {"S": retweet.tweet_id}})["Item"]
+    assert stored["deleted"] == {"BOOL": False}
+
+    store_tweets(client, tables, original)  # it arrives; the retried record goes through
+    assert service.handle(stream_record("INSERT", new=retweet)).action == "insert"
+    assert {entry["user_id"]["S"] for entry in all_entries(client, tables["timelines"])} == {"bob", "reader"}
+
+
 def test_a_celebrity_delete_touches_only_the_authors_timeline(aws):
     client, tables = aws
     seed_followers(client, tables, "star", [f"f{i}" for i in range(6)])
@@ -972,6 +992,7 @@ def test_the_timeline_store_reads_the_newest_entries_of_a_trimmed_timeline(aws):
     client, tables = aws
     cap = 20
     seed_followers(client, tables, "alice", ["bob"])
+    seed_followers(client, tables, "carol", ["bob"])  # the author of the older entries
     older = fill_timeline(client, tables, "bob", cap + 6)
     tweet = first_tweet(1000, "alice", lambda t: is_sampled("bob", t))
     service = build_service(client, tables, max_entries=cap)
