@@ -7,6 +7,9 @@ back (stale cache on hosts, a retry by the event source on the write path), not 
 from __future__ import annotations
 
 import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -33,3 +36,19 @@ def client(service: str, *, region: str | None = None, endpoint_url: str | None 
                 service, region_name=region, endpoint_url=endpoint_url, config=AWS_CONFIG
             )
         return _clients[key]
+
+
+@contextmanager
+def calls_made(aws_client: Any) -> Iterator[Counter[str]]:
+    """Counts the API calls `aws_client` makes inside the block, by operation (a retried call once)."""
+    counted: Counter[str] = Counter()
+
+    def count(event_name: str, **_kwargs: Any) -> None:
+        counted[event_name.rsplit(".", 1)[-1]] += 1
+
+    hook = f"aviary-calls-made-{id(counted)}"
+    aws_client.meta.events.register("before-call", count, unique_id=hook)
+    try:
+        yield counted
+    finally:
+        aws_client.meta.events.unregister("before-call", unique_id=hook)

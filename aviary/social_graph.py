@@ -90,12 +90,13 @@ class SocialGraph:
         ]
         return self._transact(items)
 
-    def is_following(self, follower: str, followee: str) -> bool:
-        """Whether `follower` follows `followee` (an eventually consistent read)."""
+    def is_following(self, follower: str, followee: str, *, consistent: bool = False) -> bool:
+        """Whether `follower` follows `followee` (an eventually consistent read unless `consistent`)."""
         response = self._dynamodb.get_item(
             TableName=self._table,
             Key=self._key(user_pk(follower), follows_sk(followee)),
             ProjectionExpression="pk",
+            ConsistentRead=consistent,
         )
         return "Item" in response
 

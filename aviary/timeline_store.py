@@ -11,18 +11,15 @@ from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
+from aviary.batch_get import BATCH_GET_MAX_KEYS, batch_get_items
 from aviary.counts import Counts, value_of
 from aviary.keys import FOLLOWS_PREFIX, TIMELINE_ENTRY_ATTRIBUTES, USER_PREFIX, user_id_from_sk, user_pk
+from aviary.recent_tweets import BY_AUTHOR
 from aviary.timeline import TimelinePage, merge_timeline
 from aviary.tweets import SUMMARY_ATTRIBUTES
 
-BATCH_GET_MAX_KEYS = 100  # DynamoDB's limit per BatchGetItem
 # A celebrity who deleted many recent tweets must not turn one read into a long scan.
 MAX_TWEET_PAGES = 10
-
-
-class StoreIncomplete(Exception):
-    """DynamoDB kept part of a batch unprocessed after every retry (it is throttling us)."""
 
 
 def plain(value: dict[str, Any]) -> Any:
@@ -83,14 +80,20 @@ class TimelineStore:
 
     def read_page(self, user: str, limit: int, cursor: str | None) -> TimelinePage:
         """One page of `user`'s timeline older than `cursor` (a decoded entry key)."""
+        followed = self.followed_users(user)
         # One candidate beyond the limit from each source tells merge_timeline whether more exist.
-        entries = self.timeline_entries(user, limit + 1, cursor)
-        celebrities = self.celebrities_among(self.followed_users(user))
+        # Only entries of the user and of whom they follow now: an entry an unfollow has not yet
+        # removed (aviary.follow_timelines) is never shown.
+        entries = self.timeline_entries(user, limit + 1, cursor, authors={user, *followed})
+        celebrities = self.celebrities_among(followed)
         tweets = [tweet for author in celebrities for tweet in self.recent_tweets(author, limit + 1, cursor)]
         return merge_timeline(entries, tweets, limit, cursor)
 
-    def timeline_entries(self, user: str, count: int, cursor: str | None) -> list[dict[str, Any]]:
-        """Up to `count` materialised entries of `user`, newest first, older than `cursor`."""
+    def timeline_entries(
+        self, user: str, count: int, cursor: str | None, *, authors: set[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Up to `count` materialised entries of `user`, newest first, older than `cursor`; only those
+        by `authors` when given."""
         request: dict[str, Any] = {
             "TableName": self.timelines_table,
             "KeyConditionExpression": "user_id = :user",
@@ -105,7 +108,11 @@ class TimelineStore:
         # A page can stop short of Limit at 1 MB; keep going until there are enough or no more.
         while len(entries) < count:
             response = self.dynamodb.query(**request, Limit=count - len(entries))
-            entries.extend(plain_item(item) for item in response.get("Items", []))
+            entries.extend(
+                plain_item(item)
+                for item in response.get("Items", [])
+                if authors is None or item.get("author_id", {}).get("S") in authors
+            )
             if "LastEvaluatedKey" not in response:
                 break
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -140,21 +147,8 @@ class TimelineStore:
         return sorted(celebrities)
 
     def _batch_get(self, table: str, keys: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        """The items at `keys` (at most 100) that exist, asking again for those left unprocessed."""
-        request: dict[str, Any] = {"Keys": keys, "ConsistentRead": False}
-        for attempt in range(self.batch_get_attempts):
-            response = self.dynamodb.batch_get_item(RequestItems={table: request})
-            yield from response.get("Responses", {}).get(table, [])
-            unprocessed = response.get("UnprocessedKeys", {}).get(table)
-            if not unprocessed or not unprocessed.get("Keys"):
-                return
-            request = unprocessed
-            if attempt + 1 < self.batch_get_attempts:
-                # Unprocessed keys mean throttling: back off before asking again.
-                self._sleep(0.05 * 2**attempt)
-        raise StoreIncomplete(
-            f"{len(request['Keys'])} items of {table} stayed unprocessed after "
-            f"{self.batch_get_attempts} BatchGetItem attempts"
+        return batch_get_items(
+            self.dynamodb, table, keys, attempts=self.batch_get_attempts, sleep=self._sleep
         )
 
     def recent_tweets(self, author: str, count: int, cursor: str | None) -> list[dict[str, Any]]:
@@ -167,7 +161,7 @@ class TimelineStore:
             values[":before"] = {"S": cursor.split("#", 1)[0]}
         request: dict[str, Any] = {
             "TableName": self.tweets_table,
-            "IndexName": "by_author",
+            "IndexName": BY_AUTHOR,
             "KeyConditionExpression": condition,
             "ExpressionAttributeValues": values,
             "ScanIndexForward": False,

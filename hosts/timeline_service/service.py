@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from aviary.errors import ServiceUnavailable
 from aviary.timeline import TimelinePage
-from aviary.timeline_store import StoreIncomplete
+from aviary.batch_get import StoreIncomplete
 from hosts.timeline_service.cache import TimelineCache
 
 log = logging.getLogger(__name__)

@@ -121,7 +121,10 @@ class Timelines:
         return item
 
     def fan_out(self, n: int, author: str, to: str) -> None:
-        """The tweet and its materialised entry in `to`'s timeline, as the fan-out Lambda writes it."""
+        """The tweet and its materialised entry in `to`'s timeline, as the fan-out Lambda writes it
+        (to a follower of the author: a timeline shows only whom its reader follows)."""
+        if to != author:
+            self.follow(to, author)
         tweet = self.tweet(n, author)
         entry = {
             **tweet,
@@ -251,6 +254,28 @@ def test_the_timeline_is_the_token_users_whatever_the_usernames_spelling(host, t
     dave, impostor = serve(host.app, scenario)
     assert ids(dave) == [ulid(1)]
     assert ids(impostor) == []
+
+
+def test_entries_of_someone_no_longer_followed_are_not_shown_before_the_unfollow_removes_them(host, tokens):
+    data = host.data
+    for n in range(1, 4):
+        data.fan_out(n, "bob", to="alice")
+        data.fan_out(10 + n, "carol", to="alice")
+    data.tweet(20, "alice")
+    data.fan_out(20, "alice", to="alice")  # her own: always shown
+    key = {"pk": {"S": user_pk("alice")}, "sk": {"S": follows_sk("carol")}}
+    data.dynamodb.delete_item(TableName=data.names["social-graph"], Key=key)
+
+    async def scenario(client):
+        first = await (await client.get("/timeline", params={"limit": "2"}, headers=bearer(tokens))).json()
+        rest = await client.get(
+            "/timeline", params={"limit": "10", "cursor": first["next_cursor"]}, headers=bearer(tokens)
+        )
+        return first, await rest.json()
+
+    first, rest = serve(host.app, scenario)
+    assert ids(first) + ids(rest) == [ulid(20), ulid(3), ulid(2), ulid(1)]
+    assert rest["next_cursor"] is None
 
 
 def test_a_cached_page_older_than_the_fresh_window_is_read_again(host, tokens):
