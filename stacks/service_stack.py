@@ -20,6 +20,7 @@ from stacks.components.operator_alerts import OperatorAlerts
 from stacks.components.replica_stream import ReplicaStream
 from stacks.components.stream_consumer import StreamConsumer
 from stacks.components.timeline_load_balancer import TimelineLoadBalancer
+from stacks.components.timeline_upkeep import TimelineUpkeep
 from stacks.components.token_settings import TokenSettingsPublisher
 from stacks.components.tweet_fanout import TweetFanout
 from stacks.components.write_api import WriteApi
@@ -199,6 +200,8 @@ class RegionalServiceStack(Stack):
             tweets_table_arn=table_arn(TWEETS),
             log_retention_days=config.log_retention_days,
         )
+        # Two readers of the social graph's stream, DynamoDB Streams' limit per shard.
+        graph_stream = stream_arn(SOCIAL_GRAPH, "SocialGraphStream")
         self.edge_counts = StreamConsumer(
             self,
             "EdgeCounts",
@@ -206,13 +209,24 @@ class RegionalServiceStack(Stack):
             service="graph-stream",
             description="Aviary: social graph stream -> regional like and follower counts",
             holds="social graph stream records",
-            stream_arn=stream_arn(SOCIAL_GRAPH, "SocialGraphStream"),
+            stream_arn=graph_stream,
             environment=environment,
             log_retention_days=config.log_retention_days,
         )
         # A count and the marker of the edge it counted change in one transaction.
         self.edge_counts.grant(
             ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"], [data.counts.table.table_arn]
+        )
+        self.timeline_upkeep = TimelineUpkeep(
+            self,
+            "TimelineUpkeep",
+            graph_stream_arn=graph_stream,
+            environment=environment,
+            social_graph_table_arn=table_arn(SOCIAL_GRAPH),
+            tweets_table_arn=table_arn(TWEETS),
+            counts_table_arn=data.counts.table.table_arn,
+            timelines_table_arn=data.timelines.table.table_arn,
+            log_retention_days=config.log_retention_days,
         )
         self.duplicate_posts = StreamConsumer(
             self,
@@ -225,7 +239,7 @@ class RegionalServiceStack(Stack):
             environment=environment,
             log_retention_days=config.log_retention_days,
             # A record replaced by another region's is a MODIFY; a new post's record is an INSERT.
-            event_names=("MODIFY",),
+            filters=({"eventName": lambda_.FilterRule.is_equal("MODIFY")},),
         )
         # The losing post becomes a tombstone.
         self.duplicate_posts.grant(["dynamodb:UpdateItem"], [table_arn(TWEETS)])
@@ -246,17 +260,21 @@ class RegionalServiceStack(Stack):
                 **{f"Api{g.capitalize()}": f for g, f in self.api_functions.items()},
                 "Fanout": self.fanout.function,
                 "EdgeCounts": self.edge_counts.function,
+                "FollowTimelines": self.timeline_upkeep.follows.function,
+                "TimelineRepair": self.timeline_upkeep.repair,
                 "DuplicatePosts": self.duplicate_posts.function,
                 "MediaProcessor": self.media_processing.function,
             },
             stream_consumers={
                 "Fanout": self.fanout.function,
                 "EdgeCounts": self.edge_counts.function,
+                "FollowTimelines": self.timeline_upkeep.follows.function,
                 "DuplicatePosts": self.duplicate_posts.function,
             },
             failure_queues={
                 "FanoutFailures": self.fanout.failures,
                 "EdgeCountsFailures": self.edge_counts.failures,
+                "FollowTimelinesFailures": self.timeline_upkeep.follows.failures,
                 "DuplicatePostsFailures": self.duplicate_posts.failures,
                 "UploadFailures": data.media.upload_failures,
             },

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -17,8 +19,8 @@ class StreamConsumer(Construct):
     """Reads the stream of this region's replica (local and replicated writes alike), so every region
     derives its own data from every change, exactly once per region. Batches of 100, bisect on a
     function error, bounded retries and record age, partial batch responses, an on-failure queue.
-    `event_names` narrows the records delivered at all (Lambda event filtering), when a consumer
-    needs only some."""
+    `filters` narrow the records delivered at all (Lambda event filtering patterns, any of which
+    lets a record through), when a consumer needs only some."""
 
     def __init__(
         self,
@@ -32,7 +34,7 @@ class StreamConsumer(Construct):
         stream_arn: str,
         environment: dict[str, str],
         log_retention_days: int,
-        event_names: tuple[str, ...] = (),
+        filters: tuple[dict[str, Any], ...] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = write_function(
@@ -56,10 +58,6 @@ class StreamConsumer(Construct):
         )
 
         self.failures = failure_queue(self, "Failures", holds=holds)
-        filters = [
-            lambda_.FilterCriteria.filter({"eventName": lambda_.FilterRule.is_equal(event)})
-            for event in event_names
-        ]
         self.mapping = lambda_.EventSourceMapping(
             self,
             "FromStream",
@@ -74,7 +72,7 @@ class StreamConsumer(Construct):
             report_batch_item_failures=True,
             parallelization_factor=2,
             on_failure=sources.SqsDlq(self.failures),
-            filters=filters or None,
+            filters=[lambda_.FilterCriteria.filter(pattern) for pattern in filters] or None,
         )
 
     def grant(self, actions: list[str], resources: list[str]) -> None:

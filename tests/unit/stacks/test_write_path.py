@@ -42,6 +42,8 @@ def test_every_handler_starts_with_exactly_the_environment_its_template_gives_it
         "lambda_functions.api.media.handler",
         "lambda_functions.fanout.handler.handler",
         "lambda_functions.graph_stream.handler.handler",
+        "lambda_functions.follow_stream.handler.handler",
+        "lambda_functions.timeline_repair.handler.handler",
         "lambda_functions.idempotency_stream.handler.handler",
         "lambda_functions.media_processor.handler.handler",
         "lambda_functions.token_settings.publisher.handler",
@@ -98,7 +100,7 @@ def test_prod_api_requires_a_token_from_the_published_issuer_on_every_route(prod
 def test_local_has_the_functions_but_no_api(local_assembly):
     for region in local_assembly.config.region_names:
         assert local_assembly.resources(_service(region), "AWS::ApiGatewayV2::Api") == {}
-        assert len(_our_functions(local_assembly, region)) == 7
+        assert len(_our_functions(local_assembly, region)) == 9
 
 
 def _mappings(assembly, region):
@@ -126,6 +128,7 @@ def test_every_stream_is_read_with_bisect_bounded_retries_and_an_on_failure_queu
         assert set(consumers) == {
             "lambda_functions.fanout.handler.handler",
             "lambda_functions.graph_stream.handler.handler",
+            "lambda_functions.follow_stream.handler.handler",
             "lambda_functions.idempotency_stream.handler.handler",
         }
         for stream in consumers.values():
@@ -148,7 +151,9 @@ def test_each_consumer_reads_its_own_tables_stream(assembly):
         sources = {handler: json.dumps(m["EventSourceArn"]) for handler, m in consumers.items()}
         fanout = sources["lambda_functions.fanout.handler.handler"]
         graph = sources["lambda_functions.graph_stream.handler.handler"]
+        follows = sources["lambda_functions.follow_stream.handler.handler"]
         idempotency = sources["lambda_functions.idempotency_stream.handler.handler"]
+        assert follows == graph  # the social graph's stream, read twice (its limit per shard)
         if config.is_local:
             assert "SourceTablesTweets" in fanout and "SourceTablesSocialGraph" in graph
             assert "SourceTablesIdempotency" in idempotency
@@ -157,13 +162,20 @@ def test_each_consumer_reads_its_own_tables_stream(assembly):
             assert "IdempotencyStream" in idempotency
 
 
-def test_only_replaced_idempotency_records_reach_the_duplicate_resolver(assembly):
+def test_only_replaced_idempotency_records_and_follows_reach_the_consumers_that_need_only_them(assembly):
+    filtered = {
+        "lambda_functions.idempotency_stream.handler.handler": {"eventName": ["MODIFY"]},
+        "lambda_functions.follow_stream.handler.handler": {
+            "dynamodb": {"Keys": {"sk": {"S": [{"prefix": keys.FOLLOWS_PREFIX}]}}}
+        },
+    }
     for region in assembly.config.region_names:
         consumers = _stream_consumers(assembly, region)
-        resolver = consumers["lambda_functions.idempotency_stream.handler.handler"]
-        assert resolver["FilterCriteria"] == {"Filters": [{"Pattern": '{"eventName":["MODIFY"]}'}]}
         for handler, mapping in consumers.items():
-            if handler != "lambda_functions.idempotency_stream.handler.handler":
+            if handler in filtered:
+                [only] = mapping["FilterCriteria"]["Filters"]
+                assert json.loads(only["Pattern"]) == filtered[handler], handler
+            else:
                 assert "FilterCriteria" not in mapping, handler
 
 
@@ -205,10 +217,10 @@ def test_alarms_cover_errors_throttles_stream_lag_and_failure_queues(assembly):
     for region in assembly.config.region_names:
         alarms = assembly.resources(_service(region), "AWS::CloudWatch::Alarm").values()
         metrics = [a["Properties"].get("MetricName") for a in alarms]
-        assert metrics.count("Errors") == 7
-        assert metrics.count("Throttles") == 7
-        assert metrics.count("IteratorAge") == 3
-        assert metrics.count("ApproximateNumberOfMessagesVisible") == 4
+        assert metrics.count("Errors") == 9
+        assert metrics.count("Throttles") == 9
+        assert metrics.count("IteratorAge") == 4
+        assert metrics.count("ApproximateNumberOfMessagesVisible") == 5
         assert all(a["Properties"]["AlarmActions"] for a in alarms)
 
 
@@ -219,3 +231,48 @@ def test_function_bundle_carries_powertools_and_our_packages(assembly):
     assert (bundle / "aws_lambda_powertools").is_dir()
     assert (bundle / "aviary" / "tweet_service.py").exists()
     assert not list(bundle.rglob("__pycache__"))
+
+
+def test_follow_backfill_and_repair_may_read_the_sources_and_write_only_timelines(assembly):
+    for region in assembly.config.region_names:
+        functions = _our_functions(assembly, region)
+        policies = assembly.resources(_service(region), "AWS::IAM::Policy").values()
+        for handler in ("follow_stream", "timeline_repair"):
+            [function] = [
+                f
+                for f in functions.values()
+                if f["Properties"]["Handler"].startswith(f"lambda_functions.{handler}.")
+            ]
+            role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+            granted: dict[str, set[str]] = {}
+            for policy in policies:
+                if {"Ref": role} not in policy["Properties"]["Roles"]:
+                    continue
+                for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                    actions = (
+                        statement["Action"]
+                        if isinstance(statement["Action"], list)
+                        else [statement["Action"]]
+                    )
+                    resources = (
+                        statement["Resource"]
+                        if isinstance(statement["Resource"], list)
+                        else [statement["Resource"]]
+                    )
+                    for resource in resources:
+                        granted.setdefault(json.dumps(resource), set()).update(actions)
+            writes = {
+                a
+                for actions in granted.values()
+                for a in actions
+                if a.startswith("dynamodb:")
+                and ("Write" in a or "Put" in a or "Delete" in a or "Update" in a)
+            }
+            assert writes == {"dynamodb:BatchWriteItem"}, handler
+            [timelines] = [r for r, actions in granted.items() if "dynamodb:BatchWriteItem" in actions]
+            assert "Timelines" in timelines, handler
+            by_author = [r for r in granted if "/index/by_author" in r]
+            assert by_author and granted[by_author[0]] == {"dynamodb:Query"}, handler
+            assert not any(
+                r == '"*"' and any(a.startswith("dynamodb:Get") for a in granted[r]) for r in granted
+            )
