@@ -10,7 +10,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup synth test lint format constraints clean host-wheels lambda-deps bench-host bench-handlers \
-	deploy-local stop-local reset-local status-local settle-local token region-down region-up blast-radius drill \
+	deploy-local stop-local reset-local status-local settle-local token repair-local region-down region-up blast-radius drill \
 	load
 
 setup: $(VENV)/.installed node_modules/.installed $(VENV)/.java host-wheels lambda-deps
@@ -85,6 +85,11 @@ settle-local:
 token:
 	@$(if $(filter command line,$(origin USER)),,$(error Say whose token: make token USER=alice))
 	@$(LOCAL) token '$(USER)'
+
+# Recomputes one user's timeline from the source tables in every region that is up; prints the cost.
+repair-local:
+	@$(if $(filter command line,$(origin USER)),,$(error Say whose timeline: make repair-local USER=alice))
+	@$(LOCAL) repair '$(USER)'
 
 region-down region-up:
 	@$(if $(REGION),,$(error Say which region: make $@ REGION=us-east-1))

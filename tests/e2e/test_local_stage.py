@@ -179,6 +179,9 @@ def test_region_drill_loses_nothing_and_doubles_nothing(stage, walkthrough):
     assert (result.survived, result.lost, result.duplicated) == (30, 0, 0), result
     assert result.details["served by another region while down"] == 10
     assert result.details["source items that differ between regions"] == 0
+    assert result.details["divergent timeline entries between regions"] == 0
+    assert result.details["late follower's timeline, tweets missing"] == 0
+    assert result.details["unfollower's timeline, author's entries left"] == 0
     # Two failed checks a second apart, plus the time to notice: well under the 10 s it must stay below.
     assert 0 < result.details["failover seconds"] < 10
 

@@ -28,6 +28,8 @@ DRILL_STAGE = {
     "AVIARY_LOCAL_FIRST_API_PORT": "8321",
 }
 DRILLS = ("az", "host", "fault", "region")
+# Every user's timeline compared between the regions once the region drill has settled.
+DIVERGENT = "divergent timeline entries between regions"
 
 
 def synthesized_local_stage(out_dir: Path) -> Path:
@@ -101,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(table(results))
+    divergent = [r.details[DIVERGENT] for r in results if DIVERGENT in r.details]
+    if divergent:
+        print(f"\n{DIVERGENT} after the drills: {sum(int(n) for n in divergent)} (goal 0)")
     for result in results:
         print(f"\n{result.scenario}:")
         for key, value in result.details.items():

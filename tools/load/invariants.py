@@ -51,11 +51,12 @@ TIMELINE_LOST = "timeline entries lost"
 TIMELINE_DOUBLED = "timeline entries duplicated"
 TIMELINE_STALE = "timeline entries of tweets that are not live"
 DIVERGENT = "source items that differ between regions"
+TIMELINES_DIVERGENT = "timeline entries that differ between regions"
 INTERNAL_ERRORS = "answers of 500"
 RESOLVED_DUPLICATES = "posts accepted in two regions for one request, resolved to one"
 ALL = (
     ACCEPTED_MISSING, DUPLICATED, COUNTERS, TIMELINE_LOST, TIMELINE_DOUBLED, TIMELINE_STALE, DIVERGENT,
-    INTERNAL_ERRORS,
+    TIMELINES_DIVERGENT, INTERNAL_ERRORS,
 )  # fmt: skip
 
 
@@ -103,6 +104,8 @@ def check(
         _check_timelines(stage, region, tweets[region], follows, timelines_tables[region], findings)
     for difference in stage.differences(list(regions)):
         findings.add(DIVERGENT, difference)
+    for difference in stage.timeline_differences(list(regions)):
+        findings.add(TIMELINES_DIVERGENT, difference)
     accepted = {post["id"] for post in accepted_posts}
     findings.figures[RESOLVED_DUPLICATES] = sum(
         1 for item in tweets[regions[0]].values() if item.get("duplicate_of", {}).get("S") in accepted

@@ -1,5 +1,5 @@
 """Command line of the local stage (the Makefile's deploy-local, stop-local, reset-local, token,
-region-down and region-up targets call it)."""
+repair-local, region-down and region-up targets call it)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("settle", help="wait until fan-out, replication and media have caught up")
     token = commands.add_parser("token", help="print an ID token for a demo user")
     token.add_argument("user")
+    repair = commands.add_parser("repair", help="recompute a user's timeline in every region that is up")
+    repair.add_argument("user")
     for name in ("region-down", "region-up"):
         commands.add_parser(name).add_argument("region")
     args = parser.parse_args(argv)
@@ -49,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "token":
             # Last line: the token alone, so `$(make -s token USER=alice | tail -1)` captures it.
             print(stage.token(args.user))
+        elif args.command == "repair":
+            for region, result in stage.repair(args.user):
+                print(
+                    f"{region}: {args.user}'s timeline should hold {result.expected} entries; "
+                    f"{result.written} written, {result.deleted} deleted, {result.calls} DynamoDB calls."
+                )
         elif args.command == "region-down":
             stage.region_down(args.region)
             print(

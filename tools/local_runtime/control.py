@@ -21,10 +21,11 @@ from aviary import naming, validation
 from aviary.clients import AWS_CONFIG
 from aviary.handles import Handles
 from aviary.schema import SOCIAL_GRAPH, SOURCE_OF_TRUTH_TABLES
+from aviary.timeline_repair import RepairResult
 from stacks.names import stack_name
-from tools.local_runtime import identity
+from tools.local_runtime import identity, timeline_repairs
 from tools.local_runtime.cloudformation_gaps import apply_bucket_notifications, apply_bucket_versioning
-from tools.local_runtime.deployment import STREAM_CONSUMERS
+from tools.local_runtime.deployment import read_deployment
 from tools.local_runtime.dynamodb_local import create_tables
 from tools.local_runtime.event_sources import Checkpoints, records_after
 from tools.local_runtime.processes import LocalProcesses, StartFailed, http_status, port_in_use
@@ -286,10 +287,7 @@ class LocalStage:
                 ]
                 for schema in SOURCE_OF_TRUTH_TABLES
             }
-            consumed = Checkpoints(self.settings.state_dir / region / "checkpoints.json")
-            for name, (_handler, schema) in STREAM_CONSUMERS.items():
-                if records_after(streams, stream_of[schema.role], consumed.get(name), limit=1):
-                    behind.append(f"{region} {name}")
+            behind += timeline_repairs.consumers_behind(region, self.settings.state_dir, self.client)
             for schema in SOURCE_OF_TRUTH_TABLES:
                 table = naming.table_name(schema)
                 if records_after(
@@ -305,10 +303,13 @@ class LocalStage:
                     attributes["ApproximateNumberOfMessagesNotVisible"]
                 ):
                     behind.append(f"{region} media uploads")
-        status = self.replication_status()
-        for region, owed in (status or {}).get("outbox", {}).items():
+        status = self.replication_status() or {}
+        for region, owed in status.get("outbox", {}).items():
             if region in up and owed:
                 behind.append(f"{owed} items owed to {region}")
+        # Repairs wait for every region to be back: while one is down they are owed, not late.
+        if status.get("timeline_repairs_owed") and len(up) == len(self.settings.regions):
+            behind.append(f"{status['timeline_repairs_owed']} timeline repairs owed after a region failure")
         return behind
 
     def source_items(self, region: str) -> dict[str, dict[str, str]]:
@@ -339,6 +340,47 @@ class LocalStage:
                 if len(set(versions.values())) > 1:
                     held = ", ".join(r for r, v in versions.items() if v is not None) or "none"
                     differing.append(f"{table} {key}: {len(set(versions.values()))} versions, held by {held}")
+        return differing
+
+    def timeline_entries(self, region: str) -> dict[str, dict[str, str]]:
+        """Each user's newest timeline entries in `region` (up to the cap, expired ones left out), as
+        canonical JSON by entry key: what every region should hold alike once settled. Entries past
+        the cap are left to the sampled trim and differ by when it ran, so they are not compared."""
+        table = read_deployment(region, self.client("lambda", region)).shared_environment()[
+            "AVIARY_TIMELINES_TABLE"
+        ]
+        now = time.time()
+        by_user: dict[str, dict[str, str]] = {}
+        for page in (
+            self.client("dynamodb", region)
+            .get_paginator("scan")
+            .paginate(TableName=table, ConsistentRead=True)
+        ):
+            for item in page["Items"]:
+                if int(item.get("expires_at", {}).get("N", "0")) > now:
+                    entries = by_user.setdefault(item["user_id"]["S"], {})
+                    entries[item["entry_key"]["S"]] = json.dumps(item, sort_keys=True)
+        cap = self.settings.config.timeline_max_entries
+        return {
+            user: {key: entries[key] for key in sorted(entries, reverse=True)[:cap]}
+            for user, entries in by_user.items()
+        }
+
+    def timeline_differences(self, regions: list[str] | None = None) -> list[str]:
+        """The timeline entries not the same in every one of `regions` (default: those up), each as
+        "user entry key: held by ..."; empty when every user's timeline is alike everywhere."""
+        regions = regions or [r for r in self.settings.regions if not self.settings.is_down(r)]
+        held = {region: self.timeline_entries(region) for region in regions}
+        differing = []
+        for user in sorted({user for entries in held.values() for user in entries}):
+            keys = sorted({key for entries in held.values() for key in entries.get(user, {})})
+            for key in keys:
+                versions = {region: held[region].get(user, {}).get(key) for region in regions}
+                if len(set(versions.values())) > 1:
+                    holders = ", ".join(r for r, v in versions.items() if v is not None) or "none"
+                    differing.append(
+                        f"{user} {key}: {len(set(versions.values()))} versions, held by {holders}"
+                    )
         return differing
 
     def replication_status(self) -> dict[str, Any] | None:
@@ -385,9 +427,24 @@ class LocalStage:
         username = validation.handle(username, field="USER")
         location = identity.user_pool_location(self.client("ssm"))
         token = identity.id_token(self.client("cognito-idp", location["region"]), location, username)
+        # Claimed where the front door would send the user's first request: the first region up.
+        serving = next(r for r in self.settings.regions if not self.settings.is_down(r))
         graph = naming.table_name(SOCIAL_GRAPH)
-        identity.claim_handle(Handles(self.client("dynamodb", location["region"]), graph), token)
+        identity.claim_handle(Handles(self.client("dynamodb", serving), graph), token)
         return token
+
+    def repair(self, username: str) -> list[tuple[str, RepairResult]]:
+        """Repairs the timeline of the user holding `username`'s handle in every region that is up."""
+        self._running()
+        handle = validation.handle(username, field="USER")
+        up = [r for r in self.settings.regions if not self.settings.is_down(r)]
+        graph = Handles(self.client("dynamodb", up[0]), naming.table_name(SOCIAL_GRAPH))
+        user = graph.user_id_of(handle, field="USER")
+        return [
+            (region, result)
+            for region in up
+            for result in timeline_repairs.repair(region, [user], self.client)
+        ]
 
     def endpoints(self) -> list[str]:
         lines = [f"front door (failover)  {self.settings.front_door_url}"]

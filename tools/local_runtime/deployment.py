@@ -18,6 +18,7 @@ from tools.local_runtime.event_sources import MappingSettings
 STREAM_CONSUMERS: dict[str, tuple[str, TableSchema]] = {
     "fanout": ("lambda_functions.fanout.handler.handler", TWEETS),
     "graph-stream": ("lambda_functions.graph_stream.handler.handler", SOCIAL_GRAPH),
+    "follow-stream": ("lambda_functions.follow_stream.handler.handler", SOCIAL_GRAPH),
     "idempotency-stream": ("lambda_functions.idempotency_stream.handler.handler", IDEMPOTENCY),
 }
 

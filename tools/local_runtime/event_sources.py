@@ -90,35 +90,47 @@ class MappingSettings:
 
 
 def filter_pattern(text: str) -> dict[str, Any]:
-    """One event filter pattern (JSON), of the kinds matched here: nested objects and lists of values.
-    Lambda's operators (prefix, numeric, exists, ...) are refused rather than matched wrongly."""
+    """One event filter pattern (JSON), of the kinds matched here: nested objects, lists of values and
+    of {"prefix": ...}. Lambda's other operators (numeric, exists, anything-but, ...) are refused
+    rather than matched wrongly."""
     pattern = json.loads(text)
 
     def check(node: Any) -> None:
         if isinstance(node, dict):
             for value in node.values():
                 check(value)
-        elif not isinstance(node, list) or any(isinstance(item, dict | list) for item in node):
+        elif not isinstance(node, list) or not all(_is_value_rule(item) for item in node):
             raise ValueError(f"event filter {text} uses a form the local runtime does not match")
 
     check(pattern)
     return pattern
 
 
+def _is_value_rule(rule: Any) -> bool:
+    if isinstance(rule, dict):
+        return rule.keys() == {"prefix"} and isinstance(rule["prefix"], str)
+    return not isinstance(rule, list)
+
+
+def _accepts(rule: Any, value: Any) -> bool:
+    if isinstance(rule, dict):
+        return isinstance(value, str) and value.startswith(rule["prefix"])
+    return value == rule
+
+
 def matches(pattern: dict[str, Any], event: Any) -> bool:
-    """Whether `event` matches `pattern` as Lambda event filtering matches equality patterns."""
+    """Whether `event` matches `pattern` as Lambda event filtering matches equality and prefix rules."""
     if not isinstance(event, dict):
         return False
     for key, wanted in pattern.items():
         if isinstance(wanted, dict):
             if not matches(wanted, event.get(key)):
                 return False
-        elif key not in event or event[key] not in wanted:
+        elif key not in event or not any(_accepts(rule, event[key]) for rule in wanted):
             return False
     return True
 
 
-@dataclass
 class DeliveryCounts:
     invocations: int = 0
     retries: int = 0

@@ -13,7 +13,10 @@ the emulators have neither. One process reads every region's source-table stream
 - recognises its own writes when they come back on the destination's stream (an "echo"), so a
   change crosses once rather than bouncing between regions;
 - keeps what it still owes a region in an outbox while `make region-down` holds that region down,
-  and pays it when the region is back, so nothing is lost.
+  and pays it when the region is back, so nothing is lost;
+- notes, from a region failure until everything is paid, whose timelines the changes it settles
+  may change, and once the regions' consumers have caught up repairs those timelines in every
+  region (OwedRepairs).
 Media objects are copied to every other region's bucket once that region's media record says the
 upload is ready (so a replica never outruns its record and gets judged as an unknown upload).
 State lives in .local/replication.sqlite; figures (lag, outbox) in .local/replication-status.json.
@@ -40,6 +43,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from aviary import clients, naming
 from aviary.media import READY, MediaStore, parse_media_key
 from aviary.schema import MEDIA, SOURCE_OF_TRUTH_TABLES
+from tools.local_runtime import timeline_repairs
 from tools.local_runtime.event_sources import Checkpoints, StreamPoller
 from tools.local_runtime.settings import LocalSettings, load_local_settings
 
@@ -95,6 +99,8 @@ class ReplicationState:
                                                PRIMARY KEY (source, target, object_key));
             CREATE TABLE IF NOT EXISTS first_seen (region TEXT, sequence TEXT, ts REAL,
                                                    PRIMARY KEY (region, sequence));
+            CREATE TABLE IF NOT EXISTS repairs_owed (mark TEXT PRIMARY KEY);
+            CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value INTEGER);
             """
         )
 
@@ -163,6 +169,22 @@ class ReplicationState:
     def outbox_sizes(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT region, COUNT(*) FROM outbox GROUP BY region").fetchall())
 
+    def owe_repair(self, mark: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO repairs_owed VALUES (?)", (mark,))
+
+    def repairs_owed(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT mark FROM repairs_owed ORDER BY mark")]
+
+    def repaired(self, marks: list[str]) -> None:
+        self.db.executemany("DELETE FROM repairs_owed WHERE mark=?", [(mark,) for mark in marks])
+
+    def flag(self, name: str) -> bool:
+        row = self.db.execute("SELECT value FROM flags WHERE name=?", (name,)).fetchone()
+        return bool(row and row[0])
+
+    def set_flag(self, name: str, value: bool) -> None:
+        self.db.execute("INSERT OR REPLACE INTO flags VALUES (?, ?)", (name, int(value)))
+
     def was_copied(self, source: str, target: str, key: str) -> bool:
         row = self.db.execute(
             "SELECT 1 FROM copied WHERE source=? AND target=? AND object_key=?", (source, target, key)
@@ -184,12 +206,14 @@ class TableReplication:
         *,
         is_up: Callable[[str], bool] = lambda _region: True,
         clock: Callable[[], float] = time.time,
+        on_change: Callable[[str, dict[str, Any], dict[str, Any] | None], None] = lambda *_change: None,
     ) -> None:
         self.regions = regions
         self.state = state
         self.client_for = client_for
         self.is_up = is_up
         self.clock = clock
+        self.on_change = on_change  # (table, keys, new image or None): told of every change settled
         self.lags: deque[float] = deque(maxlen=LAG_SAMPLES)
         self.applied = 0
 
@@ -213,6 +237,7 @@ class TableReplication:
                     self.state.owe(region, table, item, current[0])
                 continue
             self._settle(region, table, item, written_at, image, content)
+            self.on_change(table, change["Keys"], image)
 
     def _settle(
         self, region: str, table: str, item: str, ts: float, image: dict[str, Any] | None, content: str
@@ -282,6 +307,86 @@ class TableReplication:
         return written
 
 
+class OwedRepairs:
+    """Timeline repairs owed after a region failure (tools/local_runtime/timeline_repairs.py).
+
+    From the moment a region is down until every region is up, nothing is owed and a cycle found
+    nothing to do, each change settled notes whose timeline it may change. Once that has passed and
+    every region's stream consumers have caught up, those users' timelines are repaired in every
+    region: what the consumers did or missed around the failure is made to match the source tables.
+    """
+
+    DEGRADED = "degraded"
+
+    def __init__(
+        self,
+        regions: tuple[str, ...],
+        state: ReplicationState,
+        client_for: ClientFor,
+        state_dir: Path,
+        *,
+        is_up: Callable[[str], bool] = lambda _region: True,
+    ) -> None:
+        self.regions = regions
+        self.state = state
+        self.client_for = client_for
+        self.state_dir = state_dir
+        self.is_up = is_up
+        self.users_repaired = 0
+        self.calls: deque[int] = deque(maxlen=LAG_SAMPLES)
+
+    def watch(self) -> None:
+        """At the start of a cycle: a region down opens the window."""
+        if not all(self.is_up(region) for region in self.regions):
+            self.state.set_flag(self.DEGRADED, True)
+
+    def note(self, table: str, keys: dict[str, Any], image: dict[str, Any] | None) -> None:
+        if self.state.flag(self.DEGRADED):
+            mark = timeline_repairs.touched_by(table, keys, image)
+            if mark is not None:
+                self.state.owe_repair(mark)
+
+    def settle(self, busy: bool) -> int:
+        """At the end of a cycle: closes the window once recovered and quiet, then repairs what is
+        owed when the consumers have caught up; returns how many timelines it repaired."""
+        recovered = all(self.is_up(region) for region in self.regions) and not any(
+            self.state.outbox_sizes().values()
+        )
+        if not recovered:
+            self.state.set_flag(self.DEGRADED, True)
+            return 0
+        if self.state.flag(self.DEGRADED):
+            if not busy:
+                self.state.set_flag(self.DEGRADED, False)
+            return 0
+        owed = self.state.repairs_owed()
+        if not owed or any(
+            timeline_repairs.consumers_behind(region, self.state_dir, self.client_for)
+            for region in self.regions
+        ):
+            return 0
+        users = timeline_repairs.users_to_repair(owed, self.regions, self.client_for)
+        for region in self.regions:
+            results = timeline_repairs.repair(region, users, self.client_for)
+            self.calls.extend(result.calls for result in results)
+            log.info(
+                "repaired %d timelines in %s after a region failure: %d entries written, %d deleted",
+                len(results),
+                region,
+                sum(r.written for r in results),
+                sum(r.deleted for r in results),
+            )
+        self.state.repaired(owed)
+        self.users_repaired += len(users)
+        return len(users)
+
+    def owed(self) -> int:
+        return len(self.state.repairs_owed())
+
+    def _consumers_behind(self, region: str) -> list[str]:
+        return timeline_repairs.consumers_behind(region, self.state_dir, self.client_for)
+
+
 class MediaReplication:
     """Copies ready media objects from each region's bucket to every other region's."""
 
@@ -344,14 +449,23 @@ class MediaReplication:
         return True
 
 
-def status(tables: TableReplication, media: MediaReplication, state: ReplicationState) -> dict[str, Any]:
+def status(
+    tables: TableReplication, media: MediaReplication, repairs: OwedRepairs, state: ReplicationState
+) -> dict[str, Any]:
     lags = sorted(tables.lags)
+    calls = sorted(repairs.calls)
     return {
         "at": time.time(),
         "regions_up": [r for r in tables.regions if tables.is_up(r)],
         "items_written": tables.applied,
         "media_objects_copied": media.copied,
         "outbox": state.outbox_sizes(),
+        "timeline_repairs_owed": repairs.owed(),
+        "timelines_repaired": repairs.users_repaired,
+        "repair_calls_per_timeline": {
+            "median": statistics.median(calls) if calls else None,
+            "max": calls[-1] if calls else None,
+        },
         "lag_seconds": {
             "samples": len(lags),
             "median": statistics.median(lags) if lags else None,
@@ -410,7 +524,11 @@ def run(settings: LocalSettings, stop: threading.Event) -> None:
     def client_for(service: str, region: str) -> Any:
         return clients.client(service, region=region)
 
-    tables = TableReplication(settings.regions, state, client_for, is_up=lambda r: not settings.is_down(r))
+    def is_up(region: str) -> bool:
+        return not settings.is_down(region)
+
+    repairs = OwedRepairs(settings.regions, state, client_for, settings.state_dir, is_up=is_up)
+    tables = TableReplication(settings.regions, state, client_for, is_up=is_up, on_change=repairs.note)
     media = MediaReplication(
         settings.regions, settings.config.account, state, client_for, is_up=lambda r: not settings.is_down(r)
     )
@@ -434,14 +552,16 @@ def run(settings: LocalSettings, stop: threading.Event) -> None:
     while not stop.is_set():
         busy = 0
         try:
+            repairs.watch()
             for region, streams in pollers.items():
                 # A region that is down is still read, only to note when its last writes were made.
                 busy += replicate_region(tables, region, streams, up=not settings.is_down(region))
             busy += tables.flush(FLUSH_SECONDS)
             busy += media.sync()
+            busy += repairs.settle(busy > 0)
         except (BotoCoreError, ClientError) as error:
             log.warning("replication cycle failed (%s); retrying", error)
-        status_path.write_text(json.dumps(status(tables, media, state), indent=1))
+        status_path.write_text(json.dumps(status(tables, media, repairs, state), indent=1))
         if not busy:
             stop.wait(CYCLE_SECONDS)
 

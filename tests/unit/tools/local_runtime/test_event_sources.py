@@ -468,14 +468,31 @@ def test_a_filtered_mapping_delivers_only_matching_records_and_counts_the_rest_a
         ({"dynamodb": {"Keys": {"pk": {"S": ["a"]}}}}, {"dynamodb": {"Keys": {"pk": {"S": "a"}}}}, True),
         ({"dynamodb": {"Keys": {"pk": {"S": ["a"]}}}}, {"dynamodb": {"Keys": {}}}, False),
         ({"dynamodb": {"NewImage": {"x": {"N": ["1"]}}}}, {"dynamodb": "not an object"}, False),
+        (
+            {"dynamodb": {"Keys": {"sk": {"S": [{"prefix": "FOLLOWS#"}]}}}},
+            {"dynamodb": {"Keys": {"sk": {"S": "FOLLOWS#b"}}}},
+            True,
+        ),
+        (
+            {"dynamodb": {"Keys": {"sk": {"S": [{"prefix": "FOLLOWS#"}]}}}},
+            {"dynamodb": {"Keys": {"sk": {"S": "FOLLOWER#b"}}}},
+            False,
+        ),
+        ({"n": [{"prefix": "1"}]}, {"n": 12}, False),  # a prefix matches strings only
     ],
 )
-def test_filter_patterns_match_as_lambda_matches_equality(pattern, event, expected):
+def test_filter_patterns_match_as_lambda_matches_equality_and_prefixes(pattern, event, expected):
     assert matches(pattern, event) is expected
 
 
 @pytest.mark.parametrize(
-    "pattern", ['{"eventName": [{"prefix": "MOD"}]}', '{"eventName": "MODIFY"}', '{"x": [["nested"]]}']
+    "pattern",
+    [
+        '{"eventName": [{"numeric": [">", 1]}]}',
+        '{"eventName": [{"prefix": "MOD", "suffix": "Y"}]}',
+        '{"eventName": "MODIFY"}',
+        '{"x": [["nested"]]}',
+    ],
 )
 def test_filter_forms_the_local_runtime_cannot_match_are_refused(pattern):
     with pytest.raises(ValueError, match="does not match"):
