@@ -214,6 +214,13 @@ def _load(
         timelines_tables=timelines,
         internal_errors=internal_errors,
     )
+    repairs = stage.replication_status() or {}
+    if repairs.get("timelines_repaired"):
+        calls = repairs["repair_calls_per_timeline"]
+        repaired = repairs["timelines_repaired"]
+        findings.figures["timelines repaired after the outage (per user and region)"] = repaired
+        findings.figures["DynamoDB calls per repaired timeline, median"] = round(calls["median"])
+        findings.figures["DynamoDB calls per repaired timeline, max"] = calls["max"]
     return LoadReport(
         plan=plan,
         region=region,

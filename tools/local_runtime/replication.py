@@ -332,7 +332,7 @@ class OwedRepairs:
         self.client_for = client_for
         self.state_dir = state_dir
         self.is_up = is_up
-        self.users_repaired = 0
+        self.timelines_repaired = 0  # one per user and region
         self.calls: deque[int] = deque(maxlen=LAG_SAMPLES)
 
     def watch(self) -> None:
@@ -377,7 +377,7 @@ class OwedRepairs:
                 sum(r.deleted for r in results),
             )
         self.state.repaired(owed)
-        self.users_repaired += len(users)
+        self.timelines_repaired += len(users) * len(self.regions)
         return len(users)
 
     def owed(self) -> int:
@@ -461,7 +461,7 @@ def status(
         "media_objects_copied": media.copied,
         "outbox": state.outbox_sizes(),
         "timeline_repairs_owed": repairs.owed(),
-        "timelines_repaired": repairs.users_repaired,
+        "timelines_repaired": repairs.timelines_repaired,
         "repair_calls_per_timeline": {
             "median": statistics.median(calls) if calls else None,
             "max": calls[-1] if calls else None,
