@@ -4,12 +4,23 @@ region-down and region-up targets call it)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from aviary.errors import ValidationError
 from tools.local_runtime.control import LocalStage, LocalStageError
+from tools.local_runtime.lock import StageBusy, StageLock
 from tools.local_runtime.processes import StartFailed
 from tools.local_runtime.settings import load_local_settings
+
+# The commands that change the stage, by the make target a person runs: one at a time per stage.
+CHANGING_COMMANDS = {
+    "deploy": "make deploy-local",
+    "stop": "make stop-local",
+    "reset": "make reset-local",
+    "region-down": "make region-down",
+    "region-up": "make region-up",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,42 +39,48 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         stage = LocalStage(load_local_settings())
-        if args.command == "deploy":
-            stage.deploy()
-            print("\nAviary is running locally:")
-            print("\n".join(stage.endpoints()))
-        elif args.command == "stop":
-            print("Stopped: " + (", ".join(stage.stop()) or "nothing was running"))
-        elif args.command == "reset":
-            print("Stopped: " + (", ".join(stage.reset()) or "nothing was running") + "; state wiped.")
-        elif args.command == "status":
-            print("\n".join(stage.endpoints()))
-        elif args.command == "settle":
-            seconds = stage.settle()
-            status = stage.replication_status() or {}
-            lag = status.get("lag_seconds", {})
-            print(
-                f"Caught up in {seconds:.2f} s (replication lag: median {_seconds(lag.get('median'))}, "
-                f"max {_seconds(lag.get('max'))} over {lag.get('samples', 0)} items)."
-            )
-        elif args.command == "token":
-            # Last line: the token alone, so `$(make -s token USER=alice | tail -1)` captures it.
-            print(stage.token(args.user))
-        elif args.command == "region-down":
-            stage.region_down(args.region)
-            print(
-                f"{args.region} is down: its API, timeline host, event sources and replication are stopped."
-            )
-        elif args.command == "region-up":
-            stage.region_up(args.region)
-            print(f"{args.region} is up again; replication is catching it up.")
-    except (LocalStageError, StartFailed, ValueError) as error:
+        with contextlib.ExitStack() as held:
+            if args.command in CHANGING_COMMANDS:
+                held.enter_context(StageLock(stage.settings.state_dir, CHANGING_COMMANDS[args.command]))
+            run(stage, args)
+    except (LocalStageError, StartFailed, StageBusy, ValueError) as error:
         print(f"aviary local: {error}", file=sys.stderr)
         return 1
     except ValidationError as error:
         print(f"aviary local: {error.message}", file=sys.stderr)
         return 2
     return 0
+
+
+def run(stage: LocalStage, args: argparse.Namespace) -> None:
+    """Runs one command and prints what a person needs to know about it."""
+    if args.command == "deploy":
+        stage.deploy()
+        print("\nAviary is running locally:")
+        print("\n".join(stage.endpoints()))
+    elif args.command == "stop":
+        print("Stopped: " + (", ".join(stage.stop()) or "nothing was running"))
+    elif args.command == "reset":
+        print("Stopped: " + (", ".join(stage.reset()) or "nothing was running") + "; state wiped.")
+    elif args.command == "status":
+        print("\n".join(stage.endpoints()))
+    elif args.command == "settle":
+        seconds = stage.settle()
+        status = stage.replication_status() or {}
+        lag = status.get("lag_seconds", {})
+        print(
+            f"Caught up in {seconds:.2f} s (replication lag: median {_seconds(lag.get('median'))}, "
+            f"max {_seconds(lag.get('max'))} over {lag.get('samples', 0)} items)."
+        )
+    elif args.command == "token":
+        # Last line: the token alone, so `$(make -s token USER=alice | tail -1)` captures it.
+        print(stage.token(args.user))
+    elif args.command == "region-down":
+        stage.region_down(args.region)
+        print(f"{args.region} is down: its API, timeline host, event sources and replication are stopped.")
+    elif args.command == "region-up":
+        stage.region_up(args.region)
+        print(f"{args.region} is up again; replication is catching it up.")
 
 
 def _seconds(value: float | None) -> str:

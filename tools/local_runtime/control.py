@@ -27,7 +27,7 @@ from tools.local_runtime.cloudformation_gaps import apply_bucket_notifications, 
 from tools.local_runtime.deployment import STREAM_CONSUMERS
 from tools.local_runtime.dynamodb_local import create_tables
 from tools.local_runtime.event_sources import Checkpoints, records_after
-from tools.local_runtime.processes import LocalProcesses, StartFailed, http_status, port_in_use
+from tools.local_runtime.processes import LocalProcesses, StartFailed, http_status, log_since, port_in_use
 from tools.local_runtime.settings import LOCAL_CONTEXT, PROJECT, LocalSettings
 
 MOTO = "moto"
@@ -123,6 +123,7 @@ class LocalStage:
             "CDK_DISABLE_CLI_TELEMETRY": "true",
         }
         with log.open("a") as output:
+            start = output.tell()
             output.write(f"\n$ cdk {' '.join(arguments)}\n")
             output.flush()
             result = subprocess.run(
@@ -134,9 +135,9 @@ class LocalStage:
                 timeout=CDK_TIMEOUT_SECONDS,
             )
         if result.returncode != 0:
-            tail = "".join(log.read_text().splitlines(keepends=True)[-30:])
+            # Only this command's output: the log also holds every earlier deploy's.
             raise LocalStageError(
-                f"cdk {arguments[0]} failed (exit {result.returncode}); end of {log}:\n{tail}"
+                f"cdk {arguments[0]} failed (exit {result.returncode}). {log_since(log, start)}"
             )
 
     def start_emulators(self, say=print) -> bool:
