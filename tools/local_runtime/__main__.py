@@ -7,11 +7,15 @@ import argparse
 import contextlib
 import sys
 
+import botocore.exceptions
+
 from aviary.errors import ValidationError
 from tools.local_runtime.control import LocalStage, LocalStageError
 from tools.local_runtime.lock import StageBusy, StageLock
 from tools.local_runtime.processes import StartFailed
 from tools.local_runtime.settings import load_local_settings
+
+NOT_RUNNING_HINT = "make status-local says what is running, make deploy-local starts it again."
 
 # The commands that change the stage, by the make target a person runs: one at a time per stage.
 CHANGING_COMMANDS = {
@@ -46,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     except (LocalStageError, StartFailed, StageBusy, ValueError) as error:
         print(f"aviary local: {error}", file=sys.stderr)
         return 1
+    except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as error:
+        # A process of the stage died or stopped answering while this command ran.
+        print(f"aviary local: the local AWS did not answer ({error}); {NOT_RUNNING_HINT}", file=sys.stderr)
+        return 1
     except ValidationError as error:
         print(f"aviary local: {error.message}", file=sys.stderr)
         return 2
@@ -63,7 +71,10 @@ def run(stage: LocalStage, args: argparse.Namespace) -> None:
     elif args.command == "reset":
         print("Stopped: " + (", ".join(stage.reset()) or "nothing was running") + "; state wiped.")
     elif args.command == "status":
+        # Endpoints only once something answers on them; a stopped stage is an error, as for settle.
+        stage.check_running(runtime=False)
         print("\n".join(stage.endpoints()))
+        stage.check_running(runtime=True)
     elif args.command == "settle":
         seconds = stage.settle()
         status = stage.replication_status() or {}

@@ -37,6 +37,7 @@ EMULATORS = (MOTO, DYNAMODB)
 REPLICATION = "replication"
 FRONT_DOOR = "front-door"
 CDK_TIMEOUT_SECONDS = 900
+NOT_RUNNING = "The local stage is not running; run make deploy-local first."
 
 
 class LocalStageError(RuntimeError):
@@ -302,11 +303,28 @@ class LocalStage:
                 f"REGION must be one of the configured regions ({', '.join(self.settings.regions)}), "
                 f"not {region!r}."
             )
-        self._running()
+        self.check_running()
 
-    def _running(self) -> None:
-        if any(self.processes.pid(name) is None for name in EMULATORS):
-            raise LocalStageError("The local stage is not running; run make deploy-local first.")
+    def not_running(self) -> list[str]:
+        """The stage's processes that should be running and are not (a region taken down by
+        `make region-down` is not expected to run)."""
+        expected = [*EMULATORS, *self.runtime_processes()]
+        down = {region_process(r) for r in self.settings.regions if self.settings.is_down(r)}
+        return [name for name in expected if name not in down and self.processes.pid(name) is None]
+
+    def check_running(self, *, runtime: bool = False) -> None:
+        """Refuses to go on against a stopped stage, in words rather than a connection error; with
+        `runtime`, the runtime's processes must run too (settle waits on them)."""
+        missing = self.not_running()
+        if all(name in missing for name in EMULATORS):
+            raise LocalStageError(NOT_RUNNING)
+        if not runtime:
+            missing = [name for name in missing if name in EMULATORS]
+        if missing:
+            raise LocalStageError(
+                f"The local stage is only partly running ({', '.join(missing)} not); "
+                f"run make deploy-local to start it again (logs in {self.processes.log_dir})."
+            )
 
     # -- catching up ----------------------------------------------------------------------------
 
@@ -389,7 +407,7 @@ class LocalStage:
         """Waits until every region that is up has caught up (twice in a row, and after a full
         replication cycle that began after we started looking) and the regions that are up hold the
         same source items; returns the seconds it took."""
-        self._running()
+        self.check_running(runtime=True)
         started = time.time()
         confirmed = 0
         while True:
@@ -418,7 +436,7 @@ class LocalStage:
         """An ID token for a demo user, signed up on first use; their handle is claimed at sign-in, so
         others can follow them before they have made a request. The production pool matches
         usernames case-insensitively and moto's does not, so the name is lower-cased here."""
-        self._running()
+        self.check_running()
         username = validation.handle(username, field="USER")
         location = identity.user_pool_location(self.client("ssm"))
         token = identity.id_token(self.client("cognito-idp", location["region"]), location, username)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
+from tools.local_runtime import __main__ as cli
 from tools.local_runtime.control import LocalStage
 from tools.local_runtime.settings import load_local_settings
 from tools.progress import Progress
@@ -102,3 +105,83 @@ def test_a_failing_step_is_marked_failed_and_no_later_step_runs(stage, monkeypat
     assert "".join(written).splitlines()[-1] == (
         "cdk deploy --all: synthesize the local stage, deploy its stacks into moto ... failed after 0.0 s"
     )
+
+
+# -- commands against a stage that is not (fully) running -------------------------------------------
+
+NOT_RUNNING = "aviary local: The local stage is not running; run make deploy-local first.\n"
+# Ports nothing of a developer's own stage uses, so these tests never reach a running stage.
+UNUSED_PORTS = {
+    "AVIARY_LOCAL_MOTO_PORT": "5397",
+    "AVIARY_LOCAL_DYNAMODB_PORT": "5398",
+    "AVIARY_LOCAL_FRONT_DOOR_PORT": "8397",
+    "AVIARY_LOCAL_FIRST_API_PORT": "8398",
+}
+
+
+@pytest.fixture
+def stopped_stage(tmp_path, monkeypatch):
+    """The environment of a stage whose state directory is `tmp_path` and whose ports nothing answers."""
+    for name, value in {**UNUSED_PORTS, "AVIARY_LOCAL_STATE_DIR": str(tmp_path)}.items():
+        monkeypatch.setenv(name, value)
+    return tmp_path
+
+
+@pytest.fixture
+def sleeper():
+    """A live process of our own whose pid can stand in a pid file (never the test's own pid)."""
+    process = subprocess.Popen(["sleep", "600"])
+    yield process.pid
+    process.kill()
+    process.wait()
+
+
+def pretend_running(state_dir, pid: int, *names: str) -> None:
+    (state_dir / "pids").mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (state_dir / "pids" / f"{name}.pid").write_text(str(pid))
+
+
+@pytest.mark.parametrize(
+    "command", ["settle", "status", "token alice", "region-down us-east-1", "region-up us-east-1"]
+)
+def test_a_command_against_a_stopped_stage_says_so_in_one_line_and_fails(stopped_stage, capsys, command):
+    assert cli.main(command.split()) == 1
+
+    out, error = capsys.readouterr()
+    assert error == NOT_RUNNING
+    assert out == ""
+
+
+def test_settle_and_status_name_what_is_missing_from_a_partly_running_stage(stopped_stage, sleeper, capsys):
+    pretend_running(stopped_stage, sleeper, "moto", "dynamodb-local", "replication", "front-door")
+    (stopped_stage / "down").mkdir()
+    (stopped_stage / "down" / "us-west-2").write_text("0")  # taken down on purpose: not missing
+
+    assert cli.main(["settle"]) == 1
+    assert capsys.readouterr().err.startswith(
+        "aviary local: The local stage is only partly running (region-us-east-1 not); "
+        "run make deploy-local to start it again"
+    )
+
+    assert cli.main(["status"]) == 1
+    out, error = capsys.readouterr()
+    assert "us-east-1              http://127.0.0.1:8398  (up, health no answer)" in out
+    assert "us-west-2              http://127.0.0.1:8399  (DOWN, health no answer)" in out
+    assert "(region-us-east-1 not)" in error
+
+
+def test_a_stage_that_stops_answering_mid_command_is_a_sentence_not_a_traceback(
+    stopped_stage, sleeper, capsys
+):
+    # The pid files say the emulators run, but nothing answers on their ports.
+    pretend_running(stopped_stage, sleeper, "moto", "dynamodb-local")
+
+    assert cli.main(["token", "alice"]) == 1
+
+    error = capsys.readouterr().err
+    assert error.startswith(
+        "aviary local: the local AWS did not answer (Could not connect to the endpoint URL"
+    )
+    assert error.endswith("make status-local says what is running, make deploy-local starts it again.\n")
+    assert "Traceback" not in error
