@@ -10,10 +10,16 @@ import sys
 import botocore.exceptions
 
 from aviary.errors import ValidationError
-from tools.local_runtime.control import LocalStage, LocalStageError
+from tools.local_runtime.control import (
+    REGION_ALREADY_UP,
+    REGION_BACK,
+    REGION_RESTARTED,
+    LocalStage,
+    LocalStageError,
+)
 from tools.local_runtime.lock import StageBusy, StageLock
 from tools.local_runtime.processes import StartFailed
-from tools.local_runtime.settings import load_local_settings
+from tools.local_runtime.settings import LocalSettings, load_local_settings
 
 NOT_RUNNING_HINT = "make status-local says what is running, make deploy-local starts it again."
 
@@ -66,6 +72,7 @@ def run(stage: LocalStage, args: argparse.Namespace) -> None:
         stage.deploy()
         print("\nAviary is running locally:")
         print("\n".join(stage.endpoints()))
+        print(next_steps(stage.settings))
     elif args.command == "stop":
         print("Stopped: " + (", ".join(stage.stop()) or "nothing was running"))
     elif args.command == "reset":
@@ -87,11 +94,31 @@ def run(stage: LocalStage, args: argparse.Namespace) -> None:
         # Last line: the token alone, so `$(make -s token USER=alice | tail -1)` captures it.
         print(stage.token(args.user))
     elif args.command == "region-down":
-        stage.region_down(args.region)
-        print(f"{args.region} is down: its API, timeline host, event sources and replication are stopped.")
+        if stage.region_down(args.region):
+            print(
+                f"{args.region} is down: its API, timeline host, event sources and replication are stopped."
+            )
+        else:
+            print(f"{args.region} was already down; make region-up REGION={args.region} brings it back.")
     elif args.command == "region-up":
-        stage.region_up(args.region)
-        print(f"{args.region} is up again; replication is catching it up.")
+        print(
+            {
+                REGION_BACK: f"{args.region} is up again; replication is catching it up "
+                "(make settle-local waits until it has).",
+                REGION_RESTARTED: f"{args.region} was not down, but its process had exited; started again.",
+                REGION_ALREADY_UP: f"{args.region} was already up; nothing to do.",
+            }[stage.region_up(args.region)]
+        )
+
+
+def next_steps(settings: LocalSettings) -> str:
+    """What to do once the stage is up: the walk-through's first commands, and how to stop."""
+    return (
+        '\nNext (the walk-through in README.md, "Try it locally", goes on from here):\n'
+        "  ALICE=$(make -s token USER=alice | tail -1)      # an ID token, valid for an hour\n"
+        f'  curl -s -H "Authorization: Bearer $ALICE" {settings.front_door_url}/timeline; echo\n'
+        "When you are done: make stop-local (make reset-local also wipes the stage's state)."
+    )
 
 
 def _seconds(value: float | None) -> str:

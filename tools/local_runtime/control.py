@@ -38,6 +38,8 @@ REPLICATION = "replication"
 FRONT_DOOR = "front-door"
 CDK_TIMEOUT_SECONDS = 900
 NOT_RUNNING = "The local stage is not running; run make deploy-local first."
+# What make region-up found.
+REGION_BACK, REGION_RESTARTED, REGION_ALREADY_UP = "back", "restarted", "already up"
 
 
 class LocalStageError(RuntimeError):
@@ -282,20 +284,29 @@ class LocalStage:
 
     # -- regions --------------------------------------------------------------------------------
 
-    def region_down(self, region: str) -> None:
+    def region_down(self, region: str) -> bool:
         """The region's API, timeline host, event sources and replication become unavailable at once:
-        requests in flight there get no answer, even those whose writes landed (as in a real failure)."""
+        requests in flight there get no answer, even those whose writes landed (as in a real failure).
+        False if it was down already."""
         self._known(region)
+        if self.settings.is_down(region):
+            return False
         marker = self.settings.down_marker(region)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(str(time.time()))
         self.processes.kill(region_process(region))
+        return True
 
-    def region_up(self, region: str) -> None:
+    def region_up(self, region: str) -> str:
+        """Brings the region back; says what that took: REGION_BACK (it was down), REGION_RESTARTED (it
+        was not down, but its process had exited) or REGION_ALREADY_UP (nothing to do)."""
         self._known(region)
+        was_down = self.settings.is_down(region)
         self.settings.down_marker(region).unlink(missing_ok=True)
-        if self.processes.pid(region_process(region)) is None:
-            self.start_region(region)
+        if self.processes.pid(region_process(region)) is not None:
+            return REGION_ALREADY_UP
+        self.start_region(region)
+        return REGION_BACK if was_down else REGION_RESTARTED
 
     def _known(self, region: str) -> None:
         if region not in self.settings.regions:

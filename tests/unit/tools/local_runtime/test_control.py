@@ -6,8 +6,9 @@ import subprocess
 
 import pytest
 
+from tests.cloud_assembly import PROJECT
 from tools.local_runtime import __main__ as cli
-from tools.local_runtime.control import LocalStage
+from tools.local_runtime.control import REGION_ALREADY_UP, REGION_BACK, REGION_RESTARTED, LocalStage
 from tools.local_runtime.settings import load_local_settings
 from tools.progress import Progress
 
@@ -130,7 +131,7 @@ def stopped_stage(tmp_path, monkeypatch):
 @pytest.fixture
 def sleeper():
     """A live process of our own whose pid can stand in a pid file (never the test's own pid)."""
-    process = subprocess.Popen(["sleep", "600"])
+    process = subprocess.Popen(["sleep", "600"], start_new_session=True)  # as the stage starts its own
     yield process.pid
     process.kill()
     process.wait()
@@ -185,3 +186,35 @@ def test_a_stage_that_stops_answering_mid_command_is_a_sentence_not_a_traceback(
     )
     assert error.endswith("make status-local says what is running, make deploy-local starts it again.\n")
     assert "Traceback" not in error
+
+
+# -- region-up and region-down say what they found ----------------------------------------------------
+
+
+def test_region_up_says_whether_the_region_was_down_had_died_or_was_already_up(stage, sleeper, monkeypatch):
+    monkeypatch.setattr(stage, "check_running", lambda **_: None)
+    started: list[str] = []
+    monkeypatch.setattr(stage, "start_region", started.append)
+
+    pretend_running(stage.settings.state_dir, sleeper, "region-us-east-1")
+    assert stage.region_up("us-east-1") == REGION_ALREADY_UP
+    assert started == []
+
+    assert stage.region_down("us-east-1") is True  # kills our sleeper, as a failure would
+    assert stage.region_down("us-east-1") is False
+    assert stage.region_up("us-east-1") == REGION_BACK
+    assert not stage.settings.is_down("us-east-1")
+
+    assert stage.region_up("us-west-2") == REGION_RESTARTED  # not down, yet no process
+    assert started == ["us-east-1", "us-west-2"]
+
+
+def test_a_finished_deploy_says_what_to_run_next_and_how_to_stop(stage):
+    text = cli.next_steps(stage.settings)
+
+    assert "ALICE=$(make -s token USER=alice | tail -1)" in text
+    assert 'curl -s -H "Authorization: Bearer $ALICE" http://127.0.0.1:8080/timeline' in text
+    assert text.splitlines()[-1].startswith("When you are done: make stop-local")
+    # The token command is the walk-through's own first step, as the README runs it.
+    readme = (PROJECT / "README.md").read_text()
+    assert "ALICE=$(make -s token USER=alice | tail -1)" in readme.split("<!-- walkthrough:start -->")[1]
