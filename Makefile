@@ -62,8 +62,16 @@ $(LAMBDA_DEPS)/.complete: lambda_functions/requirements.txt $(VENV)/.installed
 	  --python-version 3.14 --platform manylinux2014_aarch64 --target $(LAMBDA_DEPS) -r lambda_functions/requirements.txt
 	@touch $@
 
+# Settings are CDK context values: make synth CONTEXT="-c regions=us-east-1,eu-west-1 -c azsPerRegion=2".
+# cdk's own output is shown only if synth fails; then the templates it wrote are named.
+CONTEXT ?=
+SYNTH := cdk synth --quiet --no-notices -c stage=$(STAGE) $(CONTEXT) -o cdk.out
+TEMPLATES = @echo "Stacks synthesized, each in cdk.out/<stack>.template.json: \
+	  $$(cd cdk.out && ls *.template.json | sed 's/\.template\.json$$//' | tr '\n' ' ')"
+
 synth: setup
-	cdk synth --quiet --no-notices -c stage=$(STAGE) -o cdk.out
+	$(STEP) "Synthesizing the $(STAGE) stage into cdk.out/ (cdk synth, cdk-nag, rule validation)" -- $(SYNTH)
+	$(TEMPLATES)
 
 test: setup
 	$(BIN)/pytest
@@ -109,12 +117,12 @@ bench-handlers: setup
 	$(BIN)/python -m tools.bench_handlers
 
 # Failure-isolation report over the synthesized templates (host, AZ, region and dependency
-# failures against ARCHITECTURE.md's principles). Synthesizes STAGE into cdk.out unless CDK_OUT
+# failures against the principles of docs/architecture.md). Synthesizes STAGE into cdk.out unless CDK_OUT
 # names an existing cloud assembly; FORMAT=text|markdown|json. Exits non-zero on any violation.
 FORMAT ?= text
 blast-radius: setup
 ifndef CDK_OUT
-	@cdk synth --quiet --no-notices -c stage=$(STAGE) -o cdk.out >&2
+	$(STEP) "Synthesizing the $(STAGE) stage into cdk.out/ (cdk synth)" -- $(SYNTH) >&2
 endif
 	@$(BIN)/python -m tools.blast_radius --cdk-out $(or $(CDK_OUT),cdk.out) --format $(FORMAT)
 

@@ -37,3 +37,19 @@ def test_every_set_up_command_runs_as_a_step():
     installers = [c for c in commands if re.search(r"\b(pip|npm) (install|ci|download)\b", c)]
     assert len(installers) == 6
     assert all("-m tools.progress " in c for c in installers), installers
+
+
+def test_settings_reach_cdk_synth_through_context_and_cdks_own_chatter_is_held_back():
+    plan = subprocess.run(
+        ["make", "-n", "synth", "STAGE=local", "CONTEXT=-c regions=us-east-1,eu-west-1"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    [synth] = [line for line in plan.splitlines() if "cdk synth" in line]
+    assert "-m tools.progress " in synth  # its output ("Supply a stack id ...") shows only on failure
+    assert synth.endswith(
+        "-- cdk synth --quiet --no-notices -c stage=local -c regions=us-east-1,eu-west-1 -o cdk.out"
+    )
