@@ -115,8 +115,10 @@ SHOWN_AS = {"tweet_id": "id", "author_id": "author"}
 
 def timeline_item(item: Mapping[str, Any]) -> dict[str, Any]:
     """One item of a page, as the API shows a tweet: every entry attribute under the tweet's name for
-    it, absent ones as a tweet shows them (no media: []), a retweet's original as its summary."""
+    it, absent ones as a tweet shows them (no text: "", no media: []), a retweet's original as its
+    summary."""
     shaped = {SHOWN_AS.get(name, name): item.get(name) for name in TIMELINE_ENTRY_ATTRIBUTES}
+    shaped["text"] = shaped["text"] or ""  # a retweet stores none; a tweet shows it as ""
     shaped["media_ids"] = list(shaped["media_ids"] or [])
     if shaped["original"] is not None:
         shaped["original"] = original_summary(shaped["original"])

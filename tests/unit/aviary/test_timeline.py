@@ -126,12 +126,17 @@ def test_an_item_has_a_tweets_field_names_and_nothing_a_tweet_lacks():
 
 def test_a_retweets_original_is_shown_as_a_tweet_shows_it():
     original = Tweet(ulid(1), "alice", created_at(1), "the original")
-    retweet = {**tweet(2), "text": None, "retweet_of": ulid(1), "original": plain(original.summary_item())}
+    # As the store hands over a retweet's entry: no text of its own, its original's summary.
+    retweet = {**tweet(2), "retweet_of": ulid(1), "original": plain(original.summary_item())}
+    del retweet["text"]
 
     [item] = merge_timeline([retweet], [], limit=10, cursor=None)["items"]
 
+    shown = Tweet(ulid(2), "bob", created_at(2), "", retweet_of=ulid(1), original=original).to_json()
+    assert item["text"] == shown["text"] == ""  # a retweet has no text of its own
     assert (
         item["original"]
+        == shown["original"]
         == original.summary_json()
         == {
             "id": ulid(1),
