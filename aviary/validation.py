@@ -152,9 +152,12 @@ def handle(value: Any, field: str = "handle") -> str:
             field=field,
         )
     if not _HANDLE_PATTERN.fullmatch(value):
+        # "@alice" is how handles are written in text; say what to change rather than only the rule.
+        at_sign = value.startswith("@") and _HANDLE_PATTERN.fullmatch(value[1:])
         raise ValidationError(
-            f"{field} must be 1 to {MAX_HANDLE_CHARS} characters of A-Z, a-z, 0-9 or underscore, "
-            f"without '@'; got {shown(value)}.",
+            f"{field} must be a handle: 1 to {MAX_HANDLE_CHARS} letters (A-Z, a-z), digits or underscores, "
+            f"such as alice or bob_99, not {shown(value)}"
+            + (f"; write it without the '@': {value[1:]}." if at_sign else "."),
             field=field,
         )
     return value.lower()

@@ -35,22 +35,25 @@ KEY_ID = "bench-key"
 
 
 def sample_page() -> dict[str, Any]:
-    """A realistic first page: twenty tweets with every timeline attribute."""
+    """A realistic first page: twenty tweets with every field a timeline item has."""
     items = [
         {
-            "tweet_id": f"01JD{n:022d}",
-            "author_id": f"author{n % 7}",
+            "id": f"01JD{n:022d}",
+            "author": f"author{n % 7}",
             "created_at": f"2026-11-21T19:{n:02d}:14.123Z",
             "text": f"Tweet number {n}: " + "lorem ipsum dolor sit amet " * 4,
             "reply_to": None,
             "retweet_of": None,
             "media_ids": [f"media-{n}"] if n % 3 == 0 else [],
+            "original": None,
         }
         for n in range(PAGE_SIZE, 0, -1)
     ]
-    from aviary.timeline import encode_cursor, entry_key_of
+    from aviary.keys import timeline_entry_key
+    from aviary.timeline import encode_cursor
 
-    return {"items": items, "next_cursor": encode_cursor(entry_key_of(items[-1]))}
+    last = items[-1]
+    return {"items": items, "next_cursor": encode_cursor(timeline_entry_key(last["created_at"], last["id"]))}
 
 
 # -- the servers (child processes) ------------------------------------------------------------------

@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 
 # The directory the systemd unit makes writable for the service (ReadWritePaths).
 DEFAULT_PATH = "/data/timeline-cache/cache.sqlite"
+# The shape of the pages stored (SQLite's user_version of the file). Pages are the API's JSON, so a
+# page cached in an older shape must never be served: a file of another format starts empty.
+# 2: timeline items name their fields as tweets do (id, author, not tweet_id, author_id).
+PAGE_FORMAT = 2
 
 _SCHEMA = (
     # The empty string stands for "no cursor": NULLs would never match in the primary key.
@@ -171,6 +175,9 @@ class TimelineCache:
                         raise sqlite3.DatabaseError(f"journal mode stayed {mode}")
                     for statement in _SCHEMA:
                         connection.execute(statement)
+                    if connection.execute("PRAGMA user_version").fetchone()[0] != PAGE_FORMAT:
+                        connection.execute("DELETE FROM pages")
+                        connection.execute(f"PRAGMA user_version={PAGE_FORMAT}")
                     connection.execute("SELECT 1 FROM pages LIMIT 1").fetchall()
                 finally:
                     connection.close()

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
+from aviary.batch_get import StoreIncomplete
 from aviary.errors import ServiceUnavailable
 from aviary.timeline import TimelinePage
-from aviary.batch_get import StoreIncomplete
 from hosts.timeline_service.cache import TimelineCache
 
 log = logging.getLogger(__name__)

@@ -95,7 +95,7 @@ def test_survivors_answer_from_dynamodb_not_from_memory(drill, local_assembly):
 
 
 def _page(*tweet_ids: str, next_cursor: str | None = None) -> str:
-    items = [{"tweet_id": tweet_id, "created_at": "2026-11-21T00:00:00.000Z"} for tweet_id in tweet_ids]
+    items = [{"id": tweet_id, "created_at": "2026-11-21T00:00:00.000Z"} for tweet_id in tweet_ids]
     return json.dumps({"items": items, "next_cursor": next_cursor}, separators=(",", ":"))
 
 

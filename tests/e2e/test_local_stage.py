@@ -371,7 +371,7 @@ def test_a_user_is_their_id_whatever_the_spelling_of_their_username(local, token
     local.settle()
     authorized = {"Authorization": f"Bearer {dave}"}
     status, page, _ = request(f"{front}/timeline", headers=authorized)
-    assert status == 200 and own["id"] in [item["tweet_id"] for item in page["items"]]
+    assert status == 200 and own["id"] in [item["id"] for item in page["items"]]
     assert request(f"{front}/tweets/{victim['id']}", headers=authorized)[0] == 200
 
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from tools.blast_radius.scenarios import Finding, Report, Scenario
+from tools.blast_radius.scenarios import PRINCIPLES_PAGE, Finding, Report, Scenario
 
 FORMATS = ("text", "markdown", "json")
 OUTCOME_COLUMNS = ("Region", "Lost", "Hosts left", "Required", "Capacity", "Status", "Note")
@@ -49,6 +49,7 @@ def render_text(report: Report) -> str:
         f"Blast radius of {report.assembly}",
         f"Stage:     {report.stage} ({report.stage_basis})",
         f"Required:  {report.required_read_capacity} serving hosts per region ({report.required_source})",
+        f"Principles are those of {PRINCIPLES_PAGE}, named as in its table.",
     ]
     for i, region in enumerate(report.regions):
         label = "Regions:" if i == 0 else ""
@@ -102,6 +103,7 @@ def render_markdown(report: Report) -> str:
         f"- **Required read capacity:** {report.required_read_capacity} serving hosts per region "
         f"({report.required_source})",
         f"- **Result:** {_result(report)}",
+        f"- **Principles:** those of `{PRINCIPLES_PAGE}`, named as in its table",
         "",
         "## Regions",
         "",

@@ -44,11 +44,12 @@ def region_drill(work: Path) -> DrillResult:
     from tools.drills import region_drill as drill
     from tools.local_runtime.control import LocalStage
     from tools.local_runtime.settings import load_local_settings
+    from tools.progress import Progress
 
     os.environ.update({**DRILL_STAGE, "AVIARY_LOCAL_STATE_DIR": str(work / "local-stage")})
     stage = LocalStage(load_local_settings())
     try:
-        stage.deploy(say=lambda _line: None)
+        stage.deploy(Progress(write=lambda _text: None))
         return drill.run(stage)
     finally:
         stage.reset()

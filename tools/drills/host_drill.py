@@ -420,7 +420,7 @@ class Tally:
 
 def tweet_ids(pages: Sequence[str | None]) -> list[str]:
     """The tweet ids of a timeline's pages in the order served (a 503 contributes none)."""
-    return [item["tweet_id"] for page in pages if page is not None for item in json.loads(page)["items"]]
+    return [item["id"] for page in pages if page is not None for item in json.loads(page)["items"]]
 
 
 def duplicated_entries(pages: Sequence[str | None]) -> int:

@@ -96,7 +96,7 @@ def timeline_ids(api_url: str, token: str) -> list[str]:
         status, page, _ = request(f"{api_url}/timeline{query}", headers={"Authorization": f"Bearer {token}"})
         if status != 200:
             raise RuntimeError(f"timeline read at {api_url} answered {status}: {page}")
-        ids.extend(item["tweet_id"] for item in page["items"])
+        ids.extend(item["id"] for item in page["items"])
         cursor = page.get("next_cursor") or ""
         if not cursor:
             return ids

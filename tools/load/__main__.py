@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             stage = LocalStage(load_local_settings())
             try:
                 print("Deploying a local stage for the load (own ports) ...", flush=True)
-                stage.deploy(say=lambda line: print(line, flush=True))
+                stage.deploy()
                 report = run(stage, plan)
             finally:
                 stage.reset()

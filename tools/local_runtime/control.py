@@ -28,8 +28,9 @@ from tools.local_runtime.cloudformation_gaps import apply_bucket_notifications, 
 from tools.local_runtime.deployment import read_deployment
 from tools.local_runtime.dynamodb_local import create_tables
 from tools.local_runtime.event_sources import Checkpoints, records_after
-from tools.local_runtime.processes import LocalProcesses, StartFailed, http_status, port_in_use
+from tools.local_runtime.processes import LocalProcesses, StartFailed, http_status, log_since, port_in_use
 from tools.local_runtime.settings import LOCAL_CONTEXT, PROJECT, LocalSettings
+from tools.progress import Progress, duration
 
 MOTO = "moto"
 DYNAMODB = "dynamodb-local"
@@ -37,6 +38,9 @@ EMULATORS = (MOTO, DYNAMODB)
 REPLICATION = "replication"
 FRONT_DOOR = "front-door"
 CDK_TIMEOUT_SECONDS = 900
+NOT_RUNNING = "The local stage is not running; run make deploy-local first."
+# What make region-up found.
+REGION_BACK, REGION_RESTARTED, REGION_ALREADY_UP = "back", "restarted", "already up"
 
 
 class LocalStageError(RuntimeError):
@@ -73,22 +77,58 @@ class LocalStage:
 
     # -- deploy ---------------------------------------------------------------------------------
 
-    def deploy(self, say=print) -> None:
-        """Emulators up (if not already), the stacks deployed, the runtime (re)started and answering."""
-        self.stop_runtime()
-        fresh = self.start_emulators(say)
-        if fresh:
-            self.forget_runtime_state()
+    def deploy(self, progress: Progress | None = None) -> None:
+        """Emulators up (if not already), the stacks deployed, the runtime (re)started and answering;
+        one progress line per step, with the time it took."""
+        progress = progress or Progress()
+        started = progress.clock()
+        restarting = any(self.processes.pid(name) is not None for name in self.runtime_processes())
+        if restarting:
+            with progress.step("Stopping the runtime of the last deploy"):
+                self.stop_runtime()
+        if self.emulators_running():
+            progress.note(
+                f"The local AWS is already running (moto {self.settings.endpoint}, DynamoDB Local "
+                f"{self.settings.dynamodb_endpoint}); deploying into it, its state kept."
+            )
+        else:
+            with progress.step(
+                f"Starting the local AWS: moto on port {self.settings.moto_port}, "
+                f"DynamoDB Local on port {self.settings.dynamodb_port}"
+            ):
+                self.start_emulators()
+                self.forget_runtime_state()
         for region in self.settings.regions:
             self.settings.down_marker(region).unlink(missing_ok=True)
-        say("Deploying the local stage with the CDK CLI (cdk bootstrap, cdk deploy --method=direct) ...")
         # One region at a time: given several, the CLI bootstraps them at once, and moto's
         # CloudFormation then sometimes names a bucket after the other region (BucketAlreadyExists).
         # Into the stage's own cloud assembly: a cdk.out shared with another CLI would be locked.
         for region in self.settings.regions:
-            self.cdk("bootstrap", f"aws://{self.settings.config.account}/{region}", "-o", str(self.cdk_out))
-        self.cdk("deploy", "--all", "--method=direct", "--require-approval", "never", "-o", str(self.cdk_out))
-        say("Creating the deployed tables in DynamoDB Local ...")
+            with progress.step(f"cdk bootstrap {region}: the CDK's staging bucket and roles in moto"):
+                self.cdk(
+                    "bootstrap", f"aws://{self.settings.config.account}/{region}", "-o", str(self.cdk_out)
+                )
+        with progress.step("cdk deploy --all: synthesize the local stage, deploy its stacks into moto"):
+            self.cdk(
+                "deploy", "--all", "--method=direct", "--require-approval", "never", "-o", str(self.cdk_out)
+            )
+        with progress.step("Creating the deployed tables in DynamoDB Local; bucket settings moto left out"):
+            self.complete_data_stacks()
+        with progress.step("Creating the user pool; publishing token settings to every region"):
+            location = self.create_identity()
+        progress.note(f"User pool {location['userPoolId']} (app client {location['clientId']}).")
+        with progress.step(
+            "Starting the runtime: each region's API and timeline host, replication, front door"
+        ):
+            self.start_runtime()
+        progress.note(f"Deployed in {duration(progress.clock() - started)}.")
+
+    def emulators_running(self) -> bool:
+        return all(self.processes.pid(name) is not None for name in EMULATORS)
+
+    def complete_data_stacks(self) -> None:
+        """What moto's CloudFormation does not do for the data stacks: their tables in DynamoDB Local,
+        and their buckets' versioning and notifications."""
         for region in self.settings.regions:
             stack = stack_name("Data", region)
             template = self.cdk_out / f"{stack}.template.json"
@@ -98,13 +138,15 @@ class LocalStage:
             apply_bucket_notifications(
                 template, stack, cloudformation, self.client("sqs", region), self.client("s3", region)
             )
-        say("Creating the local user pool and publishing token settings to every region ...")
+
+    def create_identity(self) -> dict[str, str]:
+        """The user pool (moto's CloudFormation cannot create one) and every region's token settings;
+        returns where the pool is."""
         location = identity.ensure_user_pool(
             self.settings, self.client("cognito-idp", self.settings.primary_region), self.client("ssm")
         )
         identity.publish_token_settings(self.settings, lambda region: self.client("ssm", region))
-        say(f"User pool {location['userPoolId']} (client {location['clientId']}).")
-        self.start_runtime()
+        return location
 
     @property
     def cdk_out(self) -> Path:
@@ -124,6 +166,7 @@ class LocalStage:
             "CDK_DISABLE_CLI_TELEMETRY": "true",
         }
         with log.open("a") as output:
+            start = output.tell()
             output.write(f"\n$ cdk {' '.join(arguments)}\n")
             output.flush()
             result = subprocess.run(
@@ -135,18 +178,16 @@ class LocalStage:
                 timeout=CDK_TIMEOUT_SECONDS,
             )
         if result.returncode != 0:
-            tail = "".join(log.read_text().splitlines(keepends=True)[-30:])
+            # Only this command's output: the log also holds every earlier deploy's.
             raise LocalStageError(
-                f"cdk {arguments[0]} failed (exit {result.returncode}); end of {log}:\n{tail}"
+                f"cdk {arguments[0]} failed (exit {result.returncode}). {log_since(log, start)}"
             )
 
-    def start_emulators(self, say=print) -> bool:
-        """Starts moto and DynamoDB Local unless both of ours run; True when they started afresh (empty).
+    def start_emulators(self) -> None:
+        """Starts moto and DynamoDB Local, both empty, stopping whichever of ours still runs.
 
         Both keep their state in memory and describe one AWS together, so one never outlives the other.
         """
-        if all(self.processes.pid(name) is not None for name in EMULATORS):
-            return False
         for name in EMULATORS:
             self.processes.stop(name)
         for port in (self.settings.moto_port, self.settings.dynamodb_port):
@@ -154,7 +195,6 @@ class LocalStage:
                 raise LocalStageError(
                     f"Port {port} is taken by a process this project did not start; stop it first."
                 )
-        say(f"Starting the moto server on {self.settings.endpoint} ...")
         self.processes.start(
             MOTO,
             "tools.local_runtime.moto_server",
@@ -164,7 +204,6 @@ class LocalStage:
             str(self.settings.moto_port),
             environment={},
         )
-        say(f"Starting DynamoDB Local on {self.settings.dynamodb_endpoint} ...")
         self.processes.start(
             DYNAMODB,
             "tools.local_runtime.dynamodb_local",
@@ -176,7 +215,6 @@ class LocalStage:
         )
         self.processes.wait_until(MOTO, f"{self.settings.endpoint}/moto-api/data.json")
         self.processes.wait_until(DYNAMODB, f"{self.settings.dynamodb_endpoint}/")
-        return True
 
     def forget_runtime_state(self) -> None:
         """Stream positions, replication state and host caches belong to the emulator they came from."""
@@ -229,9 +267,11 @@ class LocalStage:
         except OSError:
             return None
 
+    def runtime_processes(self) -> list[str]:
+        return [FRONT_DOOR, REPLICATION, *(region_process(r) for r in self.settings.regions)]
+
     def stop_runtime(self) -> list[str]:
-        names = [FRONT_DOOR, REPLICATION, *(region_process(r) for r in self.settings.regions)]
-        return [name for name in names if self.processes.stop(name)]
+        return [name for name in self.runtime_processes() if self.processes.stop(name)]
 
     def stop(self) -> list[str]:
         stopped = self.stop_runtime()
@@ -245,20 +285,29 @@ class LocalStage:
 
     # -- regions --------------------------------------------------------------------------------
 
-    def region_down(self, region: str) -> None:
+    def region_down(self, region: str) -> bool:
         """The region's API, timeline host, event sources and replication become unavailable at once:
-        requests in flight there get no answer, even those whose writes landed (as in a real failure)."""
+        requests in flight there get no answer, even those whose writes landed (as in a real failure).
+        False if it was down already."""
         self._known(region)
+        if self.settings.is_down(region):
+            return False
         marker = self.settings.down_marker(region)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(str(time.time()))
         self.processes.kill(region_process(region))
+        return True
 
-    def region_up(self, region: str) -> None:
+    def region_up(self, region: str) -> str:
+        """Brings the region back; says what that took: REGION_BACK (it was down), REGION_RESTARTED (it
+        was not down, but its process had exited) or REGION_ALREADY_UP (nothing to do)."""
         self._known(region)
+        was_down = self.settings.is_down(region)
         self.settings.down_marker(region).unlink(missing_ok=True)
-        if self.processes.pid(region_process(region)) is None:
-            self.start_region(region)
+        if self.processes.pid(region_process(region)) is not None:
+            return REGION_ALREADY_UP
+        self.start_region(region)
+        return REGION_BACK if was_down else REGION_RESTARTED
 
     def _known(self, region: str) -> None:
         if region not in self.settings.regions:
@@ -266,11 +315,28 @@ class LocalStage:
                 f"REGION must be one of the configured regions ({', '.join(self.settings.regions)}), "
                 f"not {region!r}."
             )
-        self._running()
+        self.check_running()
 
-    def _running(self) -> None:
-        if any(self.processes.pid(name) is None for name in EMULATORS):
-            raise LocalStageError("The local stage is not running; run make deploy-local first.")
+    def not_running(self) -> list[str]:
+        """The stage's processes that should be running and are not (a region taken down by
+        `make region-down` is not expected to run)."""
+        expected = [*EMULATORS, *self.runtime_processes()]
+        down = {region_process(r) for r in self.settings.regions if self.settings.is_down(r)}
+        return [name for name in expected if name not in down and self.processes.pid(name) is None]
+
+    def check_running(self, *, runtime: bool = False) -> None:
+        """Refuses to go on against a stopped stage, in words rather than a connection error; with
+        `runtime`, the runtime's processes must run too (settle waits on them)."""
+        missing = self.not_running()
+        if all(name in missing for name in EMULATORS):
+            raise LocalStageError(NOT_RUNNING)
+        if not runtime:
+            missing = [name for name in missing if name in EMULATORS]
+        if missing:
+            raise LocalStageError(
+                f"The local stage is only partly running ({', '.join(missing)} not); "
+                f"run make deploy-local to start it again (logs in {self.processes.log_dir})."
+            )
 
     # -- catching up ----------------------------------------------------------------------------
 
@@ -394,7 +460,7 @@ class LocalStage:
         """Waits until every region that is up has caught up (twice in a row, and after a full
         replication cycle that began after we started looking) and the regions that are up hold the
         same source items; returns the seconds it took."""
-        self._running()
+        self.check_running(runtime=True)
         started = time.time()
         confirmed = 0
         while True:
@@ -423,7 +489,7 @@ class LocalStage:
         """An ID token for a demo user, signed up on first use; their handle is claimed at sign-in, so
         others can follow them before they have made a request. The production pool matches
         usernames case-insensitively and moto's does not, so the name is lower-cased here."""
-        self._running()
+        self.check_running()
         username = validation.handle(username, field="USER")
         location = identity.user_pool_location(self.client("ssm"))
         token = identity.id_token(self.client("cognito-idp", location["region"]), location, username)

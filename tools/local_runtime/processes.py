@@ -1,4 +1,8 @@
-"""Background processes of the local stage: started with a pid file and a log in .local/, stopped by pid."""
+"""Background processes of the local stage: started with a pid file and a log in .local/, stopped by pid.
+
+A process's log is appended to across runs (a region brought down and up again keeps its history);
+when one fails to start, what is shown is only what this start wrote.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +24,16 @@ class StartFailed(RuntimeError):
     """A process did not come up; the message points at its log."""
 
 
+# Lines of a log shown with an error: enough for a traceback, not a screenful of history.
+SHOWN_LOG_LINES = 30
+
+
 class LocalProcesses:
     def __init__(self, state_dir: Path) -> None:
         self.pid_dir = state_dir / "pids"
         self.log_dir = state_dir / "logs"
+        # Where each log ended when this object last started its process: its own output begins there.
+        self._log_starts: dict[str, int] = {}
 
     def pid_file(self, name: str) -> Path:
         return self.pid_dir / f"{name}.pid"
@@ -52,6 +62,7 @@ class LocalProcesses:
         self.pid_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with self.log_file(name).open("ab") as log:
+            self._log_starts[name] = log.tell()
             process = subprocess.Popen(
                 [sys.executable, "-m", module, *args],
                 cwd=PROJECT,
@@ -97,13 +108,33 @@ class LocalProcesses:
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             if self.pid(name) is None:
-                raise StartFailed(f"{name} exited while starting; see {self.log_file(name)}")
+                raise StartFailed(f"{name} exited while starting. {self.output_of_this_start(name)}")
             if http_status(url) in range(200, 500):
                 return
             time.sleep(0.2)
         raise StartFailed(
-            f"{name} did not answer at {url} within {timeout_seconds:.0f} s; see {self.log_file(name)}"
+            f"{name} did not answer at {url} within {timeout_seconds:.0f} s. "
+            f"{self.output_of_this_start(name)}"
         )
+
+    def output_of_this_start(self, name: str) -> str:
+        """What `name` wrote to its log since this object started it (its last lines), and the log's path."""
+        return log_since(self.log_file(name), self._log_starts.get(name, 0))
+
+
+def log_since(log: Path, offset: int, lines: int = SHOWN_LOG_LINES) -> str:
+    """The last `lines` lines `log` gained after `offset`, introduced by where they come from."""
+    try:
+        with log.open("rb") as file:
+            file.seek(offset)
+            written = file.read().decode(errors="replace").splitlines()
+    except OSError:
+        written = []
+    if not written:
+        return f"It wrote nothing to {log}."
+    shown = written[-lines:]
+    which = "It wrote" if len(shown) == len(written) else f"The last {len(shown)} lines it wrote"
+    return f"{which} to {log}:\n" + "\n".join(shown)
 
 
 def http_status(url: str, timeout_seconds: float = 1) -> int | None:

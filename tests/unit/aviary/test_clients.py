@@ -23,6 +23,6 @@ def test_clients_are_built_once_per_service_region_and_endpoint():
 
 
 def test_streams_calls_use_the_regional_endpoint_not_the_account_one():
-    # moto cannot intercept account-based endpoints (see ../shared/ARCHITECTURE.md).
+    # moto cannot intercept account-based endpoints: boto3 would send streams calls to hosts it never sees.
     client = clients.client("dynamodbstreams", region="us-east-1")
     assert client.meta.config.account_id_endpoint_mode == "disabled"

@@ -969,14 +969,14 @@ def test_fanned_out_entries_are_what_the_timeline_store_reads(aws):
     page = store.read_page("reader", 10, None)
 
     assert page["next_cursor"] is None
-    assert [item["tweet_id"] for item in page["items"]] == [
+    assert [item["id"] for item in page["items"]] == [
         celebrity.tweet_id,
         reply.tweet_id,
         first.tweet_id,
     ]
     assert page["items"][1] == {
-        "tweet_id": reply.tweet_id,
-        "author_id": "alice",
+        "id": reply.tweet_id,
+        "author": "alice",
         "created_at": reply.created_at,
         "text": reply.text,
         "reply_to": first.tweet_id,
@@ -985,7 +985,7 @@ def test_fanned_out_entries_are_what_the_timeline_store_reads(aws):
         "original": None,
     }
     assert page["items"][2]["media_ids"] == ["m1"]
-    assert store.read_page("star", 10, None)["items"][0]["tweet_id"] == celebrity.tweet_id
+    assert store.read_page("star", 10, None)["items"][0]["id"] == celebrity.tweet_id
 
 
 def test_the_timeline_store_reads_the_newest_entries_of_a_trimmed_timeline(aws):
@@ -1003,7 +1003,7 @@ def test_the_timeline_store_reads_the_newest_entries_of_a_trimmed_timeline(aws):
         client, tables["timelines"], tables["social-graph"], tables["tweets"], tables["counts"], 5
     )
     whole = store.read_page("bob", cap + 10, None)
-    assert [item["tweet_id"] for item in whole["items"]] == newest_first
+    assert [item["id"] for item in whole["items"]] == newest_first
     assert whole["next_cursor"] is None
 
     # Page by page, a reader sees the same newest entries and then the end.
@@ -1011,7 +1011,7 @@ def test_the_timeline_store_reads_the_newest_entries_of_a_trimmed_timeline(aws):
     cursor = None
     for _ in range(10):
         page = store.read_page("bob", 7, cursor)
-        seen.extend(item["tweet_id"] for item in page["items"])
+        seen.extend(item["id"] for item in page["items"])
         if page["next_cursor"] is None:
             break
         cursor = decode_cursor(page["next_cursor"])
@@ -1030,7 +1030,15 @@ def test_a_celebritys_retweets_merged_on_read_show_their_originals_unless_delete
     store = TimelineStore(client, tables["timelines"], graph, tables["tweets"], tables["counts"], 5)
     page = store.read_page("reader", 10, None)
 
-    assert [item["tweet_id"] for item in page["items"]] == [retweets[0].tweet_id]
-    assert page["items"][0]["original"] == {
-        "tweet_id": kept.tweet_id, "author_id": "alice", "created_at": kept.created_at, "text": kept.text
-    }  # fmt: skip
+    assert [item["id"] for item in page["items"]] == [retweets[0].tweet_id]
+    assert (
+        page["items"][0]["original"]
+        == kept.summary_json()
+        == {
+            "id": kept.tweet_id,
+            "author": "alice",
+            "created_at": kept.created_at,
+            "text": kept.text,
+            "media_ids": [],
+        }
+    )

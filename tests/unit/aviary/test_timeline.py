@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from aviary.errors import ValidationError
 from aviary.keys import TIMELINE_ENTRY_ATTRIBUTES, timeline_entry_key
 from aviary.timeline import decode_cursor, encode_cursor, merge_timeline, parse_limit
+from aviary.timeline_store import plain
+from aviary.tweets import Tweet
 
 EPOCH = datetime(2026, 11, 21, 19, 45, 14, 123000, tzinfo=UTC)
 
@@ -96,10 +98,54 @@ def test_parsing_any_text_is_a_limit_or_a_validation_error(raw):
 
 def test_merge_orders_newest_first_and_fills_every_attribute():
     page = merge_timeline([tweet(1), tweet(3)], [tweet(2, author="celeb")], limit=10, cursor=None)
-    assert [item["tweet_id"] for item in page["items"]] == [ulid(3), ulid(2), ulid(1)]
-    assert all(set(item) == set(TIMELINE_ENTRY_ATTRIBUTES) for item in page["items"])
+    assert [item["id"] for item in page["items"]] == [ulid(3), ulid(2), ulid(1)]
+    assert all(len(item) == len(TIMELINE_ENTRY_ATTRIBUTES) for item in page["items"])
     assert page["items"][0]["reply_to"] is None
     assert page["next_cursor"] is None
+
+
+def test_an_item_has_a_tweets_field_names_and_nothing_a_tweet_lacks():
+    # One shape for one thing: an item is a tweet without its counts and state.
+    stored = {**tweet(1), "reply_to": ulid(0), "media_ids": ["m1"]}
+    [item] = merge_timeline([stored], [], limit=10, cursor=None)["items"]
+    shown = Tweet.from_item({name: {"S": value} for name, value in tweet(1).items()}).to_json()
+
+    assert list(item) == [name for name in shown if name in item]
+    assert set(shown) - set(item) == {"like_count", "deleted", "reply_to_deleted"}
+    assert item == {
+        "id": ulid(1),
+        "author": "bob",
+        "created_at": created_at(1),
+        "text": "tweet 1",
+        "reply_to": ulid(0),
+        "retweet_of": None,
+        "media_ids": ["m1"],
+        "original": None,
+    }
+
+
+def test_a_retweets_original_is_shown_as_a_tweet_shows_it():
+    original = Tweet(ulid(1), "alice", created_at(1), "the original")
+    # As the store hands over a retweet's entry: no text of its own, its original's summary.
+    retweet = {**tweet(2), "retweet_of": ulid(1), "original": plain(original.summary_item())}
+    del retweet["text"]
+
+    [item] = merge_timeline([retweet], [], limit=10, cursor=None)["items"]
+
+    shown = Tweet(ulid(2), "bob", created_at(2), "", retweet_of=ulid(1), original=original).to_json()
+    assert item["text"] == shown["text"] == ""  # a retweet has no text of its own
+    assert (
+        item["original"]
+        == shown["original"]
+        == original.summary_json()
+        == {
+            "id": ulid(1),
+            "author": "alice",
+            "created_at": created_at(1),
+            "text": "the original",
+            "media_ids": [],
+        }
+    )
 
 
 def test_an_item_without_media_has_an_empty_list_as_a_tweet_has():
@@ -110,13 +156,13 @@ def test_an_item_without_media_has_an_empty_list_as_a_tweet_has():
 
 def test_merge_shows_a_tweet_from_both_sources_once():
     page = merge_timeline([tweet(1), tweet(2)], [tweet(2), tweet(3)], limit=10, cursor=None)
-    assert [item["tweet_id"] for item in page["items"]] == [ulid(3), ulid(2), ulid(1)]
+    assert [item["id"] for item in page["items"]] == [ulid(3), ulid(2), ulid(1)]
 
 
 def test_merge_orders_same_millisecond_tweets_by_id():
     same_time = [tweet(5, offset_ms=0), tweet(4, offset_ms=0)]
     page = merge_timeline(same_time, [tweet(6, offset_ms=0)], limit=10, cursor=None)
-    assert [item["tweet_id"] for item in page["items"]] == [ulid(6), ulid(5), ulid(4)]
+    assert [item["id"] for item in page["items"]] == [ulid(6), ulid(5), ulid(4)]
 
 
 def test_merge_gives_a_cursor_only_when_more_candidates_than_the_limit():
@@ -129,7 +175,7 @@ def test_merge_gives_a_cursor_only_when_more_candidates_than_the_limit():
 def test_merge_takes_only_items_older_than_the_cursor():
     cursor = timeline_entry_key(created_at(3), ulid(3))
     page = merge_timeline([tweet(1), tweet(2)], [tweet(3), tweet(4), tweet(2)], limit=10, cursor=cursor)
-    assert [item["tweet_id"] for item in page["items"]] == [ulid(2), ulid(1)]
+    assert [item["id"] for item in page["items"]] == [ulid(2), ulid(1)]
 
 
 def test_merge_skips_items_it_cannot_place_in_time():
@@ -139,7 +185,7 @@ def test_merge_skips_items_it_cannot_place_in_time():
         {"tweet_id": 9, "created_at": created_at(9)},
     ]
     page = merge_timeline([*broken, tweet(1)], [], limit=10, cursor=None)
-    assert [item["tweet_id"] for item in page["items"]] == [ulid(1)]
+    assert [item["id"] for item in page["items"]] == [ulid(1)]
 
 
 @given(
@@ -168,7 +214,7 @@ def test_paging_through_shows_every_tweet_once_newest_first(
         older_celebrity = [t for t in celebrity if cursor is None or key(t) < cursor][: limit + 1]
         page = merge_timeline(older_entries, older_celebrity, limit, cursor)
         assert len(page["items"]) <= limit
-        shown.extend(item["tweet_id"] for item in page["items"])
+        shown.extend(item["id"] for item in page["items"])
         if page["next_cursor"] is None:
             break
         cursor = decode_cursor(page["next_cursor"])

@@ -206,6 +206,17 @@ def test_handle_names_the_given_field() -> None:
     rejects(handle, "no way", "followee", field="followee")
 
 
+def test_a_bad_handle_is_explained_with_an_example_and_a_leading_at_sign_with_the_fix() -> None:
+    error = rejects(handle, "al-ice", "USER", field="USER")
+    assert error.message == (
+        "USER must be a handle: 1 to 15 letters (A-Z, a-z), digits or underscores, such as alice or "
+        "bob_99, not 'al-ice'."
+    )
+    error = rejects(handle, "@Alice", field="handle")
+    assert error.message.endswith("not '@Alice'; write it without the '@': Alice.")
+    assert "without" not in rejects(handle, "@", field="handle").message  # nothing left to suggest
+
+
 # --- tweet_id / optional_tweet_id -----------------------------------------------------------------
 
 

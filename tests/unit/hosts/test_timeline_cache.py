@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 
-from hosts.timeline_service.cache import TimelineCache
+from hosts.timeline_service.cache import PAGE_FORMAT, TimelineCache
 
-PAGE = {"items": [{"tweet_id": "01JD0000000000000000000001", "text": "héllo"}], "next_cursor": None}
+PAGE = {"items": [{"id": "01JD0000000000000000000001", "text": "héllo"}], "next_cursor": None}
 
 
 def test_a_stored_page_comes_back_with_its_age(tmp_path):
@@ -44,6 +44,18 @@ def test_pages_older_than_max_age_are_not_served_and_get_pruned(tmp_path):
     cache.put("bob", None, 20, PAGE, fetched_at=200.0)  # second put: prunes what is older than 140
     rows = sqlite3.connect(tmp_path / "cache.sqlite").execute("SELECT user_id FROM pages").fetchall()
     assert rows == [("bob",)]
+
+
+def test_pages_cached_in_another_format_are_dropped_and_pages_of_this_one_kept(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    TimelineCache(path).put("alice", None, 20, PAGE, fetched_at=100.0)
+    assert TimelineCache(path).get("alice", None, 20, now=101.0) == (PAGE, 1.0)  # same format: kept
+
+    # A file written before timeline items were named as tweets are (format 0: no version set).
+    with sqlite3.connect(path) as older:
+        older.execute("PRAGMA user_version=0")
+    assert TimelineCache(path).get("alice", None, 20, now=101.0) is None
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == PAGE_FORMAT
 
 
 def test_the_file_uses_wal(tmp_path):

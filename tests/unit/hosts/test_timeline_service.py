@@ -183,7 +183,7 @@ def host(aws, tmp_path, tokens):
 
 
 def ids(body: dict) -> list[str]:
-    return [item["tweet_id"] for item in body["items"]]
+    return [item["id"] for item in body["items"]]
 
 
 # -- health ------------------------------------------------------------------------------------
@@ -218,8 +218,8 @@ def test_a_miss_reads_dynamodb_and_a_fresh_hit_does_not(host, tokens):
     first, calls_after_miss, second, headers = serve(host.app, scenario)
     assert ids(first) == [ulid(2), ulid(1)]
     assert first["items"][0] == {
-        "tweet_id": ulid(2),
-        "author_id": "carol",
+        "id": ulid(2),
+        "author": "carol",
         "created_at": created_at(2),
         "text": "tweet 2 by carol",
         "reply_to": None,

