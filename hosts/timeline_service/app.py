@@ -81,7 +81,7 @@ async def get_timeline(request: web.Request) -> web.Response:
     if result.stale:
         headers["X-Aviary-Stale"] = "true"
         headers["Age"] = str(int(result.age_seconds))
-    return web.Response(text=result.page_json, content_type="application/json", headers=headers)
+    return web.Response(body=result.body, content_type="application/json", charset="utf-8", headers=headers)
 
 
 async def get_health(_request: web.Request) -> web.Response:
