@@ -207,4 +207,6 @@ def main(environ: Mapping[str, Any] | None = None) -> None:
     except (SettingsError, TokenSettingsError) as error:
         raise SystemExit(str(error)) from None
     # No access log: the load balancer keeps one, and writing it here would cost every request.
-    web.run_app(app, host=settings.host, port=settings.port, access_log=None)
+    # reuse_port: a host runs one such worker per vCPU on the same port (hosts/systemd), and the
+    # kernel spreads the load balancer's connections between them.
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None, reuse_port=True)
