@@ -49,7 +49,7 @@ class _Overloaded(Exception):
 DEPENDENCY_FAILURES = (TimeoutError, BotoCoreError, ClientError, Boto3Error, StoreIncomplete, _Overloaded)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs more to build, once per request
 class TimelineResult:
     # The page's JSON as the reply sends it: a cached page goes out as held, with no parse or encoding.
     body: bytes
@@ -96,14 +96,25 @@ class TimelineService:
         self._cache_writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="timeline-cache-write")
         self._pending: dict[PageKey, asyncio.Future[bytes]] = {}
 
+    def fresh_in_memory(self, user_id: str, limit: int, cursor: str | None) -> TimelineResult | None:
+        """The page from this process's memory if it is fresh, else None: a hot page without an await."""
+        remembered = self.memory.get((user_id, cursor, limit))
+        if remembered is None:
+            return None
+        age = self.clock() - remembered.fetched_at
+        if age >= self.fresh_seconds:
+            return None
+        return TimelineResult(remembered.body, stale=False, age_seconds=max(0.0, age))
+
     async def timeline(self, user_id: str, limit: int, cursor: str | None) -> TimelineResult:
         """A page of `user_id`'s timeline after `cursor` (a decoded entry key, None for the newest)."""
         key = (user_id, cursor, limit)
         looked_at = self.clock()
-        remembered = self._remembered(key, looked_at)
+        remembered = self.memory.get(key)
         if remembered is not None and looked_at - remembered.fetched_at < self.fresh_seconds:
             age = max(0.0, looked_at - remembered.fetched_at)
             return TimelineResult(remembered.body, stale=False, age_seconds=age)
+        remembered = self._servable(key, remembered, looked_at)
 
         # Not fresh in memory: another worker, or this one before a restart, may have stored a newer
         # page on disk. Either way it is the newest copy on the host that may be served stale below.
@@ -129,9 +140,8 @@ class TimelineService:
             ) from None
         return TimelineResult(body, stale=False, age_seconds=0.0)
 
-    def _remembered(self, key: PageKey, now: float) -> RememberedPage | None:
-        """The page in memory, unless it is older than the disk cache would serve (its max age)."""
-        page = self.memory.get(key)
+    def _servable(self, key: PageKey, page: RememberedPage | None, now: float) -> RememberedPage | None:
+        """`page` from memory, unless it is older than the disk cache would serve (its max age)."""
         if page is not None and now - page.fetched_at > self.cache.max_age_seconds:
             self.memory.discard(key)
             return None

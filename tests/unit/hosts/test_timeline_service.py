@@ -28,7 +28,7 @@ from aviary.keys import follows_sk, timeline_entry_key, user_pk
 from aviary.schema import COUNTS, SOCIAL_GRAPH, TIMELINES, TWEETS
 from aviary.timeline import decode_cursor
 from aviary.timeline_store import TimelineStore
-from hosts.timeline_service.app import SettingsError, make_app, settings_from_environment
+from hosts.timeline_service.app import OTHER_PATHS, SettingsError, make_app, settings_from_environment
 from hosts.timeline_service.cache import TimelineCache
 from hosts.timeline_service.page_memory import ENTRY_OVERHEAD_BYTES, PageMemory
 from hosts.timeline_service.service import TimelineService
@@ -231,6 +231,8 @@ def test_a_miss_reads_dynamodb_and_a_fresh_hit_does_not(host, tokens):
     assert second == first
     assert sum(host.client.calls.values()) == calls_after_miss  # the hit made no call
     assert "X-Aviary-Stale" not in headers
+    assert headers["Content-Type"] == "application/json; charset=utf-8"
+    assert headers["Cache-Control"] == "private, no-store"
 
 
 def test_the_timeline_is_the_token_users_whatever_the_usernames_spelling(host, tokens):
@@ -381,6 +383,7 @@ def test_a_failing_dynamodb_is_answered_from_the_cache_marked_stale(host, tokens
     assert status == 200
     assert headers["X-Aviary-Stale"] == "true"
     assert headers["Age"] == "60"
+    assert headers["Cache-Control"] == "private, no-store"
     assert body == warm
 
 
@@ -539,6 +542,25 @@ def test_unknown_paths_and_methods_get_json_errors(host, tokens):
     assert (missing_status, missing["error"]["code"]) == (404, "not_found")
     assert method_status == 405
     assert method["error"]["code"] == "method_not_allowed"
+
+
+def test_paths_the_host_does_not_serve_go_to_the_handler_it_is_given(host, tokens):
+    # How the local runtime serves its write API on the host's port (tools/local_runtime/region.py).
+    async def api(request: web.Request) -> web.Response:
+        return web.json_response({"api": f"{request.method} {request.path}"})
+
+    host.app[OTHER_PATHS] = api
+
+    async def scenario(client):
+        other = await client.post("/tweets", headers=bearer(tokens))
+        wrong_method = await client.post("/timeline", headers=bearer(tokens))
+        health = await client.get("/health")
+        return await other.json(), wrong_method.status, await health.json()
+
+    other, wrong_method, health = serve(host.app, scenario)
+    assert other == {"api": "POST /tweets"}
+    assert wrong_method == 405
+    assert health == {"status": "ok"}
 
 
 class EmptyStore:
@@ -753,6 +775,22 @@ def test_a_hot_page_is_served_from_memory_with_no_disk_read(tmp_path):
     assert store.reads == 1
     assert len(service.cache.read_threads) == disk_reads == 1
     assert service.cache.read_threads[0].startswith("timeline-cache-read")  # never the event loop's
+
+
+def test_the_hot_path_answers_only_a_fresh_page_in_memory(tmp_path):
+    store, clock = VersionedStore(), FakeClock()
+    service = worker(store, tmp_path / "cache.sqlite", clock)
+    try:
+        assert service.fresh_in_memory("alice", 20, None) is None
+        read(service)
+        clock.now += 4.9
+        hit = service.fresh_in_memory("alice", 20, None)
+        clock.now += 0.2
+        past = service.fresh_in_memory("alice", 20, None)
+    finally:
+        service.close()
+    assert (hit.stale, version_of(hit), round(hit.age_seconds, 6)) == (False, "v1", 4.9)
+    assert past is None
 
 
 def test_a_page_in_memory_past_the_fresh_window_is_read_again(tmp_path):
