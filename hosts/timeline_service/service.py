@@ -108,13 +108,12 @@ class TimelineService:
 
     async def timeline(self, user_id: str, limit: int, cursor: str | None) -> TimelineResult:
         """A page of `user_id`'s timeline after `cursor` (a decoded entry key, None for the newest)."""
+        hit = self.fresh_in_memory(user_id, limit, cursor)
+        if hit is not None:
+            return hit
         key = (user_id, cursor, limit)
         looked_at = self.clock()
-        remembered = self.memory.get(key)
-        if remembered is not None and looked_at - remembered.fetched_at < self.fresh_seconds:
-            age = max(0.0, looked_at - remembered.fetched_at)
-            return TimelineResult(remembered.body, stale=False, age_seconds=age)
-        remembered = self._servable(key, remembered, looked_at)
+        remembered = self._servable(key, self.memory.get(key), looked_at)
 
         # Not fresh in memory: another worker, or this one before a restart, may have stored a newer
         # page on disk. Either way it is the newest copy on the host that may be served stale below.
