@@ -78,7 +78,9 @@ class TimelineService:
         *,
         memory: PageMemory | None = None,
         read_threads: int = 8,
-        cache_read_threads: int = 2,
+        # One: reads of one row take microseconds, and a second thread only fights the event loop
+        # for the GIL (make bench-host's miss path: fewer requests/s and a higher p99 with two).
+        cache_read_threads: int = 1,
         max_pending_reads: int = 64,
     ) -> None:
         self.store = store
