@@ -504,6 +504,36 @@ def test_bad_query_parameters_are_a_400_naming_the_field(host, tokens, params, f
     assert host.client.calls == Counter()
 
 
+def test_a_query_string_reads_as_aiohttp_reads_it_and_a_bad_one_is_refused_every_time(host, tokens):
+    # The host remembers what each query string parsed to; what it remembers must be what
+    # request.query would give, and a refusal must not be remembered as anything.
+    async def scenario(client):
+        first = await client.get("/timeline", params={"limit": "1"}, headers=bearer(tokens))
+        cursor = (await first.json())["next_cursor"]
+        pages = []
+        for query in (
+            f"limit=1&cursor={cursor}",
+            f"limit=%31&cursor={cursor}",
+            f"cursor={cursor}&limit=1&limit=7",
+        ):
+            response = await client.get(URL(f"/timeline?{query}", encoded=True), headers=bearer(tokens))
+            pages.append((response.status, await response.json()))
+        refusals = []
+        for _ in range(2):
+            response = await client.get("/timeline?limit=0", headers=bearer(tokens))
+            refusals.append((response.status, (await response.json())["error"]["field"]))
+        return pages, refusals
+
+    host.data.follow("alice", "bob")
+    for n in (1, 2, 3):
+        host.data.fan_out(n, "bob", to="alice")
+    pages, refusals = serve(host.app, scenario)
+    assert [status for status, _ in pages] == [200, 200, 200]
+    assert pages[0][1] == pages[1][1] == pages[2][1]
+    assert len(pages[0][1]["items"]) == 1
+    assert refusals == [(400, "limit"), (400, "limit")]
+
+
 def _bad_tokens(tokens: TokenIssuer) -> dict[str, dict[str, str]]:
     now = int(time.time())
     unsigned = tokens.token().rsplit(".", 1)[0].split(".", 1)[1]
