@@ -111,8 +111,10 @@ region-down region-up:
 	@$(if $(REGION),,$(error Say which region: make $@ REGION=us-east-1))
 	@$(LOCAL) $@ $(REGION)
 
-# Timeline service on loopback: cached-timeline requests/s and p99 beside a constant-body
-# aiohttp server in the same run. Prints figures; asserts nothing.
+# Timeline service on loopback, driven by autocannon (package.json): each read route's requests/s,
+# p50 and p99 on a cache hit as a ratio of a constant-body aiohttp server in the same run, and the
+# miss path, with one worker and with one per CPU; and each process's CPU share, to show the driver
+# was not the limit. About 3 minutes; prints figures, asserts nothing.
 bench-host: setup
 	$(BIN)/python -m tools.bench_host
 

@@ -60,21 +60,25 @@ def decode_cursor(raw: str | None) -> str | None:
     """The entry key inside a cursor from a previous page; absent or empty means the first page."""
     if raw is None or raw == "":
         return None
-    invalid = ValidationError(
-        f"Query parameter 'cursor' is not a cursor this service issued ({_shown(raw)}); pass the "
-        "'next_cursor' of the previous page unchanged, or leave it out for the first page.",
-        field="cursor",
-    )
     if len(raw) > MAX_CURSOR_CHARS:
-        raise invalid
+        raise _invalid_cursor(raw)
     try:
         padded = raw.encode("ascii") + b"=" * (-len(raw) % 4)
         entry_key = base64.b64decode(padded, altchars=b"-_", validate=True).decode("ascii")
     except (UnicodeError, binascii.Error, ValueError):
-        raise invalid from None
+        raise _invalid_cursor(raw) from None
     if not ENTRY_KEY_PATTERN.fullmatch(entry_key):
-        raise invalid
+        raise _invalid_cursor(raw)
     return entry_key
+
+
+def _invalid_cursor(raw: str) -> ValidationError:
+    # Built only when needed: a timeline host decodes a cursor on every request for a later page.
+    return ValidationError(
+        f"Query parameter 'cursor' is not a cursor this service issued ({_shown(raw)}); pass the "
+        "'next_cursor' of the previous page unchanged, or leave it out for the first page.",
+        field="cursor",
+    )
 
 
 def entry_key_of(item: Mapping[str, Any]) -> str:

@@ -72,7 +72,8 @@ def load_token_settings(ssm_client: Any, parameter: str, saved_copy: Path) -> To
 
     settings = parse_token_settings(text, source=f"SSM parameter {parameter}")
     saved_copy.parent.mkdir(parents=True, exist_ok=True)
-    temporary = saved_copy.with_suffix(".tmp")
+    # One temporary file per process: a host's workers start together and all save the copy.
+    temporary = saved_copy.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_text(text)
     os.replace(temporary, saved_copy)  # atomic: a crash never leaves half a file
     return settings

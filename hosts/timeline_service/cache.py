@@ -1,13 +1,15 @@
 """The host's disposable timeline cache: an SQLite file on the instance-store disks.
 
-It lets a host answer from memory of recent pages while DynamoDB is slow or down. Losing it
-costs only warm-up, so a corrupt or missing file is replaced rather than repaired.
+It lets a host answer from memory of recent pages while DynamoDB is slow or down, and it is
+shared by the host's worker processes and survives their restarts. Losing it costs only
+warm-up, so a corrupt or missing file is replaced rather than repaired.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -22,6 +24,8 @@ DEFAULT_PATH = "/data/timeline-cache/cache.sqlite"
 # page cached in an older shape must never be served: a file of another format starts empty.
 # 2: timeline items name their fields as tweets do (id, author, not tweet_id, author_id).
 PAGE_FORMAT = 2
+# How long opening the file may wait for another worker that is opening it at the same moment.
+PREPARE_BUSY_TIMEOUT_SECONDS = 5.0
 
 _SCHEMA = (
     # The empty string stands for "no cursor": NULLs would never match in the primary key.
@@ -40,8 +44,9 @@ _SCHEMA = (
 class TimelineCache:
     """Pages keyed by (user, cursor, limit) with the time they were read from DynamoDB.
 
-    Each thread gets its own connection (WAL lets the event loop read while a writer thread
-    writes). Any cache failure is a miss, never an error for the caller.
+    Each thread gets its own connection, and each worker process its own TimelineCache on the
+    same file (WAL lets them read while one writes). Any cache failure is a miss, never an error
+    for the caller.
     """
 
     def __init__(
@@ -59,6 +64,7 @@ class TimelineCache:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._generation = 0  # bumped when the file is replaced: every thread then reconnects
+        self._inode: int | None = None  # of the file this object's connections use
         self._puts = 0
         self.available = False
         with self._lock:
@@ -102,9 +108,6 @@ class TimelineCache:
     ) -> None:
         """Like put(), for a page already serialised (the reply's own text)."""
         fetched_at = time.time() if fetched_at is None else fetched_at
-        if self.available and not self.path.exists():
-            # Deleted under us: writes would go to an unlinked file no new connection can see.
-            self._replace_file(self._generation, FileNotFoundError(self.path))
         self._run(
             "INSERT OR REPLACE INTO pages (user_id, cursor, page_limit, page, fetched_at) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -131,18 +134,29 @@ class TimelineCache:
         """Execute one statement; the first row for a SELECT. Failures are logged and read as a miss."""
         if not self.available:
             return None
+        self._follow_file()
         generation = self._generation
         try:
             return self._connection(generation).execute(sql, parameters).fetchone()
-        except sqlite3.OperationalError as error:
-            # Busy or locked: another writer holds the file for a moment. Not damage.
-            if "locked" in str(error) or "busy" in str(error):
+        except sqlite3.DatabaseError as error:
+            if _busy(error):
+                # Another writer holds the file for a moment. Not damage.
                 log.debug("Timeline cache busy: %s", error)
                 return None
             self._replace_file(generation, error)
-        except sqlite3.DatabaseError as error:
-            self._replace_file(generation, error)
         return None
+
+    def _follow_file(self) -> None:
+        """Keep using the file at self.path: it may have been deleted (the disks were lost) or
+        replaced by another worker that found it damaged, and statements on the old one would
+        go to a file no other worker, nor this one after a restart, can see."""
+        generation = self._generation
+        try:
+            inode = _inode_of(self.path)
+        except OSError:
+            return  # unreadable for a moment: the statement itself will tell
+        if inode != self._inode:
+            self._replace_file(generation, FileNotFoundError(self.path))
 
     def _connection(self, generation: int) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -155,9 +169,10 @@ class TimelineCache:
         self._local.generation = generation
         return connection
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, busy_timeout_seconds: float | None = None) -> sqlite3.Connection:
         # Autocommit: every statement is its own transaction, so nothing is left open between calls.
-        connection = sqlite3.connect(self.path, timeout=self.busy_timeout_seconds, isolation_level=None)
+        timeout = self.busy_timeout_seconds if busy_timeout_seconds is None else busy_timeout_seconds
+        connection = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         # NORMAL with WAL cannot corrupt the file; a crash may lose the last writes, which is fine here.
         connection.execute("PRAGMA synchronous=NORMAL")
         return connection
@@ -167,7 +182,7 @@ class TimelineCache:
         for attempt in (1, 2):
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                connection = self._connect()
+                connection = self._connect(PREPARE_BUSY_TIMEOUT_SECONDS)
                 try:
                     # WAL is a property of the file: set once here, every later connection uses it.
                     mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -179,11 +194,17 @@ class TimelineCache:
                         connection.execute("DELETE FROM pages")
                         connection.execute(f"PRAGMA user_version={PAGE_FORMAT}")
                     connection.execute("SELECT 1 FROM pages LIMIT 1").fetchall()
+                    self._inode = _inode_of(self.path)
                 finally:
                     connection.close()
                 self.available = True
                 return
             except (sqlite3.DatabaseError, OSError) as error:
+                if _busy(error):
+                    # Another worker held the file all that time: not damage, and not to be deleted.
+                    log.error("Timeline cache at %s stayed locked, serving without it: %s", self.path, error)
+                    self.available = False
+                    return
                 if attempt == 2:
                     log.error("Timeline cache at %s is unusable, serving without it: %s", self.path, error)
                     self.available = False
@@ -195,6 +216,17 @@ class TimelineCache:
         with self._lock:
             if generation != self._generation:
                 return  # another thread has already replaced it
+            try:
+                inode = _inode_of(self.path)
+            except OSError:
+                inode = None
+            if inode is not None and inode != self._inode:
+                # Another worker has put a new file in place already: use it, never delete it.
+                log.info("Timeline cache at %s was replaced by another process; reopening", self.path)
+                self.close()
+                self._generation += 1
+                self._inode = inode
+                return
             log.warning("Timeline cache at %s failed (%s); starting a new one", self.path, error)
             self.close()
             self._delete_files()
@@ -207,3 +239,15 @@ class TimelineCache:
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
             except OSError as error:
                 log.warning("Could not delete %s%s: %s", self.path, suffix, error)
+
+
+def _inode_of(path: Path) -> int | None:
+    """The inode of the file at `path`, None when there is none: it tells one file from its replacement."""
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
+
+
+def _busy(error: Exception) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and ("locked" in str(error) or "busy" in str(error))

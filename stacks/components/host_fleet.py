@@ -203,6 +203,8 @@ class HostFleet(Construct):
             f"cat > /etc/aviary/timeline.env <<'ENV'\n{settings.environment_file()}\nENV",
             "cp /opt/aviary/hosts/systemd/*.service /etc/systemd/system/",
             "systemctl daemon-reload",
-            "systemctl enable --now aviary-local-disks.service aviary-timeline.service",
+            # One timeline worker per vCPU: aviary-timeline@1.service, @2, ... share the port.
+            "systemctl enable --now aviary-local-disks.service "
+            "$(seq -f 'aviary-timeline@%g.service' $(nproc))",
         )
         return user_data

@@ -148,8 +148,8 @@ def build_region_app(settings: LocalSettings, region: str) -> web.Application:
     host_settings = timeline_host.settings_from_environment(timeline_environment(settings, region, shared))
     app = timeline_host.build_app(host_settings)
     api = build_api(deployment, app[timeline_host.VERIFIER], settings.config.account)
-    # After the host's own /timeline and /health: those keep the host's behaviour.
-    app.router.add_route("*", "/{path:.*}", api.handle)
+    # Every path but the host's own /timeline and /health, which keep the host's behaviour.
+    app[timeline_host.OTHER_PATHS] = api.handle
 
     checkpoints = Checkpoints(settings.state_dir / region / "checkpoints.json")
     sources = {

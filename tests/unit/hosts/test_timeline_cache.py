@@ -142,3 +142,65 @@ def test_a_page_can_be_stored_and_served_as_json_text(tmp_path):
     cache.put_json("alice", None, 20, '{"items":[],"next_cursor":null}', fetched_at=10.0)
     assert cache.get_json("alice", None, 20, now=12.0) == ('{"items":[],"next_cursor":null}', 2.0)
     assert cache.get("alice", None, 20, now=12.0) == ({"items": [], "next_cursor": None}, 2.0)
+
+
+# -- one file, several worker processes (each with its own TimelineCache) --------------------------------
+
+
+def test_workers_share_the_file(tmp_path):
+    first, second = TimelineCache(tmp_path / "cache.sqlite"), TimelineCache(tmp_path / "cache.sqlite")
+    first.put("alice", None, 20, PAGE, fetched_at=1.0)
+    assert second.get("alice", None, 20, now=1.0) == (PAGE, 0.0)
+
+
+def test_workers_starting_together_all_open_the_same_file(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    start = threading.Barrier(6)
+    caches: list[TimelineCache] = []
+
+    def open_cache() -> None:
+        start.wait()
+        caches.append(TimelineCache(path))
+
+    threads = [threading.Thread(target=open_cache) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(cache.available for cache in caches)
+    caches[0].put("alice", None, 20, PAGE, fetched_at=1.0)
+    assert [cache.get("alice", None, 20, now=1.0) for cache in caches] == [(PAGE, 0.0)] * 6
+
+
+def test_a_worker_follows_a_file_another_worker_replaced_instead_of_deleting_it(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    first, second = TimelineCache(path), TimelineCache(path)
+    first.put("alice", None, 20, PAGE, fetched_at=1.0)
+    assert second.get("alice", None, 20, now=1.0) is not None  # its connection is open on the file
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / f"cache.sqlite{suffix}").unlink(missing_ok=True)  # the disks were lost
+    first.put("bob", None, 20, PAGE, fetched_at=2.0)  # the first worker starts a new file
+    second.put("carol", None, 20, PAGE, fetched_at=3.0)  # the second must write into that one
+    reopened = TimelineCache(path)
+    assert reopened.get("bob", None, 20, now=3.0) == (PAGE, 1.0)
+    assert reopened.get("carol", None, 20, now=3.0) == (PAGE, 0.0)
+    assert first.get("carol", None, 20, now=3.0) == (PAGE, 0.0)
+
+
+def test_a_file_locked_past_the_start_timeout_is_left_alone(tmp_path, monkeypatch):
+    # Another worker creating the file holds it locked while it turns on WAL and adds the table.
+    path = tmp_path / "cache.sqlite"
+    creator = TimelineCache(path)
+    creator.put("alice", None, 20, PAGE, fetched_at=1.0)
+    creator.close()
+    sqlite3.connect(path, isolation_level=None).execute("PRAGMA journal_mode=DELETE").fetchone()
+    monkeypatch.setattr("hosts.timeline_service.cache.PREPARE_BUSY_TIMEOUT_SECONDS", 0.05)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        locked_out = TimelineCache(path)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert not locked_out.available  # serves without the cache rather than deleting a busy file
+    assert TimelineCache(path).get("alice", None, 20, now=1.0) == (PAGE, 0.0)

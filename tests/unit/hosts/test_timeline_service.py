@@ -23,12 +23,14 @@ from yarl import URL
 from aviary.auth import TokenVerifier
 from aviary.clients import AWS_CONFIG
 from aviary.counts import Counts
+from aviary.errors import ServiceUnavailable
 from aviary.keys import follows_sk, timeline_entry_key, user_pk
 from aviary.schema import COUNTS, SOCIAL_GRAPH, TIMELINES, TWEETS
 from aviary.timeline import decode_cursor
 from aviary.timeline_store import TimelineStore
-from hosts.timeline_service.app import SettingsError, make_app, settings_from_environment
+from hosts.timeline_service.app import OTHER_PATHS, SettingsError, make_app, settings_from_environment
 from hosts.timeline_service.cache import TimelineCache
+from hosts.timeline_service.page_memory import ENTRY_OVERHEAD_BYTES, PageMemory
 from hosts.timeline_service.service import TimelineService
 from tests.aws_fakes import CountingClient
 from tests.moto_tables import create_tables
@@ -232,6 +234,8 @@ def test_a_miss_reads_dynamodb_and_a_fresh_hit_does_not(host, tokens):
     assert second == first
     assert sum(host.client.calls.values()) == calls_after_miss  # the hit made no call
     assert "X-Aviary-Stale" not in headers
+    assert headers["Content-Type"] == "application/json; charset=utf-8"
+    assert headers["Cache-Control"] == "private, no-store"
 
 
 def test_the_timeline_is_the_token_users_whatever_the_usernames_spelling(host, tokens):
@@ -404,6 +408,7 @@ def test_a_failing_dynamodb_is_answered_from_the_cache_marked_stale(host, tokens
     assert status == 200
     assert headers["X-Aviary-Stale"] == "true"
     assert headers["Age"] == "60"
+    assert headers["Cache-Control"] == "private, no-store"
     assert body == warm
 
 
@@ -524,6 +529,36 @@ def test_bad_query_parameters_are_a_400_naming_the_field(host, tokens, params, f
     assert host.client.calls == Counter()
 
 
+def test_a_query_string_reads_as_aiohttp_reads_it_and_a_bad_one_is_refused_every_time(host, tokens):
+    # The host remembers what each query string parsed to; what it remembers must be what
+    # request.query would give, and a refusal must not be remembered as anything.
+    async def scenario(client):
+        first = await client.get("/timeline", params={"limit": "1"}, headers=bearer(tokens))
+        cursor = (await first.json())["next_cursor"]
+        pages = []
+        for query in (
+            f"limit=1&cursor={cursor}",
+            f"limit=%31&cursor={cursor}",
+            f"cursor={cursor}&limit=1&limit=7",
+        ):
+            response = await client.get(URL(f"/timeline?{query}", encoded=True), headers=bearer(tokens))
+            pages.append((response.status, await response.json()))
+        refusals = []
+        for _ in range(2):
+            response = await client.get("/timeline?limit=0", headers=bearer(tokens))
+            refusals.append((response.status, (await response.json())["error"]["field"]))
+        return pages, refusals
+
+    host.data.follow("alice", "bob")
+    for n in (1, 2, 3):
+        host.data.fan_out(n, "bob", to="alice")
+    pages, refusals = serve(host.app, scenario)
+    assert [status for status, _ in pages] == [200, 200, 200]
+    assert pages[0][1] == pages[1][1] == pages[2][1]
+    assert len(pages[0][1]["items"]) == 1
+    assert refusals == [(400, "limit"), (400, "limit")]
+
+
 def _bad_tokens(tokens: TokenIssuer) -> dict[str, dict[str, str]]:
     now = int(time.time())
     unsigned = tokens.token().rsplit(".", 1)[0].split(".", 1)[1]
@@ -562,6 +597,25 @@ def test_unknown_paths_and_methods_get_json_errors(host, tokens):
     assert (missing_status, missing["error"]["code"]) == (404, "not_found")
     assert method_status == 405
     assert method["error"]["code"] == "method_not_allowed"
+
+
+def test_paths_the_host_does_not_serve_go_to_the_handler_it_is_given(host, tokens):
+    # How the local runtime serves its write API on the host's port (tools/local_runtime/region.py).
+    async def api(request: web.Request) -> web.Response:
+        return web.json_response({"api": f"{request.method} {request.path}"})
+
+    host.app[OTHER_PATHS] = api
+
+    async def scenario(client):
+        other = await client.post("/tweets", headers=bearer(tokens))
+        wrong_method = await client.post("/timeline", headers=bearer(tokens))
+        health = await client.get("/health")
+        return await other.json(), wrong_method.status, await health.json()
+
+    other, wrong_method, health = serve(host.app, scenario)
+    assert other == {"api": "POST /tweets"}
+    assert wrong_method == 405
+    assert health == {"status": "ok"}
 
 
 class EmptyStore:
@@ -705,3 +759,220 @@ def test_a_request_the_server_cannot_read_gets_the_json_error_shape_and_no_echo(
     error = json.loads(body)["error"]
     assert set(error) == {"code", "message", "field"}
     assert b"xxxx" not in body and b"yyyy" not in body and b"Bad Header" not in body and b"G<T>" not in body
+
+
+# -- the two cache tiers: memory in each worker, the disk shared by the host's workers ----------------
+
+
+class VersionedStore:
+    """A store whose page is whatever version the test says, counting its reads; it fails on demand."""
+
+    def __init__(self) -> None:
+        self.version = 1
+        self.reads = 0
+        self.failure: Exception | None = None
+
+    def read_page(self, user_id: str, limit: int, cursor: str | None) -> dict:
+        self.reads += 1
+        if self.failure is not None:
+            raise self.failure
+        return {"items": [{"tweet_id": f"v{self.version}", "user": user_id}], "next_cursor": None}
+
+
+class WatchedCache(TimelineCache):
+    """The disk cache, noting each read and the thread it ran on."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read_threads: list[str] = []
+
+    def get_json(self, *args: Any, **kwargs: Any) -> tuple[str, float] | None:
+        self.read_threads.append(threading.current_thread().name)
+        return super().get_json(*args, **kwargs)
+
+
+def version_of(result: Any) -> str:
+    return result.page["items"][0]["tweet_id"]
+
+
+UNREACHABLE = EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+
+def worker(store: VersionedStore, path: Any, clock: FakeClock, **options: Any) -> TimelineService:
+    """One worker process of a host: its own service and memory, the host's cache file."""
+    return TimelineService(store, WatchedCache(path), clock, **options)
+
+
+def read(service: TimelineService, user: str = "alice", limit: int = 20) -> Any:
+    async def call() -> Any:
+        return await service.timeline(user, limit, None)
+
+    return asyncio.run(call())
+
+
+def settle(service: TimelineService) -> None:
+    """Wait for the writes behind the replies to reach the disk."""
+    service._cache_writes.submit(lambda: None).result(timeout=5)
+
+
+def test_a_hot_page_is_served_from_memory_with_no_disk_read(tmp_path):
+    store, clock = VersionedStore(), FakeClock()
+    service = worker(store, tmp_path / "cache.sqlite", clock)
+    try:
+        assert version_of(read(service)) == "v1"  # a miss: the disk, then the store
+        disk_reads = len(service.cache.read_threads)
+        for _ in range(50):
+            clock.now += 0.05
+            result = read(service)
+            assert (result.stale, version_of(result)) == (False, "v1")
+    finally:
+        service.close()
+    assert store.reads == 1
+    assert len(service.cache.read_threads) == disk_reads == 1
+    assert service.cache.read_threads[0].startswith("timeline-cache-read")  # never the event loop's
+
+
+def test_the_hot_path_answers_only_a_fresh_page_in_memory(tmp_path):
+    store, clock = VersionedStore(), FakeClock()
+    service = worker(store, tmp_path / "cache.sqlite", clock)
+    try:
+        assert service.fresh_in_memory("alice", 20, None) is None
+        read(service)
+        clock.now += 4.9
+        hit = service.fresh_in_memory("alice", 20, None)
+        clock.now += 0.2
+        past = service.fresh_in_memory("alice", 20, None)
+    finally:
+        service.close()
+    assert (hit.stale, version_of(hit), round(hit.age_seconds, 6)) == (False, "v1", 4.9)
+    assert past is None
+
+
+def test_a_page_in_memory_past_the_fresh_window_is_read_again(tmp_path):
+    store, clock = VersionedStore(), FakeClock()
+    service = worker(store, tmp_path / "cache.sqlite", clock)
+    try:
+        read(service)
+        store.version = 2
+        clock.now += 4.9
+        assert version_of(read(service)) == "v1"  # still fresh
+        clock.now += 0.2
+        assert version_of(read(service)) == "v2"
+        assert version_of(read(service)) == "v2"
+    finally:
+        service.close()
+    assert store.reads == 2
+
+
+def test_a_worker_serves_a_newer_page_another_worker_stored_rather_than_its_own_older_one(tmp_path):
+    store, clock = VersionedStore(), FakeClock()
+    path = tmp_path / "cache.sqlite"
+    first, second = worker(store, path, clock), worker(store, path, clock)
+    try:
+        read(first)  # v1 in the first worker's memory and on disk
+        store.version = 2
+        clock.now += 6
+        assert version_of(read(second)) == "v2"  # the second worker reads the store
+        settle(second)
+        clock.now += 0.5
+        result = read(first)  # its own copy is past the window; the disk holds v2, fresh
+        assert (result.stale, version_of(result), result.age_seconds) == (False, "v2", 0.5)
+        assert store.reads == 2
+        clock.now += 1
+        assert version_of(read(first)) == "v2"  # and now from its memory
+        assert len(first.cache.read_threads) == 2
+    finally:
+        first.close()
+        second.close()
+
+
+def test_stale_on_error_serves_the_newest_copy_either_tier_holds(tmp_path):
+    store, clock = VersionedStore(), FakeClock()
+    path = tmp_path / "cache.sqlite"
+    first, second = worker(store, path, clock), worker(store, path, clock)
+    try:
+        read(first)
+        store.version = 2
+        clock.now += 6
+        read(second)
+        settle(second)
+        clock.now += 54
+        store.failure = UNREACHABLE
+        result = read(first)
+    finally:
+        first.close()
+        second.close()
+    assert (result.stale, version_of(result), result.age_seconds) == (True, "v2", 54)
+
+
+def test_a_restarted_worker_serves_from_the_disk_cache(tmp_path):
+    store, clock = VersionedStore(), FakeClock()
+    path = tmp_path / "cache.sqlite"
+    before = worker(store, path, clock)
+    read(before)
+    before.close()  # waits for its cache writes
+
+    store.failure = UNREACHABLE
+    after = worker(store, path, clock)  # a new process: nothing in memory
+    try:
+        clock.now += 2
+        fresh = read(after)
+        reads_for_fresh = store.reads
+        clock.now += 60
+        stale = read(after)
+    finally:
+        after.close()
+    assert (fresh.stale, version_of(fresh), reads_for_fresh) == (False, "v1", 1)
+    assert (stale.stale, version_of(stale), stale.age_seconds) == (True, "v1", 62)
+
+
+def test_pages_evicted_from_a_small_memory_are_served_from_the_disk(tmp_path):
+    store, clock = VersionedStore(), FakeClock()
+    memory = PageMemory(3 * (ENTRY_OVERHEAD_BYTES + 60))
+    service = worker(store, tmp_path / "cache.sqlite", clock, memory=memory)
+    users = [f"user{n}" for n in range(10)]
+    try:
+        for user in users:
+            read(service, user)
+        settle(service)
+        assert memory.bytes_held <= memory.max_bytes
+        assert len(memory) < len(users)
+        clock.now += 1
+        assert [read(service, user).page["items"][0]["user"] for user in users] == users
+    finally:
+        service.close()
+    assert store.reads == len(users)  # the evicted pages came from the disk, still fresh
+
+
+def test_without_a_usable_disk_cache_memory_still_serves_and_serves_stale(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    store, clock = VersionedStore(), FakeClock()
+    service = worker(store, blocker / "cache.sqlite", clock)
+    try:
+        read(service)
+        clock.now += 1
+        hit = read(service)
+        clock.now += 60
+        store.failure = UNREACHABLE
+        stale = read(service)
+    finally:
+        service.close()
+    assert not service.cache.available
+    assert (hit.stale, store.reads) == (False, 2)
+    assert (stale.stale, stale.age_seconds) == (True, 61)
+
+
+def test_a_page_in_memory_older_than_the_cache_serves_is_not_served_stale(tmp_path):
+    store, clock = VersionedStore(), FakeClock()
+    cache = TimelineCache(tmp_path / "cache.sqlite", max_age_seconds=60)
+    service = TimelineService(store, cache, clock)
+    try:
+        read(service)
+        clock.now += 61
+        store.failure = UNREACHABLE
+        with pytest.raises(ServiceUnavailable):
+            read(service)
+    finally:
+        service.close()
+    assert len(service.memory) == 0

@@ -152,7 +152,8 @@ def test_user_data_installs_the_bundle_offline_and_starts_the_units(assembly):
         for step in (
             "aws s3 cp",
             "--no-index --find-links /opt/aviary/wheels",
-            "systemctl enable --now aviary-local-disks.service aviary-timeline.service",
+            "systemctl enable --now aviary-local-disks.service "
+            "$(seq -f 'aviary-timeline@%g.service' $(nproc))",
             "AVIARY_CELEBRITY_THRESHOLD=",
         ):
             assert step in user_data
@@ -162,7 +163,7 @@ def test_host_bundle_carries_code_units_and_wheels_for_the_hosts_architecture(as
     bundles = [
         p
         for p in assembly.directory.glob("asset.*")
-        if p.is_dir() and (p / "hosts" / "systemd" / "aviary-timeline.service").exists()
+        if p.is_dir() and (p / "hosts" / "systemd" / "aviary-timeline@.service").exists()
     ]
     assert len(bundles) == 1  # one bundle, shared by every region's hosts
     [bundle] = bundles

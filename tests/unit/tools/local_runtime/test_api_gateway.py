@@ -35,7 +35,8 @@ NOTE_ROUTE = "POST /notes/{owner}/items/{id}"
 
 
 def serve(api: LocalHttpApi, scenario: Callable[[TestClient], Awaitable[Any]]) -> Any:
-    """Run `scenario` against `api` mounted as region.py mounts it, on a loopback test server."""
+    """Run `scenario` against `api` answering every path, as region.py's host app hands it every path
+    but /timeline and /health, on a loopback test server."""
     app = web.Application()
     app.router.add_route("*", "/{path:.*}", api.handle)
 
