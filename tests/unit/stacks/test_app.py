@@ -95,8 +95,18 @@ def _run_app(overrides: dict) -> subprocess.CompletedProcess[str]:
         ),
         ({"readCapacityPerRegion": "0"}, "readCapacityPerRegion"),
         ({"hostInstanceType": "m6i.large"}, "hostInstanceType"),
+        ({"domainName": "aviary.example.org"}, "domainName"),
+        ({"hostedZoneId": "example.com"}, "hostedZoneId"),
     ],
-    ids=["one-region", "duplicate-regions", "unknown-az", "zero-capacity", "no-instance-store"],
+    ids=[
+        "one-region",
+        "duplicate-regions",
+        "unknown-az",
+        "zero-capacity",
+        "no-instance-store",
+        "domain-outside-zone",
+        "zone-id-malformed",
+    ],
 )
 def test_invalid_config_fails_synth_with_one_sentence_naming_the_setting(overrides, setting):
     result = _run_app(overrides)
