@@ -23,6 +23,7 @@ ACKNOWLEDGED = {
         "AwsSolutions-AS3",
         "AwsSolutions-SQS3",
         "AwsSolutions-APIG1",
+        "AwsSolutions-APIG4",
     },
     "MediaReplication": {"AwsSolutions-IAM4", "AwsSolutions-IAM5"},
 }
@@ -49,7 +50,7 @@ def test_every_cdk_nag_acknowledgment_is_expected_and_reasoned(assembly):
                     assert len(rule["reason"].split()) >= 8, rule
         expected = ACKNOWLEDGED[kind]
         if kind == "Service" and assembly.config.is_local:
-            expected = expected - {"AwsSolutions-APIG1"}  # no HTTP API in `local`
+            expected = expected - {"AwsSolutions-APIG1", "AwsSolutions-APIG4"}  # no HTTP API in `local`
         assert acknowledged == expected, name
 
 
