@@ -589,6 +589,10 @@ def _log_destinations(kind: str, properties: Mapping[str, Any]) -> Iterable[str]
         for attribute in properties.get("LoadBalancerAttributes", []):
             if attribute.get("Key") == "access_logs.s3.bucket" and ref_target(attribute.get("Value")):
                 yield ref_target(attribute.get("Value"))
+    elif kind == "AWS::CloudFront::Distribution":
+        target = ref_target(properties.get("DistributionConfig", {}).get("Logging", {}).get("Bucket"))
+        if target:
+            yield target
     elif kind == "AWS::EC2::FlowLog" and properties.get("LogDestinationType") == "s3":
         target = ref_target(properties.get("LogDestination"))
         if target:

@@ -26,6 +26,7 @@ ACKNOWLEDGED = {
         "AwsSolutions-APIG4",
     },
     "MediaReplication": {"AwsSolutions-IAM4", "AwsSolutions-IAM5"},
+    "MediaDelivery": {"AwsSolutions-S1", "AwsSolutions-CFR1", "AwsSolutions-CFR2"},
 }
 
 
