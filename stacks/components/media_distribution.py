@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
@@ -12,7 +12,8 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from aviary import naming
-from stacks.acknowledge import acknowledge
+from stacks.acknowledge import acknowledge, skip_checkov
+from stacks.components.access_logs import access_log_bucket
 
 # What sends a request to the second bucket: the first answered with an error (5xx), or without the
 # object (S3 answers 403 for a missing key when listing is not allowed; 404 otherwise), which is
@@ -94,25 +95,13 @@ class MediaDistribution(Construct):
             # A URL may pin the accepted version; nothing else in a query string changes the bytes.
             query_string_behavior=cloudfront.CacheQueryStringBehavior.allow_list("versionId"),
         )
-        # CloudFront's standard logs are written with ACLs, so this bucket (unlike the others) keeps
-        # them enabled for the log delivery account; it holds logs only.
-        self.logs = s3.Bucket(
+        # CloudFront writes its standard logs with ACLs, so this log bucket keeps them enabled.
+        self.logs = access_log_bucket(
             self,
             "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
+            retention_days=log_retention_days,
+            receives="the media distribution's access logs",
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-            lifecycle_rules=[
-                s3.LifecycleRule(id="expire-logs", expiration=Duration.days(log_retention_days))
-            ],
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        acknowledge(
-            self.logs,
-            "AwsSolutions-S1",
-            "This bucket receives the media distribution's access logs; logging access to the log "
-            "bucket itself would add a bucket whose logs nobody reads, or loop.",
         )
         self.distribution = cloudfront.Distribution(
             self,
@@ -146,12 +135,12 @@ class MediaDistribution(Construct):
             "Media is served to readers wherever they are, as the API is; there is no country "
             "the service is barred from.",
         )
-        acknowledge(
-            self.distribution,
-            "AwsSolutions-CFR2",
+        no_web_acl = (
             "The distribution serves immutable public objects by GET and HEAD only, from its cache; "
-            "a web ACL would add cost and nothing to protect, and origins accept CloudFront only.",
+            "a web ACL would add cost and nothing to protect, and origins accept CloudFront only."
         )
+        acknowledge(self.distribution, "AwsSolutions-CFR2", no_web_acl)
+        skip_checkov(self.distribution, "CKV_AWS_68", no_web_acl)
         target = route53.RecordTarget.from_alias(targets.CloudFrontTarget(self.distribution))
         route53.ARecord(self, "Record", zone=zone, record_name=domain_name, target=target)
         route53.AaaaRecord(self, "Ipv6Record", zone=zone, record_name=domain_name, target=target)

@@ -12,7 +12,7 @@ from constructs import Construct
 from aviary import naming
 from aviary.keys import MEDIA_KEY_PREFIX
 from stacks.components.access_logs import access_log_bucket
-from stacks.components.queues import failure_queue
+from stacks.components.queues import failure_queue, waive_kms_only_encryption_check
 
 
 class MediaStorage(Construct):
@@ -110,6 +110,7 @@ class MediaStorage(Construct):
             visibility_timeout=Duration.minutes(3),  # six times the processor's timeout
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.upload_failures, max_receive_count=5),
         )
+        waive_kms_only_encryption_check(self.uploads)
         bucket_arn = f"arn:aws:s3:::{naming.media_bucket_name(account, region)}"
         uploads_policy = self.uploads.add_to_resource_policy(
             iam.PolicyStatement(
