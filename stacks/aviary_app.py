@@ -8,6 +8,7 @@ from aws_cdk import App, Environment, Tags
 
 from stacks.config import DeploymentConfig
 from stacks.data_stack import RegionalDataStack
+from stacks.media_delivery_stack import CLOUDFRONT_REGION, MediaDeliveryStack
 from stacks.names import stack_name
 from stacks.replication_stack import MediaReplicationStack
 from stacks.service_stack import RegionalServiceStack
@@ -23,6 +24,7 @@ class RegionStacks:
 @dataclass
 class AviaryStacks:
     by_region: dict[str, RegionStacks] = field(default_factory=dict)
+    media_delivery: MediaDeliveryStack | None = None
 
 
 def region_cidr(index: int) -> str:
@@ -77,6 +79,20 @@ def build_app(app: App, config: DeploymentConfig) -> AviaryStacks:
                     other.data, "S3 rejects a replication rule whose destination bucket does not exist yet"
                 )
             stacks.by_region[region].replication = replication
+
+        # moto has no CloudFront: in `local` the local runtime serves media URLs from the buckets.
+        stacks.media_delivery = MediaDeliveryStack(
+            app,
+            stack_name("MediaDelivery", CLOUDFRONT_REGION),
+            config=config,
+            env=Environment(account=config.account, region=CLOUDFRONT_REGION),
+            description=f"Aviary media delivery: {config.media_name} over two regions' media buckets",
+        )
+        for region in config.region_names[:2]:
+            stacks.media_delivery.add_stack_dependency(
+                stacks.by_region[region].data,
+                "its origins' bucket and key policies let CloudFront read media",
+            )
 
     # Tags are for cost allocation in real AWS. moto 5.2.5's CloudFormation misreads the tags of
     # SSM parameters (a map) and KMS keys (Key/Value) and fails the stack, so `local` has none.

@@ -41,6 +41,16 @@ _INSTANCE_TYPE_RE = re.compile(r"^([a-z0-9-]+)\.([a-z0-9-]+)$")
 
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
+# A DNS label as certificates and Route 53 accept it: letters, digits and inner hyphens.
+_DNS_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_HOSTED_ZONE_ID_RE = re.compile(r"^Z[A-Z0-9]{1,31}$")
+# The first name of an ACM certificate becomes its subject's common name, which X.509 caps at 64.
+MAX_CERTIFICATE_NAME = 64
+
+# The public names under `domainName`: the write API, the timeline read path and media delivery.
+API_PREFIX = "api"
+TIMELINE_PREFIX = "timeline"
+MEDIA_PREFIX = "media"
 
 
 class ConfigError(ValueError):
@@ -71,6 +81,29 @@ class DeploymentConfig:
     media_noncurrent_version_days: int  # how long an overwritten or deleted media version is kept
     log_retention_days: int  # access logs and flow logs
     host_instance_type: str  # timeline hosts; must have NVMe instance store
+    domain_name: str  # the public names are api., timeline. and media. under it
+    hosted_zone_id: str  # the Route 53 public hosted zone that holds domain_name
+    hosted_zone_name: str  # that zone's name; domain_name is inside it
+
+    @property
+    def api_name(self) -> str:
+        """The write API's name: a latency record per region to its API Gateway custom domain."""
+        return f"{API_PREFIX}.{self.domain_name}"
+
+    @property
+    def timeline_name(self) -> str:
+        """The read path's name: a latency record per region to its timeline load balancer."""
+        return f"{TIMELINE_PREFIX}.{self.domain_name}"
+
+    @property
+    def media_name(self) -> str:
+        """Media delivery's name: one record to the CloudFront distribution."""
+        return f"{MEDIA_PREFIX}.{self.domain_name}"
+
+    @property
+    def media_base_url(self) -> str:
+        """What a media URL starts with; the object's key follows it."""
+        return f"https://{self.media_name}"
 
     @property
     def hosts_per_az(self) -> int:
@@ -108,6 +141,9 @@ SETTINGS: Mapping[str, tuple[Any, str]] = {
     "mediaNoncurrentVersionDays": (30, "days an overwritten or deleted media version is kept"),
     "logRetentionDays": (90, "days access logs and VPC flow logs are kept"),
     "hostInstanceType": ("m6id.large", "timeline host type; needs NVMe instance store (a *d family)"),
+    "domainName": ("aviary.example.com", "public names are api., timeline. and media. under it"),
+    "hostedZoneId": ("Z0123456789EXAMPLE0AB", "ID of the Route 53 public hosted zone holding domainName"),
+    "hostedZoneName": ("example.com", "name of that hosted zone; domainName must be inside it"),
 }
 
 
@@ -181,6 +217,26 @@ def load_config(context: Callable[[str], Any]) -> DeploymentConfig:
             f"choose a type from a family such as m6id, c6id or r6id."
         )
 
+    hosted_zone_name = _dns_name("hostedZoneName", setting("hostedZoneName"))
+    domain_name = _dns_name("domainName", setting("domainName"))
+    if domain_name != hosted_zone_name and not domain_name.endswith(f".{hosted_zone_name}"):
+        raise ConfigError(
+            f"Setting 'domainName' is {domain_name}, which is not inside the hosted zone "
+            f"{hosted_zone_name} ('hostedZoneName')."
+        )
+    longest = f"{TIMELINE_PREFIX}.{domain_name}"
+    if len(longest) > MAX_CERTIFICATE_NAME:
+        raise ConfigError(
+            f"Setting 'domainName' makes {longest} {len(longest)} characters long, but a certificate's "
+            f"name may have at most {MAX_CERTIFICATE_NAME}; choose a shorter domain."
+        )
+    hosted_zone_id = str(setting("hostedZoneId")).strip()
+    if not _HOSTED_ZONE_ID_RE.match(hosted_zone_id):
+        raise ConfigError(
+            f"Setting 'hostedZoneId' must be a Route 53 hosted zone ID such as Z0123456789EXAMPLE0AB "
+            f"(Z and up to 31 capital letters or digits), not {hosted_zone_id!r}."
+        )
+
     return DeploymentConfig(
         stage=stage,
         account=account,
@@ -195,6 +251,9 @@ def load_config(context: Callable[[str], Any]) -> DeploymentConfig:
         ),
         log_retention_days=log_retention_days,
         host_instance_type=host_instance_type,
+        domain_name=domain_name,
+        hosted_zone_id=hosted_zone_id,
+        hosted_zone_name=hosted_zone_name,
     )
 
 
@@ -260,6 +319,19 @@ def _parse_json_mapping(key: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"Setting {key!r} must be a JSON object of region to AZ list, not {value!r}.")
     return value
+
+
+def _dns_name(key: str, value: Any) -> str:
+    """A lower-cased DNS name of at least two labels; one trailing dot (the root) is allowed."""
+    name = str(value).strip().lower()
+    name = name[:-1] if name.endswith(".") else name
+    labels = name.split(".")
+    if len(labels) < 2 or len(name) > 253 or not all(_DNS_LABEL_RE.match(label) for label in labels):
+        raise ConfigError(
+            f"Setting {key!r} must be a DNS name such as aviary.example.com (labels of letters, digits "
+            f"and inner hyphens, separated by dots), not {value!r}."
+        )
+    return name
 
 
 def _positive_int(key: str, value: Any) -> int:

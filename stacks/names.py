@@ -2,5 +2,5 @@
 
 
 def stack_name(kind: str, region: str) -> str:
-    """e.g. Aviary-Data-us-east-1; kinds are Data, Service and MediaReplication."""
+    """e.g. Aviary-Data-us-east-1; kinds are Data, Service, MediaReplication and MediaDelivery."""
     return f"Aviary-{kind}-{region}"

@@ -1,19 +1,24 @@
-"""Per-region stateless stack: network, read fleet and alarms; the write-path functions join it."""
+"""Per-region stateless stack: network, read fleet and alarms; the write-path functions join it; in
+prod also the region's public edge (certificate, custom domain, health-checked latency records)."""
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_route53_targets as targets
 from constructs import Construct
 
 from aviary import naming
-from aviary.schema import IDEMPOTENCY, MEDIA, SOCIAL_GRAPH, TWEETS, TableSchema
+from aviary.schema import IDEMPOTENCY, MEDIA, SOCIAL_GRAPH, SOURCE_OF_TRUTH_TABLES, TWEETS, TableSchema
 from stacks.acknowledge import acknowledge
 from stacks.components.code_bundles import HostBundle
 from stacks.components.fleet_alarms import FleetAlarms
 from stacks.components.function_alarms import FunctionAlarms
 from stacks.components.host_fleet import HostFleet, HostSettings, architecture_of
+from stacks.components.latency_record import LatencyRecord
 from stacks.components.media_processing import MediaProcessing
 from stacks.components.network import Network
 from stacks.components.operator_alerts import OperatorAlerts
@@ -23,8 +28,9 @@ from stacks.components.timeline_load_balancer import TimelineLoadBalancer
 from stacks.components.timeline_upkeep import TimelineUpkeep
 from stacks.components.token_settings import TokenSettingsPublisher
 from stacks.components.tweet_fanout import TweetFanout
-from stacks.components.write_api import WriteApi
+from stacks.components.write_api import HEALTH_ROUTE, CustomDomain, WriteApi
 from stacks.components.write_function import API_TIMEOUT, write_function
+from stacks.components.zonal_autoshift import ZonalAutoshift
 from stacks.config import DeploymentConfig, RegionConfig
 from stacks.data_stack import RegionalDataStack
 
@@ -55,8 +61,30 @@ class RegionalServiceStack(Stack):
         vpc = self.network.vpc
         self.alerts = OperatorAlerts(self, "Alerts")
 
+        # moto can neither validate a certificate nor run Route 53 health checks: in `local` the
+        # local front door stands in for the public edge (plain HTTP, health checks, failover).
+        self.zone: route53.IHostedZone | None = None
+        self.certificate: acm.ICertificate | None = None
+        if not config.is_local:
+            self.zone = route53.HostedZone.from_hosted_zone_attributes(
+                self, "Zone", hosted_zone_id=config.hosted_zone_id, zone_name=config.hosted_zone_name
+            )
+            # One certificate for the region's two names; ACM validates it through a record that
+            # CloudFormation writes into the zone, and renews it as long as the record stays.
+            self.certificate = acm.Certificate(
+                self,
+                "Certificate",
+                domain_name=config.api_name,
+                subject_alternative_names=[config.timeline_name],
+                validation=acm.CertificateValidation.from_dns(self.zone),
+            )
+
         self.load_balancer = TimelineLoadBalancer(
-            self, "TimelineLoadBalancer", vpc=vpc, log_retention_days=config.log_retention_days
+            self,
+            "TimelineLoadBalancer",
+            vpc=vpc,
+            log_retention_days=config.log_retention_days,
+            certificate=self.certificate,
         )
         bundle = HostBundle(self, "HostBundle", architecture=architecture_of(config.host_instance_type))
 
@@ -113,6 +141,42 @@ class RegionalServiceStack(Stack):
             availability_zones=region.availability_zones,
             topic=self.alerts.topic,
         )
+        if self.zone is not None:
+            self._public_edge(config, region.name, self.zone)
+
+    def _public_edge(self, config: DeploymentConfig, region: str, zone: route53.IHostedZone) -> None:
+        """Zonal autoshift of the load balancer, and this region's latency records for both names."""
+        self.autoshift = ZonalAutoshift(
+            self, "ZonalAutoshift", load_balancer=self.load_balancer.alb, zone_alarms=self.alarms.alarms
+        )
+        if self.api is None or self.api.domain is None:
+            raise ValueError("the public edge needs the write API and its custom domain (prod has both)")
+        self.api_record = LatencyRecord(
+            self,
+            "ApiRecord",
+            zone=zone,
+            record_name=config.api_name,
+            region=region,
+            target=route53.RecordTarget.from_alias(
+                targets.ApiGatewayv2DomainProperties(
+                    self.api.domain.regional_domain_name, self.api.domain.regional_hosted_zone_id
+                )
+            ),
+            health_host=self.api.endpoint_host,
+            health_path=HEALTH_ROUTE.split(" ", 1)[1],
+        )
+        self.timeline_record = LatencyRecord(
+            self,
+            "TimelineRecord",
+            zone=zone,
+            record_name=config.timeline_name,
+            region=region,
+            target=route53.RecordTarget.from_alias(targets.LoadBalancerTarget(self.load_balancer.alb)),
+            # The hosts' readiness: cache volume mounted, token settings loaded, DynamoDB reachable
+            # or stale pages servable (hosts/timeline_service).
+            health_host=self.load_balancer.alb.load_balancer_dns_name,
+            health_path="/health",
+        )
 
     def _write_path(self, config: DeploymentConfig, region: str, data: RegionalDataStack) -> None:
         """Handlers, fan-out and media processing; in prod also the public API."""
@@ -162,6 +226,22 @@ class RegionalServiceStack(Stack):
                 iam.PolicyStatement(actions=read_write, resources=[table_arn(s) for s in schemas])
             )
             self.api_functions[group] = function
+        # Reads one missing item of each source table: whether the region can serve (GET /health).
+        self.health_function = write_function(
+            self,
+            "ApiHealth",
+            handler="lambda_functions.api.health.handler",
+            service="api-health",
+            environment=environment,
+            timeout=Duration.seconds(5),
+            log_retention_days=config.log_retention_days,
+            description="Aviary API: GET /health, whether this region's source tables answer",
+        )
+        self.health_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem"], resources=[table_arn(s) for s in SOURCE_OF_TRUTH_TABLES]
+            )
+        )
         # A tweet is read with this region's count of its likes.
         self.api_functions["tweets"].add_to_role_policy(
             iam.PolicyStatement(
@@ -258,6 +338,7 @@ class RegionalServiceStack(Stack):
             "WritePathAlarms",
             functions={
                 **{f"Api{g.capitalize()}": f for g, f in self.api_functions.items()},
+                "ApiHealth": self.health_function,
                 "Fanout": self.fanout.function,
                 "EdgeCounts": self.edge_counts.function,
                 "FollowTimelines": self.timeline_upkeep.follows.function,
@@ -289,8 +370,10 @@ class RegionalServiceStack(Stack):
                 self,
                 "WriteApi",
                 functions=self.api_functions,
+                health=self.health_function,
                 issuer=self.token_settings.resource.get_att_string("Issuer"),
                 audience=self.token_settings.resource.get_att_string("Audience"),
                 log_retention_days=config.log_retention_days,
+                domain=CustomDomain(config.api_name, self.certificate) if self.certificate else None,
             )
             CfnOutput(self, "WriteApiUrl", value=self.api.url)

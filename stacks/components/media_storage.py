@@ -12,7 +12,7 @@ from constructs import Construct
 from aviary import naming
 from aviary.keys import MEDIA_KEY_PREFIX
 from stacks.components.access_logs import access_log_bucket
-from stacks.components.queues import failure_queue
+from stacks.components.queues import failure_queue, waive_kms_only_encryption_check
 
 
 class MediaStorage(Construct):
@@ -71,6 +71,33 @@ class MediaStorage(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
 
+        # Accepted media is read through CloudFront (stacks/components/media_distribution.py, in
+        # another region's stack): any distribution of this account may read media/, through origin
+        # access control, and have the key decrypt for it. The distribution's ARN cannot be known
+        # here without a reference across regions; only this account can create distributions.
+        cloudfront_of_this_account = {
+            "StringEquals": {"aws:SourceAccount": account},
+            "ArnLike": {"aws:SourceArn": f"arn:aws:cloudfront::{account}:distribution/*"},
+        }
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudFrontReadsMedia",
+                principals=[iam.ServicePrincipal("cloudfront.amazonaws.com")],
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[self.bucket.arn_for_objects(f"{MEDIA_KEY_PREFIX}*")],
+                conditions=cloudfront_of_this_account,
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudFrontDecryptsMedia",
+                principals=[iam.ServicePrincipal("cloudfront.amazonaws.com")],
+                actions=["kms:Decrypt"],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions=cloudfront_of_this_account,
+            )
+        )
+
         # New uploads are announced on a queue (S3 -> SQS -> Lambda), which gives the media
         # processor retries and a dead-letter queue. Written on the bucket itself rather than
         # with add_event_notification, whose custom-resource Lambda moto cannot run.
@@ -83,6 +110,7 @@ class MediaStorage(Construct):
             visibility_timeout=Duration.minutes(3),  # six times the processor's timeout
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.upload_failures, max_receive_count=5),
         )
+        waive_kms_only_encryption_check(self.uploads)
         bucket_arn = f"arn:aws:s3:::{naming.media_bucket_name(account, region)}"
         uploads_policy = self.uploads.add_to_resource_policy(
             iam.PolicyStatement(

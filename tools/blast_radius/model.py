@@ -172,6 +172,58 @@ class CrossRegionReference:
 
 
 @dataclass(frozen=True)
+class HealthCheck:
+    """A Route 53 health check: how fast it declares its endpoint failed."""
+
+    id: ResourceId
+    kind: str  # HTTPS, HTTP, TCP, CALCULATED, ...
+    request_interval: int  # seconds between one checker's requests
+    failure_threshold: int  # failures in a row that make it unhealthy
+
+    @property
+    def detection_seconds(self) -> int:
+        return self.request_interval * self.failure_threshold
+
+
+@dataclass(frozen=True)
+class RoutingRecord:
+    """A Route 53 record set; a latency record carries the region whose share it answers for."""
+
+    id: ResourceId
+    region: str  # the region of the stack that declares it
+    name: str
+    record_type: str
+    latency_region: str | None  # its Region property: one region's share of latency-based routing
+    health_check: HealthCheck | None  # the health check it follows (declared beside it)
+    follows_health: bool  # a HealthCheckId, or an alias that evaluates its target's health
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A load balancer listener, and whether every request it takes only gets a redirect to HTTPS."""
+
+    id: ResourceId
+    region: str
+    port: int
+    protocol: str
+    redirects_to_https: bool
+    forwarding_rules: tuple[ResourceId, ...] = ()  # its rules that forward rather than redirect
+
+    @property
+    def serves_plain_http(self) -> bool:
+        return self.protocol == "HTTP" and (not self.redirects_to_https or bool(self.forwarding_rules))
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A CloudFront distribution: the S3 buckets it reads and how its behaviours reach them."""
+
+    id: ResourceId
+    bucket_origins: tuple[str, ...]  # bucket names of its S3 origins
+    behaviours: tuple[tuple[str, tuple[str, ...]], ...]  # (path pattern, bucket names it can read from)
+
+
+@dataclass(frozen=True)
 class Region:
     name: str
     stacks: tuple[str, ...]
@@ -190,8 +242,23 @@ class Model:
     tables: tuple[Table, ...]
     buckets: tuple[Bucket, ...]
     user_pools: tuple[UserPool, ...]
-    failover_records: tuple[ResourceId, ...]  # Route 53 records that follow a health check
+    records: tuple[RoutingRecord, ...]
+    listeners: tuple[Listener, ...]
+    distributions: tuple[Distribution, ...]
     cross_region_references: tuple[CrossRegionReference, ...]
+
+    @property
+    def failover_records(self) -> tuple[RoutingRecord, ...]:
+        """Route 53 records that follow a health check."""
+        return tuple(r for r in self.records if r.follows_health)
+
+    @property
+    def latency_names(self) -> tuple[str, ...]:
+        """Names routed by latency between regions, in the order first declared."""
+        return tuple(dict.fromkeys(r.name for r in self.records if r.latency_region))
+
+    def latency_records(self, name: str, region: str) -> tuple[RoutingRecord, ...]:
+        return tuple(r for r in self.records if r.name == name and r.latency_region == region)
 
     @property
     def region_names(self) -> tuple[str, ...]:
@@ -243,7 +310,9 @@ def build_model(stacks: Sequence[StackTemplate]) -> Model:
     raw_buckets: list[tuple[StackTemplate, str, Mapping[str, Any]]] = []
     log_buckets: set[ResourceId] = set()
     user_pools: list[UserPool] = []
-    failover_records: list[ResourceId] = []
+    records: list[RoutingRecord] = []
+    listeners: list[Listener] = []
+    raw_distributions: list[tuple[ResourceId, Mapping[str, Any]]] = []
     replication_calls: list[tuple[ResourceId, dict[str, Any]]] = []
 
     for stack in stacks:
@@ -255,6 +324,8 @@ def build_model(stacks: Sequence[StackTemplate]) -> Model:
         fleets.extend(stack_fleets)
         nat_gateways.extend(_nat_gateways(stack, resources, stack_subnets))
         data_volumes.extend(_data_volumes(stack, resources, specs, stack_fleets))
+        records.extend(_records(stack, resources))
+        listeners.extend(_listeners(stack, resources))
         for logical_id, resource in resources.items():
             kind, properties = resource.get("Type", ""), resource.get("Properties", {})
             rid = ResourceId(stack.name, logical_id)
@@ -264,8 +335,8 @@ def build_model(stacks: Sequence[StackTemplate]) -> Model:
                 raw_buckets.append((stack, logical_id, properties))
             elif kind == "AWS::Cognito::UserPool":
                 user_pools.append(UserPool(rid, stack.region))
-            elif kind == "AWS::Route53::RecordSet" and _follows_health(properties):
-                failover_records.append(rid)
+            elif kind == "AWS::CloudFront::Distribution":
+                raw_distributions.append((rid, properties.get("DistributionConfig", {})))
             elif kind.startswith("Custom::"):
                 call = _sdk_call(properties)
                 if call and call.get("action") == "putBucketReplication":
@@ -280,7 +351,7 @@ def build_model(stacks: Sequence[StackTemplate]) -> Model:
     return Model(
         stage=stage,
         stage_basis=stage_basis,
-        regions=_regions(stacks, subnets),
+        regions=_regions(stacks, subnets, tables),
         subnets=tuple(subnets),
         fleets=tuple(fleets),
         nat_gateways=tuple(nat_gateways),
@@ -288,7 +359,9 @@ def build_model(stacks: Sequence[StackTemplate]) -> Model:
         tables=tuple(tables),
         buckets=buckets,
         user_pools=tuple(user_pools),
-        failover_records=tuple(failover_records),
+        records=tuple(records),
+        listeners=tuple(listeners),
+        distributions=tuple(_distribution(rid, config) for rid, config in raw_distributions),
         cross_region_references=tuple(_cross_region_references(stacks, buckets, table_regions)),
     )
 
@@ -491,8 +564,19 @@ def _data_volumes(
     return volumes
 
 
-def _regions(stacks: Sequence[StackTemplate], subnets: Sequence[Subnet]) -> tuple[Region, ...]:
+def _regions(
+    stacks: Sequence[StackTemplate], subnets: Sequence[Subnet], tables: Sequence[Table]
+) -> tuple[Region, ...]:
     names = list(dict.fromkeys(s.region for s in stacks))  # manifest order: the primary comes first
+    # A region whose stacks only hold a CloudFront distribution and what it needs (its certificate
+    # must be in us-east-1) serves nobody from there: it is not one of the app's regions.
+    names = [
+        n
+        for n in names
+        if any(s.region == n for s in subnets)
+        or any(t.region == n for t in tables)
+        or not any(_declares(s, "AWS::CloudFront::Distribution") for s in stacks if s.region == n)
+    ]
     return tuple(
         Region(
             name=name,
@@ -503,9 +587,93 @@ def _regions(stacks: Sequence[StackTemplate], subnets: Sequence[Subnet]) -> tupl
     )
 
 
-def _follows_health(properties: Mapping[str, Any]) -> bool:
-    alias = properties.get("AliasTarget", {})
-    return "HealthCheckId" in properties or _literal_bool(alias.get("EvaluateTargetHealth"))
+def _declares(stack: StackTemplate, kind: str) -> bool:
+    return any(r.get("Type") == kind for r in stack.template.get("Resources", {}).values())
+
+
+# --- routing ---------------------------------------------------------------------------------
+
+
+def _records(stack: StackTemplate, resources: Mapping[str, Any]) -> list[RoutingRecord]:
+    checks = {}
+    for lid, properties in _of_type(resources, "AWS::Route53::HealthCheck"):
+        config = properties.get("HealthCheckConfig", {})
+        checks[lid] = HealthCheck(
+            id=ResourceId(stack.name, lid),
+            kind=str(config.get("Type", UNRESOLVED)),
+            request_interval=_literal_int(config.get("RequestInterval", 30)),  # Route 53's default
+            failure_threshold=_literal_int(config.get("FailureThreshold", 3)),
+        )
+    records = []
+    for lid, properties in _of_type(resources, "AWS::Route53::RecordSet"):
+        alias = properties.get("AliasTarget", {})
+        health_id = properties.get("HealthCheckId")
+        region = properties.get("Region")
+        records.append(
+            RoutingRecord(
+                id=ResourceId(stack.name, lid),
+                region=stack.region,
+                name=flatten(properties.get("Name")).rstrip("."),
+                record_type=str(properties.get("Type", UNRESOLVED)),
+                latency_region=region if isinstance(region, str) else None,
+                health_check=checks.get(ref_target(health_id) or ""),
+                follows_health=health_id is not None or _literal_bool(alias.get("EvaluateTargetHealth")),
+            )
+        )
+    return records
+
+
+def _listeners(stack: StackTemplate, resources: Mapping[str, Any]) -> list[Listener]:
+    def redirects_to_https(actions: Any) -> bool:
+        return (
+            isinstance(actions, list)
+            and bool(actions)
+            and all(
+                a.get("Type") == "redirect" and a.get("RedirectConfig", {}).get("Protocol") == "HTTPS"
+                for a in actions
+            )
+        )
+
+    forwarding: dict[str, list[ResourceId]] = defaultdict(list)
+    for lid, properties in _of_type(resources, "AWS::ElasticLoadBalancingV2::ListenerRule"):
+        if not redirects_to_https(properties.get("Actions")):
+            forwarding[ref_target(properties.get("ListenerArn")) or ""].append(ResourceId(stack.name, lid))
+    return [
+        Listener(
+            id=ResourceId(stack.name, lid),
+            region=stack.region,
+            port=_literal_int(properties.get("Port")),
+            protocol=str(properties.get("Protocol", UNRESOLVED)),
+            redirects_to_https=redirects_to_https(properties.get("DefaultActions")),
+            forwarding_rules=tuple(forwarding.get(lid, ())),
+        )
+        for lid, properties in _of_type(resources, "AWS::ElasticLoadBalancingV2::Listener")
+    ]
+
+
+def _distribution(rid: ResourceId, config: Mapping[str, Any]) -> Distribution:
+    # An S3 origin's domain is <bucket>.s3.<region>.amazonaws.com (or <bucket>.s3.amazonaws.com).
+    buckets = {
+        o.get("Id"): flatten(o.get("DomainName")).split(".s3.", 1)[0]
+        for o in config.get("Origins", [])
+        if "S3OriginConfig" in o or ".s3." in flatten(o.get("DomainName"))
+    }
+    groups = {
+        g.get("Id"): tuple(
+            buckets[m.get("OriginId")]
+            for m in g.get("Members", {}).get("Items", [])
+            if m.get("OriginId") in buckets
+        )
+        for g in config.get("OriginGroups", {}).get("Items", [])
+    }
+
+    def reads(behaviour: Mapping[str, Any]) -> tuple[str, ...]:
+        target = behaviour.get("TargetOriginId")
+        return groups.get(target) or tuple(filter(None, (buckets.get(target),)))
+
+    behaviours = [("*", reads(config.get("DefaultCacheBehavior", {})))]
+    behaviours += [(str(b.get("PathPattern")), reads(b)) for b in config.get("CacheBehaviors", [])]
+    return Distribution(rid, tuple(dict.fromkeys(buckets.values())), tuple(behaviours))
 
 
 # --- stage -----------------------------------------------------------------------------------
@@ -589,6 +757,10 @@ def _log_destinations(kind: str, properties: Mapping[str, Any]) -> Iterable[str]
         for attribute in properties.get("LoadBalancerAttributes", []):
             if attribute.get("Key") == "access_logs.s3.bucket" and ref_target(attribute.get("Value")):
                 yield ref_target(attribute.get("Value"))
+    elif kind == "AWS::CloudFront::Distribution":
+        target = ref_target(properties.get("DistributionConfig", {}).get("Logging", {}).get("Bucket"))
+        if target:
+            yield target
     elif kind == "AWS::EC2::FlowLog" and properties.get("LogDestinationType") == "s3":
         target = ref_target(properties.get("LogDestination"))
         if target:

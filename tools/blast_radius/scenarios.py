@@ -11,7 +11,14 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from tools.blast_radius.model import UNRESOLVED, Fleet, Model, ResourceId, source_table_names
+from tools.blast_radius.model import (
+    UNRESOLVED,
+    Fleet,
+    Model,
+    ResourceId,
+    RoutingRecord,
+    source_table_names,
+)
 
 # The principles, exactly as the architecture page's table names them (a test holds the two together).
 PRINCIPLES_PAGE = "docs/architecture.md"
@@ -21,6 +28,10 @@ STATIC_STABILITY = "Static stability"
 DISASTER_RECOVERY = "Disaster recovery"
 
 REPLICATION_LAG = "asynchronous, typically under a second"
+# What the README promises a region's failure costs a name before Route 53 stops answering with it.
+MAX_DETECTION_SECONDS = 10 * 3
+# An alias record to a load balancer or an API Gateway domain is answered with a 60 s TTL.
+ALIAS_TTL_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -250,11 +261,12 @@ def _one_az(model: Model, required: int) -> Scenario:
 
 def _region_lost(model: Model, required: int, lost: str) -> Scenario:
     failover = "traffic fails over to the other regions"
-    failover += (
-        " (Route 53 health checks)"
-        if model.failover_records
-        else "; no Route 53 health check: clients switch"
-    )
+    if model.failover_records:
+        failover += " (Route 53 health checks)"
+    elif model.is_local:
+        failover += " (the local front door's health checks)"
+    else:
+        failover += "; no Route 53 health check: clients switch"
     outcomes = tuple(
         RegionOutcome(r, "region", 0, required, "down", failover)
         if r == lost
@@ -315,6 +327,22 @@ def _region_data_at_risk(model: Model, lost: str) -> Iterable[str]:
 
 
 def _region_notes(model: Model, required: int, lost: str) -> Iterable[str]:
+    for name in model.latency_names:
+        checks = [r.health_check for r in model.latency_records(name, lost) if r.health_check]
+        if checks:
+            detection = max(c.detection_seconds for c in checks)
+            yield (
+                f"{name}: Route 53 stops answering with {lost} about {detection} s after it fails; clients "
+                f"follow within the {ALIAS_TTL_SECONDS} s record TTL plus their resolvers' caching"
+            )
+    region_of = {b.name: b.region for b in model.buckets if b.role == "data" and b.name}
+    for distribution in model.distributions:
+        for pattern, buckets in distribution.behaviours:
+            regions = [region_of.get(b, UNRESOLVED) for b in buckets]
+            if len(regions) > 1 and lost in regions:
+                others = ", ".join(r for r in regions if r != lost)
+                where = f"media ({distribution.id}, {pattern})"
+                yield f"{where}: CloudFront reads from {others} instead, per request"
     survivors = [r for r in model.region_names if r != lost]
     standing = sum(model.standing_hosts(r) for r in survivors)
     needed = required * len(model.region_names)
@@ -468,6 +496,9 @@ def _structural_findings(model: Model) -> Iterable[Finding]:
     yield from _table_findings(model)
     yield from _bucket_findings(model)
     yield from _region_findings(model)
+    yield from _routing_findings(model)
+    yield from _listener_findings(model)
+    yield from _media_findings(model)
 
 
 def _host_findings(model: Model) -> Iterable[Finding]:
@@ -657,13 +688,145 @@ def _region_findings(model: Model) -> Iterable[Finding]:
             f"the Cognito user pool is only in {pool.region} and AWS does not replicate it: losing that "
             "region stops sign-ins and sign-ups (issued tokens keep working: every region verifies them).",
         )
-    if not model.failover_records:
+
+
+LATENCY_RECORD_FIX = "stacks/components/latency_record.py, composed in each region's service stack"
+
+
+def _routing_findings(model: Model) -> Iterable[Finding]:
+    """Every region answers for every public name with its own latency record, and each follows a
+    health check quick enough that a failed region loses its clients by itself."""
+    if model.is_local:
         yield Finding(
             DISASTER_RECOVERY,
             (),
-            "no Route 53 record follows a health check: after a region loss, "
-            "clients must switch regions themselves.",
+            "local emulation: the local front door stands in for Route 53 (deep health checks, the same "
+            "failure threshold, region order instead of latency); the templates declare no record.",
         )
+        return
+    names = model.latency_names
+    if not names:
+        yield Finding(
+            DISASTER_RECOVERY,
+            (),
+            "no Route 53 latency record routes any name to the regions: after a region loss, clients "
+            "must switch regions themselves.",
+            f"give each region a health-checked latency record for each public name ({LATENCY_RECORD_FIX}).",
+            violation=True,
+        )
+    for name in names:
+        for region in model.region_names:
+            records = model.latency_records(name, region)
+            if not records:
+                elsewhere = tuple(r for r in model.records if r.name == name and r.latency_region)
+                served = ", ".join(sorted({r.latency_region or "" for r in elsewhere}))
+                yield Finding(
+                    DISASTER_RECOVERY,
+                    tuple(r.id for r in elsewhere),
+                    f"{name} has latency records for {served} "
+                    f"but none for {region}: no client is ever sent to {region} for it, and no health check "
+                    "watches it.",
+                    f"add a latency alias record for {name} in {region}'s own stack, following a Route 53 "
+                    f"health check of that region's /health ({LATENCY_RECORD_FIX}).",
+                    violation=True,
+                )
+            for record in records:
+                yield from _record_findings(record, region)
+
+
+def _record_findings(record: RoutingRecord, region: str) -> Iterable[Finding]:
+    if record.region != region:
+        yield Finding(
+            DISASTER_RECOVERY,
+            (record.id,),
+            f"{record.name}'s latency record for {region} is declared in a stack of {record.region}: "
+            f"a failed or deleted stack there takes {region}'s record with it.",
+            f"declare each region's record in that region's own stack ({LATENCY_RECORD_FIX}).",
+            violation=True,
+        )
+    if not record.follows_health:
+        yield Finding(
+            DISASTER_RECOVERY,
+            (record.id,),
+            f"{record.name}'s latency record for {region} follows no health check: when {region} fails, "
+            f"Route 53 keeps sending it the clients nearest to it.",
+            f"give the record a HealthCheckId: an HTTPS Route 53 health check of {region}'s /health, "
+            f"every 10 s, failing after at most 3 failures ({LATENCY_RECORD_FIX}).",
+            violation=True,
+        )
+    elif record.health_check and record.health_check.detection_seconds > MAX_DETECTION_SECONDS:
+        check = record.health_check
+        yield Finding(
+            DISASTER_RECOVERY,
+            (record.id, check.id),
+            f"{record.name}'s health check for {region} needs {check.request_interval} s x "
+            f"{check.failure_threshold} = {check.detection_seconds} s to declare the region failed, "
+            f"more than the {MAX_DETECTION_SECONDS} s the README promises.",
+            f"check every 10 s and fail after at most 3 failures ({LATENCY_RECORD_FIX}).",
+            violation=True,
+        )
+
+
+def _listener_findings(model: Model) -> Iterable[Finding]:
+    for listener in (x for x in model.listeners if x.serves_plain_http):
+        if model.is_local:
+            yield Finding(
+                DISASTER_RECOVERY,
+                (listener.id,),
+                f"local emulation: plain HTTP on port {listener.port} (moto issues no certificates).",
+            )
+            continue
+        what = (
+            f"its rules {', '.join(str(r) for r in listener.forwarding_rules)} forward"
+            if listener.redirects_to_https
+            else "it forwards"
+        )
+        yield Finding(
+            DISASTER_RECOVERY,
+            (listener.id, *listener.forwarding_rules),
+            f"the listener on port {listener.port} serves plain HTTP ({what} requests rather than "
+            "redirecting them to HTTPS): bearer tokens and timelines cross the internet in clear text.",
+            "listen with HTTPS on 443 under a TLS 1.2+ policy, and close port 80 or only redirect it to "
+            "HTTPS (stacks/components/timeline_load_balancer.py).",
+            violation=True,
+        )
+
+
+def _media_findings(model: Model) -> Iterable[Finding]:
+    media = [b for b in model.buckets if b.role == "data" and b.name]
+    region_of = {b.name: b.region for b in media}
+    if model.is_local:
+        if media:
+            yield Finding(
+                DISASTER_RECOVERY,
+                tuple(b.id for b in media),
+                "local emulation: the local runtime serves media URLs from these buckets; there is no CDN.",
+            )
+        return
+    readers = [d for d in model.distributions if set(d.bucket_origins) & set(region_of)]
+    if media and not readers:
+        yield Finding(
+            DISASTER_RECOVERY,
+            tuple(b.id for b in media),
+            "accepted media has no read path: no CloudFront distribution reads the media buckets.",
+            "deploy a distribution on the media name whose origin group fails over between two regions' "
+            "media buckets (stacks/components/media_distribution.py).",
+            violation=True,
+        )
+    for distribution in readers:
+        for pattern, buckets in distribution.behaviours:
+            regions = sorted({region_of.get(b, UNRESOLVED) for b in buckets})
+            if len(regions) < 2:
+                where = f"{', '.join(buckets)} in {', '.join(regions)}" if buckets else "no media bucket"
+                yield Finding(
+                    DISASTER_RECOVERY,
+                    (distribution.id,),
+                    f"media behind path {pattern} has a single origin ({where}): losing that region "
+                    "stops every media read that is not cached.",
+                    "point the behaviour at an origin group whose members are media buckets in two regions, "
+                    "failing over on 5xx, 403 and 404 (stacks/components/media_distribution.py).",
+                    violation=True,
+                )
 
 
 def _unique(findings: Iterable[Finding]) -> list[Finding]:

@@ -90,6 +90,26 @@ def test_defaults():
     assert config.media_noncurrent_version_days == SETTINGS["mediaNoncurrentVersionDays"][0]
     assert config.log_retention_days == SETTINGS["logRetentionDays"][0]
     assert config.host_instance_type == SETTINGS["hostInstanceType"][0]
+    assert config.domain_name == "aviary.example.com"
+    assert config.hosted_zone_id == "Z0123456789EXAMPLE0AB"
+    assert config.hosted_zone_name == "example.com"
+
+
+def test_public_names_sit_under_the_domain():
+    config = load(
+        domainName="Social.Example.org.", hostedZoneName="example.org", hostedZoneId="Z1D633PJN98FT9"
+    )
+    assert config.domain_name == "social.example.org"
+    assert config.api_name == "api.social.example.org"
+    assert config.timeline_name == "timeline.social.example.org"
+    assert config.media_name == "media.social.example.org"
+    assert config.media_base_url == "https://media.social.example.org"
+    assert config.hosted_zone_id == "Z1D633PJN98FT9"
+
+
+def test_the_domain_may_be_the_zone_itself():
+    config = load(domainName="example.com", hostedZoneName="example.com")
+    assert config.api_name == "api.example.com"
 
 
 def test_an_empty_context_value_falls_back_to_the_default():
@@ -290,6 +310,22 @@ INVALID = [
     pytest.param("logRetentionDays", {"logRetentionDays": "13"}, id="logRetentionDays-13-string"),
     pytest.param("hostInstanceType", {"hostInstanceType": "m6i.large"}, id="hostInstanceType-no-store"),
     pytest.param("hostInstanceType", {"hostInstanceType": "m6id"}, id="hostInstanceType-malformed"),
+    pytest.param("domainName", {"domainName": "aviary"}, id="domainName-one-label"),
+    pytest.param("domainName", {"domainName": "avi_ary.example.com"}, id="domainName-underscore"),
+    pytest.param("domainName", {"domainName": "-aviary.example.com"}, id="domainName-leading-hyphen"),
+    pytest.param("domainName", {"domainName": "aviary..example.com"}, id="domainName-empty-label"),
+    pytest.param("domainName", {"domainName": "https://aviary.example.com"}, id="domainName-url"),
+    pytest.param("domainName", {"domainName": "aviary.example.org"}, id="domainName-outside-the-zone"),
+    pytest.param("domainName", {"domainName": "notexample.com"}, id="domainName-suffix-but-not-inside"),
+    pytest.param(
+        "domainName", {"domainName": f"{'a' * 50}.example.com"}, id="domainName-too-long-for-a-certificate"
+    ),
+    pytest.param("hostedZoneId", {"hostedZoneId": "Z123 456"}, id="hostedZoneId-space"),
+    pytest.param("hostedZoneId", {"hostedZoneId": "z0123456789example0ab"}, id="hostedZoneId-lower-case"),
+    pytest.param("hostedZoneId", {"hostedZoneId": "0123456789EXAMPLE0AB"}, id="hostedZoneId-no-Z"),
+    pytest.param("hostedZoneId", {"hostedZoneId": "/hostedzone/Z0123"}, id="hostedZoneId-path"),
+    pytest.param("hostedZoneName", {"hostedZoneName": "com"}, id="hostedZoneName-top-level-only"),
+    pytest.param("hostedZoneName", {"hostedZoneName": "exa mple.com"}, id="hostedZoneName-space"),
 ]
 
 
@@ -364,6 +400,17 @@ def test_bad_account_is_quoted():
     assert "'1234'" in message
 
 
+def test_domain_outside_the_zone_names_both():
+    message = config_error("domainName", domainName="aviary.example.org")
+    assert "aviary.example.org" in message and "example.com" in message and "'hostedZoneName'" in message
+
+
+def test_domain_too_long_for_a_certificate_says_how_long():
+    domain = f"{'a' * 45}.example.com"
+    message = config_error("domainName", domainName=domain)
+    assert f"timeline.{domain} 66 characters" in message and "64" in message
+
+
 def test_log_retention_lists_the_allowed_periods():
     message = config_error("logRetentionDays", logRetentionDays=13)
     assert "13" in message
@@ -386,6 +433,9 @@ INVALID_BY_KEY: dict[str, Any] = {
     "mediaNoncurrentVersionDays": 0,
     "logRetentionDays": 0,
     "hostInstanceType": "t3.micro",
+    "domainName": "not a name",
+    "hostedZoneId": "example.com",
+    "hostedZoneName": "com",
 }
 
 

@@ -11,7 +11,7 @@ from aviary import keys, naming
 from aviary.schema import TWEETS
 from lambda_functions.api.routes import ROUTES
 from stacks.aviary_app import stack_name
-from stacks.components.write_api import BURST_LIMIT, RATE_LIMIT
+from stacks.components.write_api import BURST_LIMIT, HEALTH_ROUTE, RATE_LIMIT
 from tests.cloud_assembly import PROJECT
 
 
@@ -40,6 +40,7 @@ def test_every_handler_starts_with_exactly_the_environment_its_template_gives_it
         "lambda_functions.api.tweets.handler",
         "lambda_functions.api.users.handler",
         "lambda_functions.api.media.handler",
+        "lambda_functions.api.health.handler",
         "lambda_functions.fanout.handler.handler",
         "lambda_functions.graph_stream.handler.handler",
         "lambda_functions.follow_stream.handler.handler",
@@ -76,7 +77,7 @@ def test_functions_are_small_quick_and_current(assembly):
                 assert env["AVIARY_TWEETS_TABLE"] == naming.table_name(TWEETS)
 
 
-def test_prod_api_requires_a_token_from_the_published_issuer_on_every_route(prod_assembly):
+def test_prod_api_requires_a_token_from_the_published_issuer_on_every_route_but_health(prod_assembly):
     for region in prod_assembly.config.region_names:
         stack = _service(region)
         resources = prod_assembly.template_json(stack)["Resources"]
@@ -86,9 +87,13 @@ def test_prod_api_requires_a_token_from_the_published_issuer_on_every_route(prod
         settings_id = next(lid for lid, r in resources.items() if r["Type"] == "Custom::AviaryTokenSettings")
         assert props["JwtConfiguration"]["Issuer"] == {"Fn::GetAtt": [settings_id, "Issuer"]}
         assert props["JwtConfiguration"]["Audience"] == [{"Fn::GetAtt": [settings_id, "Audience"]}]
-        routes = prod_assembly.resources(stack, "AWS::ApiGatewayV2::Route").values()
-        assert sorted(r["Properties"]["RouteKey"] for r in routes) == sorted(ROUTES)
-        assert all(r["Properties"]["AuthorizationType"] == "JWT" for r in routes)
+        routes = {
+            r["Properties"]["RouteKey"]: r["Properties"]
+            for r in prod_assembly.resources(stack, "AWS::ApiGatewayV2::Route").values()
+        }
+        assert sorted(routes) == sorted([*ROUTES, HEALTH_ROUTE])
+        assert all(routes[key]["AuthorizationType"] == "JWT" for key in ROUTES)
+        assert routes[HEALTH_ROUTE]["AuthorizationType"] == "NONE"  # test_public_edge.py
         [stage] = prod_assembly.resources(stack, "AWS::ApiGatewayV2::Stage").values()
         assert stage["Properties"]["DefaultRouteSettings"] == {
             "ThrottlingBurstLimit": BURST_LIMIT,
@@ -100,7 +105,7 @@ def test_prod_api_requires_a_token_from_the_published_issuer_on_every_route(prod
 def test_local_has_the_functions_but_no_api(local_assembly):
     for region in local_assembly.config.region_names:
         assert local_assembly.resources(_service(region), "AWS::ApiGatewayV2::Api") == {}
-        assert len(_our_functions(local_assembly, region)) == 9
+        assert len(_our_functions(local_assembly, region)) == 10
 
 
 def _mappings(assembly, region):
@@ -217,8 +222,8 @@ def test_alarms_cover_errors_throttles_stream_lag_and_failure_queues(assembly):
     for region in assembly.config.region_names:
         alarms = assembly.resources(_service(region), "AWS::CloudWatch::Alarm").values()
         metrics = [a["Properties"].get("MetricName") for a in alarms]
-        assert metrics.count("Errors") == 9
-        assert metrics.count("Throttles") == 9
+        assert metrics.count("Errors") == 10
+        assert metrics.count("Throttles") == 10
         assert metrics.count("IteratorAge") == 4
         assert metrics.count("ApproximateNumberOfMessagesVisible") == 5
         assert all(a["Properties"]["AlarmActions"] for a in alarms)

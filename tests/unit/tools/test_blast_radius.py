@@ -3,6 +3,7 @@ copies broken on purpose, and computes the capacity figures the config promises.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Iterator
@@ -391,3 +392,146 @@ def test_every_principle_the_report_names_is_a_row_of_the_architecture_pages_tab
     rows = {line.split("|")[1].strip() for line in page.splitlines() if line.startswith("| ")}
     for principle in (SINGLE_HOST, STATIC_STABILITY, DISASTER_RECOVERY, RELAX_CONSISTENCY):
         assert principle in rows, f"{principle!r} is not a principle of {PRINCIPLES_PAGE}"
+
+
+# --- routing: latency records, listeners, media ------------------------------------------------
+
+
+def _record(template: dict[str, Any], name: str) -> tuple[str, dict[str, Any]]:
+    [(record_id, record)] = [
+        (lid, r)
+        for lid, r in _of_type(template, "AWS::Route53::RecordSet").items()
+        if r["Properties"]["Name"] == f"{name}."
+    ]
+    return record_id, record
+
+
+def test_prod_routes_every_name_through_health_checked_records_and_local_says_it_emulates(assembly):
+    report = _report(assembly.directory, assembly.config.required_read_capacity)
+    lines = [f.line() for f in report.findings]
+    assert not any("no Route 53" in line for line in lines)
+    emulated = [line for line in lines if "local front door stands in for Route 53" in line]
+    assert len(emulated) == (1 if assembly.config.is_local else 0)
+    if not assembly.config.is_local:
+        model = build_model(read_assembly(assembly.directory))
+        config = assembly.config
+        assert model.latency_names == (config.api_name, config.timeline_name)
+        for region in config.region_names:
+            for name in model.latency_names:
+                [record] = model.latency_records(name, region)
+                assert record.health_check and record.health_check.detection_seconds == 30
+        region_lost = _scenario(report, "region", config.primary_region)
+        notes = "\n".join(region_lost.notes)
+        assert f"{config.api_name}: Route 53 stops answering with {config.primary_region} about 30 s" in notes
+        assert f"CloudFront reads from {config.region_names[1]} instead" in notes
+
+
+def test_a_latency_record_without_a_health_check_fails(prod_assembly, tmp_path):
+    copy = AssemblyCopy(prod_assembly, tmp_path / "copy")
+    region = copy.config.region_names[-1]
+    stack = _service(copy.config, region)
+    with copy.edit(stack) as template:
+        record_id, record = _record(template, copy.config.api_name)
+        del record["Properties"]["HealthCheckId"]
+    report = copy.report()
+    [line] = _violations_naming(report, stack, record_id, DISASTER_RECOVERY)
+    assert f"latency record for {region} follows no health check" in line
+    assert "Fix: give the record a HealthCheckId" in line
+    assert report.exit_status == 1
+
+
+def test_a_region_without_a_latency_record_for_a_name_fails(prod_assembly, tmp_path):
+    copy = AssemblyCopy(prod_assembly, tmp_path / "copy")
+    config = copy.config
+    region = config.region_names[-1]
+    with copy.edit(_service(config, region)) as template:
+        record_id, _ = _record(template, config.timeline_name)
+        del template["Resources"][record_id]
+    report = copy.report()
+    # The violation names the records the name still has, in the other regions.
+    for other in config.other_regions(region):
+        with copy.edit(_service(config, other)) as template:
+            other_id, _ = _record(template, config.timeline_name)
+        [line] = _violations_naming(report, _service(config, other), other_id, DISASTER_RECOVERY)
+        assert f"{config.timeline_name} has latency records for" in line and f"but none for {region}" in line
+        assert f"Fix: add a latency alias record for {config.timeline_name} in {region}'s own stack" in line
+
+
+def test_no_latency_record_at_all_fails(prod_assembly, tmp_path):
+    copy = AssemblyCopy(prod_assembly, tmp_path / "copy")
+    for region in copy.config.region_names:
+        with copy.edit(_service(copy.config, region)) as template:
+            for record_id in _of_type(template, "AWS::Route53::RecordSet"):
+                del template["Resources"][record_id]
+    lines = [f.line() for f in copy.report().violations]
+    assert any(
+        line.startswith(f"[{DISASTER_RECOVERY}] assembly: no Route 53 latency record") for line in lines
+    )
+
+
+def test_a_health_check_slower_than_promised_fails(prod_assembly, tmp_path):
+    copy = AssemblyCopy(prod_assembly, tmp_path / "copy")
+    stack = _service(copy.config)
+    with copy.edit(stack) as template:
+        record_id, record = _record(template, copy.config.api_name)
+        check = template["Resources"][record["Properties"]["HealthCheckId"]["Ref"]]
+        check["Properties"]["HealthCheckConfig"]["RequestInterval"] = 30
+    [line] = _violations_naming(copy.report(), stack, record_id, DISASTER_RECOVERY)
+    assert "needs 30 s x 3 = 90 s to declare the region failed" in line
+
+
+def test_a_listener_that_serves_http_without_redirecting_fails(prod_assembly, tmp_path):
+    copy = AssemblyCopy(prod_assembly, tmp_path / "copy")
+    stack = _service(copy.config)
+    with copy.edit(stack) as template:
+        [https] = _of_type(template, "AWS::ElasticLoadBalancingV2::Listener").values()
+        plain = json.loads(json.dumps(https))
+        plain["Properties"].update(Port=80, Protocol="HTTP")
+        for key in ("Certificates", "SslPolicy"):
+            del plain["Properties"][key]
+        template["Resources"]["PlainHttp"] = plain
+        redirect = json.loads(json.dumps(plain))
+        redirect["Properties"]["Port"] = 8081
+        redirect["Properties"]["DefaultActions"] = [
+            {
+                "Type": "redirect",
+                "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"},
+            }
+        ]
+        template["Resources"]["RedirectOnly"] = redirect
+    report = copy.report()
+    [line] = _violations_naming(report, stack, "PlainHttp", DISASTER_RECOVERY)
+    assert "the listener on port 80 serves plain HTTP" in line and "Fix: listen with HTTPS on 443" in line
+    assert _violations_naming(report, stack, "RedirectOnly", DISASTER_RECOVERY) == []
+
+
+def test_media_with_a_single_origin_fails(prod_assembly, tmp_path):
+    copy = AssemblyCopy(prod_assembly, tmp_path / "copy")
+    stack = stack_name("MediaDelivery", "us-east-1")
+    with copy.edit(stack) as template:
+        [(distribution_id, distribution)] = _of_type(template, "AWS::CloudFront::Distribution").items()
+        config = distribution["Properties"]["DistributionConfig"]
+        config["DefaultCacheBehavior"]["TargetOriginId"] = config["Origins"][0]["Id"]
+        del config["OriginGroups"]
+    [line] = _violations_naming(copy.report(), stack, distribution_id, DISASTER_RECOVERY)
+    bucket = naming.media_bucket_name(copy.config.account, copy.config.primary_region)
+    assert f"has a single origin ({bucket} in {copy.config.primary_region})" in line
+    assert "Fix: point the behaviour at an origin group" in line
+
+
+def test_media_without_a_distribution_fails(prod_assembly, tmp_path):
+    copy = AssemblyCopy(prod_assembly, tmp_path / "copy")
+    with copy.edit(stack_name("MediaDelivery", "us-east-1")) as template:
+        [distribution_id] = _of_type(template, "AWS::CloudFront::Distribution")
+        del template["Resources"][distribution_id]
+    lines = [f.line() for f in copy.report().violations]
+    assert any("accepted media has no read path" in line for line in lines)
+
+
+def test_a_region_holding_only_the_cdn_is_not_one_of_the_apps_regions(prod_assembly):
+    stacks = read_assembly(prod_assembly.directory)
+    media = stack_name("MediaDelivery", "us-east-1")
+    moved = [dataclasses.replace(s, region="eu-central-1") if s.name == media else s for s in stacks]
+    model = build_model(moved)
+    assert model.region_names == prod_assembly.config.region_names
+    assert [d.id.stack for d in model.distributions] == [media]

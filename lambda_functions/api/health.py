@@ -1,0 +1,116 @@
+"""GET /health, without a token: 200 only when this region can serve, that is when every source table
+answers a read within a deadline; otherwise 503 naming the tables that did not.
+
+Route 53 health checks of the API's name call it every 10 s from many places, and move clients to
+another region when it fails. "The process is up" would say nothing: a region whose tables are
+unreachable answers every write with an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+
+from aviary import clients
+from aviary.schema import IDEMPOTENCY, MEDIA, SOCIAL_GRAPH, TWEETS, TableSchema
+from lambda_functions.api.http import json_response
+
+logger = Logger(service="api-health")
+
+# The variables that name the source tables, as every API function's environment has them.
+SOURCE_TABLES: Mapping[str, TableSchema] = {
+    "AVIARY_TWEETS_TABLE": TWEETS,
+    "AVIARY_SOCIAL_GRAPH_TABLE": SOCIAL_GRAPH,
+    "AVIARY_IDEMPOTENCY_TABLE": IDEMPOTENCY,
+    "AVIARY_MEDIA_TABLE": MEDIA,
+}
+# Every read together must end well inside Route 53's two seconds, with Lambda's and API Gateway's
+# own time on top.
+DEADLINE_SECONDS = 1.0
+# No item has this key: the read returns nothing and costs half a read unit.
+PROBE_KEY = "aviary-health-probe"
+
+
+class SettingsError(ValueError):
+    """An environment variable the health route needs is missing."""
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    region: str
+    tables: tuple[tuple[str, TableSchema], ...]  # (table name, its key schema)
+
+    @classmethod
+    def from_environment(cls, environment: Mapping[str, str]) -> HealthSettings:
+        tables = []
+        for variable, schema in SOURCE_TABLES.items():
+            name = environment.get(variable, "")
+            if not name:
+                raise SettingsError(f"the environment variable {variable} must be set")
+            tables.append((name, schema))
+        region = environment.get("AWS_REGION") or environment.get("AWS_DEFAULT_REGION", "")
+        if not region:
+            raise SettingsError("the environment variable AWS_REGION must be set")
+        return cls(region=region, tables=tuple(tables))
+
+
+def probe_key(schema: TableSchema) -> dict[str, dict[str, str]]:
+    """A key of the table's own shape that no item has."""
+    key = {schema.partition_key.name: {schema.partition_key.type: PROBE_KEY}}
+    if schema.sort_key is not None:
+        key[schema.sort_key.name] = {schema.sort_key.type: PROBE_KEY}
+    return key
+
+
+def unavailable_tables(
+    dynamodb: Any,
+    tables: Sequence[tuple[str, TableSchema]],
+    pool: ThreadPoolExecutor,
+    deadline_seconds: float = DEADLINE_SECONDS,
+) -> list[str]:
+    """The tables that did not answer one eventually consistent GetItem within the deadline (all at once)."""
+    reads = {
+        pool.submit(dynamodb.get_item, TableName=name, Key=probe_key(schema), ConsistentRead=False): name
+        for name, schema in tables
+    }
+    done, _late = wait(reads, timeout=deadline_seconds)
+    failed = []
+    for read, name in reads.items():
+        if read not in done:
+            logger.warning("health probe: %s did not answer within %.1f s", name, deadline_seconds)
+            failed.append(name)
+        elif read.exception() is not None:
+            logger.warning("health probe: %s failed: %s", name, read.exception())
+            failed.append(name)
+    return failed
+
+
+@cache
+def _settings() -> HealthSettings:
+    return HealthSettings.from_environment(os.environ)
+
+
+@cache
+def _dynamodb() -> Any:
+    return boto3.client("dynamodb", config=clients.PROBE_CONFIG)
+
+
+# A read that outlives the deadline keeps its thread until its own timeout: room for two rounds.
+_pool = ThreadPoolExecutor(max_workers=2 * len(SOURCE_TABLES), thread_name_prefix="health-probe")
+
+
+def handler(_event: Mapping[str, Any], _context: Any) -> dict[str, Any]:
+    settings = _settings()
+    failed = unavailable_tables(_dynamodb(), settings.tables, _pool)
+    no_store = {"cache-control": "no-store"}
+    if failed:
+        body = {"status": "unavailable", "region": settings.region, "unavailable_tables": failed}
+        return json_response(503, body, no_store)
+    return json_response(200, {"status": "ok", "region": settings.region}, no_store)
