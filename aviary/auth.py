@@ -217,6 +217,12 @@ class JwksKeySource:
         self._last_success = -math.inf
 
     @property
+    def loaded(self) -> bool:
+        """Some signing keys have been fetched."""
+        with self._lock:
+            return bool(self._keys)
+
+    @property
     def refreshing(self) -> bool:
         """A background refresh is under way."""
         with self._lock:

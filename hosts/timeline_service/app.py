@@ -10,11 +10,13 @@ import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
+import boto3
 from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
@@ -27,12 +29,20 @@ from aviary.timeline_store import TimelineStore
 from aviary.token_settings import TokenSettingsError, load_token_settings
 from hosts.timeline_service import unreadable_requests
 from hosts.timeline_service.cache import DEFAULT_PATH, TimelineCache
+from hosts.timeline_service.readiness import (
+    Readiness,
+    cache_usable,
+    dynamodb_or_stale_pages,
+    token_keys_loaded,
+    volume_mounted,
+)
 from hosts.timeline_service.service import TimelineService
 
 log = logging.getLogger(__name__)
 
 SERVICE = web.AppKey("timeline_service", TimelineService)
 VERIFIER = web.AppKey("token_verifier", TokenVerifier)
+READINESS = web.AppKey("readiness", Readiness)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # What answers the paths the host does not serve, where not a 404: the local runtime serves the
 # write API on the host's port (tools/local_runtime/region.py).
@@ -104,10 +114,19 @@ class TimelineRoute:
         return web.Response(body=result.body, headers=headers)
 
 
-async def get_health(_request: web.Request) -> web.Response:
-    # Says only that the process serves HTTP: a DynamoDB outage must not take every host out of the
-    # load balancer, since they can still serve stale pages.
-    return web.Response(text=HEALTHY_BODY, content_type="application/json")
+class HealthRoute:
+    """GET /health: 200 when this host is ready to serve (readiness.py), else 503 saying why."""
+
+    def __init__(self, readiness: Readiness) -> None:
+        self.readiness = readiness
+
+    async def get(self, _request: web.Request) -> web.Response:
+        problems = await self.readiness.problems()
+        if problems:
+            log.warning("Not ready: %s", problems)
+            reasons = "; ".join(problems.values())
+            return error_response(ServiceUnavailable(f"This host is not ready to serve: {reasons}."))
+        return web.Response(text=HEALTHY_BODY, content_type="application/json")
 
 
 async def method_not_allowed(_request: web.Request) -> web.Response:
@@ -125,14 +144,19 @@ async def other_path(request: web.Request) -> web.StreamResponse:
     )
 
 
-def make_app(service: TimelineService, verifier: TokenVerifier) -> web.Application:
-    """The host's routes; every answer, error or not, is JSON (unreadable requests: unreadable_requests)."""
+def make_app(
+    service: TimelineService, verifier: TokenVerifier, readiness: Readiness | None = None
+) -> web.Application:
+    """The host's routes; every answer, error or not, is JSON (unreadable requests: unreadable_requests).
+
+    Without `readiness`, /health answers 200 as long as the process serves (tests, the benchmark)."""
     unreadable_requests.install()
     app = web.Application()
     app[SERVICE] = service
     app[VERIFIER] = verifier
+    app[READINESS] = Readiness() if readiness is None else readiness
     app.router.add_get("/timeline", TimelineRoute(service, verifier).get, allow_head=False)
-    app.router.add_get("/health", get_health, allow_head=False)
+    app.router.add_get("/health", HealthRoute(app[READINESS]).get, allow_head=False)
     # After the GET routes: any other method on those paths, then any other path.
     for path in ("/timeline", "/health"):
         app.router.add_route("*", path, method_not_allowed)
@@ -158,6 +182,9 @@ class ServiceSettings:
     counts_table: str
     celebrity_follower_threshold: int
     cache_path: str
+    # Where the instance-store volume holding the cache is mounted (deployed hosts: /data); a host
+    # is not ready while nothing is mounted there. None: no such check (a laptop, the local stage).
+    cache_mount: str | None
     # Either an SSM parameter holding issuer, audience and keys (deployed hosts) ...
     token_settings_parameter: str | None
     # ... or the three given directly (running the service by hand against a user pool).
@@ -198,6 +225,7 @@ def settings_from_environment(environ: Mapping[str, str]) -> ServiceSettings:
         counts_table=value("AVIARY_COUNTS_TABLE"),
         celebrity_follower_threshold=whole_number("AVIARY_CELEBRITY_THRESHOLD", None, 1, 10**12),
         cache_path=value("AVIARY_CACHE_PATH", DEFAULT_PATH),
+        cache_mount=environ.get("AVIARY_CACHE_MOUNT", "").strip() or None,
         token_settings_parameter=parameter,
         jwt_issuer=issuer,
         jwt_audience=None if parameter else value("AVIARY_JWT_AUDIENCE"),
@@ -219,23 +247,41 @@ def build_app(settings: ServiceSettings) -> web.Application:
         settings.counts_table,
         settings.celebrity_follower_threshold,
     )
-    return make_app(TimelineService(store, TimelineCache(settings.cache_path)), build_verifier(settings))
+    cache = TimelineCache(settings.cache_path)
+    verifier, keys_loaded = build_verifier(settings)
+    checks = {
+        "cache": cache_usable(cache),
+        "token_settings": token_keys_loaded(keys_loaded),
+        "dynamodb": dynamodb_or_stale_pages(
+            # Its own client: one attempt with short timeouts, where reads have the shared retries.
+            boto3.client("dynamodb", region_name=settings.region, config=clients.PROBE_CONFIG),
+            settings.timelines_table,
+            cache,
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="readiness-probe"),
+        ),
+    }
+    if settings.cache_mount:
+        checks = {"cache_volume": volume_mounted(settings.cache_mount), **checks}
+    return make_app(TimelineService(store, cache), verifier, Readiness(checks))
 
 
-def build_verifier(settings: ServiceSettings) -> TokenVerifier:
+def build_verifier(settings: ServiceSettings) -> tuple[TokenVerifier, Callable[[], bool]]:
+    """The token verifier, and whether its signing keys are loaded (for readiness)."""
     if settings.token_settings_parameter:
+        # Loaded before serving, or the host does not start (main).
         token_settings = load_token_settings(
             clients.client("ssm", region=settings.region),
             settings.token_settings_parameter,
             Path(settings.cache_path).parent / "token-settings.json",
         )
-        return TokenVerifier(token_settings.issuer, token_settings.audience, token_settings.key_source())
+        verifier = TokenVerifier(token_settings.issuer, token_settings.audience, token_settings.key_source())
+        return verifier, lambda: True
     key_source = jwks_key_source(settings.jwks_url)
     try:
         key_source.refresh()  # before serving, so the first callers are not asked to retry
     except Exception as error:
         log.warning("Token signing keys not fetched at start (%s); will retry on demand", error)
-    return TokenVerifier(settings.jwt_issuer, settings.jwt_audience, key_source)
+    return TokenVerifier(settings.jwt_issuer, settings.jwt_audience, key_source), lambda: key_source.loaded
 
 
 def main(environ: Mapping[str, Any] | None = None) -> None:

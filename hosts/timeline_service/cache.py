@@ -119,6 +119,14 @@ class TimelineCache:
         if prune:
             self.prune(older_than=fetched_at - self.max_age_seconds)
 
+    def holds_servable_pages(self, *, now: float | None = None) -> bool:
+        """Whether any page is young enough to be served (stale, if DynamoDB does not answer)."""
+        now = time.time() if now is None else now
+        return (
+            self._run("SELECT 1 FROM pages WHERE fetched_at >= ? LIMIT 1", (now - self.max_age_seconds,))
+            is not None
+        )
+
     def prune(self, *, older_than: float) -> None:
         """Drop pages read before `older_than`: nobody would be served them, and the disk is finite."""
         self._run("DELETE FROM pages WHERE fetched_at < ?", (older_than,))

@@ -9,8 +9,8 @@ unreachable answers every write with an error.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -20,6 +20,7 @@ from aws_lambda_powertools import Logger
 
 from aviary import clients
 from aviary.schema import IDEMPOTENCY, MEDIA, SOCIAL_GRAPH, TWEETS, TableSchema
+from aviary.table_probe import unavailable_tables
 from lambda_functions.api.http import json_response
 
 logger = Logger(service="api-health")
@@ -34,8 +35,6 @@ SOURCE_TABLES: Mapping[str, TableSchema] = {
 # Every read together must end well inside Route 53's two seconds, with Lambda's and API Gateway's
 # own time on top.
 DEADLINE_SECONDS = 1.0
-# No item has this key: the read returns nothing and costs half a read unit.
-PROBE_KEY = "aviary-health-probe"
 
 
 class SettingsError(ValueError):
@@ -61,37 +60,6 @@ class HealthSettings:
         return cls(region=region, tables=tuple(tables))
 
 
-def probe_key(schema: TableSchema) -> dict[str, dict[str, str]]:
-    """A key of the table's own shape that no item has."""
-    key = {schema.partition_key.name: {schema.partition_key.type: PROBE_KEY}}
-    if schema.sort_key is not None:
-        key[schema.sort_key.name] = {schema.sort_key.type: PROBE_KEY}
-    return key
-
-
-def unavailable_tables(
-    dynamodb: Any,
-    tables: Sequence[tuple[str, TableSchema]],
-    pool: ThreadPoolExecutor,
-    deadline_seconds: float = DEADLINE_SECONDS,
-) -> list[str]:
-    """The tables that did not answer one eventually consistent GetItem within the deadline (all at once)."""
-    reads = {
-        pool.submit(dynamodb.get_item, TableName=name, Key=probe_key(schema), ConsistentRead=False): name
-        for name, schema in tables
-    }
-    done, _late = wait(reads, timeout=deadline_seconds)
-    failed = []
-    for read, name in reads.items():
-        if read not in done:
-            logger.warning("health probe: %s did not answer within %.1f s", name, deadline_seconds)
-            failed.append(name)
-        elif read.exception() is not None:
-            logger.warning("health probe: %s failed: %s", name, read.exception())
-            failed.append(name)
-    return failed
-
-
 @cache
 def _settings() -> HealthSettings:
     return HealthSettings.from_environment(os.environ)
@@ -108,9 +76,10 @@ _pool = ThreadPoolExecutor(max_workers=2 * len(SOURCE_TABLES), thread_name_prefi
 
 def handler(_event: Mapping[str, Any], _context: Any) -> dict[str, Any]:
     settings = _settings()
-    failed = unavailable_tables(_dynamodb(), settings.tables, _pool)
+    failed = unavailable_tables(_dynamodb(), settings.tables, _pool, DEADLINE_SECONDS)
     no_store = {"cache-control": "no-store"}
     if failed:
+        logger.warning("this region cannot serve", extra={"unavailable_tables": failed})
         body = {"status": "unavailable", "region": settings.region, "unavailable_tables": failed}
         return json_response(503, body, no_store)
     return json_response(200, {"status": "ok", "region": settings.region}, no_store)

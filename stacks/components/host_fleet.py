@@ -52,6 +52,8 @@ class HostSettings:
             "AVIARY_COUNTS_TABLE": self.counts_table,
             "AVIARY_CELEBRITY_THRESHOLD": str(self.celebrity_follower_threshold),
             "AVIARY_CACHE_PATH": "/data/timeline-cache/cache.sqlite",
+            # The RAID0 volume of the instance-store disks: a host is not ready until it is mounted.
+            "AVIARY_CACHE_MOUNT": "/data",
             "AVIARY_PORT": str(SERVICE_PORT),
             "AVIARY_TOKEN_SETTINGS_PARAMETER": self.token_settings_parameter,
         }

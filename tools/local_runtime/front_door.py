@@ -2,9 +2,11 @@
 
     python -m tools.local_runtime.front_door
 
-Every request goes to the first configured region whose health check passes. A region's
-check is GET /health every second; it fails after two failures in a row and recovers after two
-successes, like a Route 53 health check with a short interval. GET /frontdoor/status says which
+Every request goes to the first configured region whose health check passes: prod's latency-based
+records, with the nearest region replaced by the first in the configured order. A region's check is
+GET /health, the region's deep health (its timeline host ready and its source tables answering, as
+prod's two health routes say), every second instead of prod's 10 s; it fails after prod's failure
+threshold of failures in a row and recovers after as many successes, as a Route 53 health check does. GET /frontdoor/status says which
 region serves and when the last failover happened. Nothing is retried here: DNS failover does not
 replay requests either, so a client retries (with its Idempotency-Key) and reaches the new region.
 """
@@ -21,13 +23,14 @@ import aiohttp
 from aiohttp import web
 
 from hosts.timeline_service import unreadable_requests
+from stacks.components.latency_record import FAILURE_THRESHOLD
 from tools.local_runtime.settings import LocalSettings, load_local_settings
 
 log = logging.getLogger("aviary.local.front_door")
 
 CHECK_INTERVAL_SECONDS = 1.0
-CHECK_TIMEOUT_SECONDS = 0.5
-FAILURE_THRESHOLD = 2
+# The region's deep health reads its tables with a one-second deadline (Route 53 waits two seconds).
+CHECK_TIMEOUT_SECONDS = 2.0
 # Headers that describe one hop, not the message (RFC 9110 section 7.6.1), and what aiohttp sets itself.
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "host",

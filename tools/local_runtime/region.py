@@ -3,7 +3,8 @@
     python -m tools.local_runtime.region us-east-1
 
 Serves on 127.0.0.1:<api port>: the write API routes (lambda_functions/api handlers behind the
-JWT check), and GET /timeline and GET /health from the timeline host's own app. Threads deliver
+JWT check), and GET /timeline and GET /health from the timeline host's own app; /health also asks
+what the API's health route asks, so it is the region's deep health for the front door. Threads deliver
 events as the region's event source mappings would: the tweets stream to the fan-out handler, the
 social graph's stream to the counts, and the media uploads queue to the media processor. Stopping
 the process takes the whole region down (make region-down); its stream positions are kept, so it
@@ -12,18 +13,24 @@ resumes where it was.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import boto3
 from aiohttp import web
 
 from aviary import clients, naming
+from aviary.table_probe import unavailable_tables
 from hosts.timeline_service import app as timeline_host
+from hosts.timeline_service.readiness import Check
+from lambda_functions.api import health as health_route
 from lambda_functions.api.routes import ROUTES
 from tools.local_runtime import api_gateway
 from tools.local_runtime.deployment import STREAM_CONSUMERS, RegionDeployment, read_deployment
@@ -138,6 +145,21 @@ def media_source(deployment: RegionDeployment) -> Callable[[], int]:
     return poller.poll_once
 
 
+def source_tables_answer(region: str) -> Check:
+    """The API health route's question (lambda_functions/api/health.py) as a readiness check."""
+    tables = health_route.HealthSettings.from_environment(os.environ).tables
+    dynamodb = boto3.client("dynamodb", region_name=region, config=clients.PROBE_CONFIG)
+    reads = ThreadPoolExecutor(max_workers=2 * len(tables), thread_name_prefix="api-health-probe")
+
+    async def check() -> str | None:
+        failed = await asyncio.to_thread(
+            unavailable_tables, dynamodb, tables, reads, health_route.DEADLINE_SECONDS
+        )
+        return f"the source tables {', '.join(failed)} did not answer" if failed else None
+
+    return check
+
+
 def build_region_app(settings: LocalSettings, region: str) -> web.Application:
     """Sets this process up as `region` (environment first: handlers read it at import)."""
     os.environ.update(settings.aws_environment(region))
@@ -147,6 +169,9 @@ def build_region_app(settings: LocalSettings, region: str) -> web.Application:
 
     host_settings = timeline_host.settings_from_environment(timeline_environment(settings, region, shared))
     app = timeline_host.build_app(host_settings)
+    # /health is the region's deep health, as the front door's checks need it: the host's readiness
+    # and what the API's GET /health answers in AWS (every source table answers a read).
+    app[timeline_host.READINESS].add("api_tables", source_tables_answer(region))
     api = build_api(deployment, app[timeline_host.VERIFIER], settings.config.account)
     # Every path but the host's own /timeline and /health, which keep the host's behaviour.
     app[timeline_host.OTHER_PATHS] = api.handle

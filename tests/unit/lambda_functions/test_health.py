@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from aviary import clients
+from aviary import clients, table_probe
 from aviary.naming import table_name
 from aviary.schema import MEDIA, SOCIAL_GRAPH, SOURCE_OF_TRUTH_TABLES, TWEETS
 from lambda_functions.api import health
@@ -86,7 +86,7 @@ def test_a_table_slower_than_the_deadline_is_named_and_the_answer_is_not_late():
     tables = tuple((table_name(s), s) for s in SOURCE_OF_TRUTH_TABLES)
     with ThreadPoolExecutor(max_workers=8) as pool:
         started = time.monotonic()
-        failed = health.unavailable_tables(client, tables, pool, deadline_seconds=0.3)
+        failed = table_probe.unavailable_tables(client, tables, pool, deadline_seconds=0.3)
         elapsed = time.monotonic() - started
     assert failed == [table_name(SOCIAL_GRAPH)]
     assert elapsed < 1.0  # the reads run at once; the slow one is abandoned at the deadline
@@ -96,14 +96,14 @@ def test_each_table_gets_one_eventually_consistent_read_of_a_key_of_its_own_shap
     client = SlowTable("none", delay=0)
     tables = tuple((table_name(s), s) for s in SOURCE_OF_TRUTH_TABLES)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        assert health.unavailable_tables(client, tables, pool) == []
+        assert table_probe.unavailable_tables(client, tables, pool, health.DEADLINE_SECONDS) == []
     reads = {r["TableName"]: r for r in client.reads}
     assert sorted(reads) == sorted(SOURCE_NAMES) and len(client.reads) == len(SOURCE_NAMES)
     assert all(r["ConsistentRead"] is False for r in reads.values())
-    assert reads[table_name(TWEETS)]["Key"] == {"tweet_id": {"S": health.PROBE_KEY}}
+    assert reads[table_name(TWEETS)]["Key"] == {"tweet_id": {"S": table_probe.PROBE_KEY}}
     assert reads[table_name(SOCIAL_GRAPH)]["Key"] == {
-        "pk": {"S": health.PROBE_KEY},
-        "sk": {"S": health.PROBE_KEY},
+        "pk": {"S": table_probe.PROBE_KEY},
+        "sk": {"S": table_probe.PROBE_KEY},
     }
 
 

@@ -155,6 +155,8 @@ def test_user_data_installs_the_bundle_offline_and_starts_the_units(assembly):
             "systemctl enable --now aviary-local-disks.service "
             "$(seq -f 'aviary-timeline@%g.service' $(nproc))",
             "AVIARY_CELEBRITY_THRESHOLD=",
+            # readiness: a host is not ready until the instance-store volume is mounted there
+            "AVIARY_CACHE_MOUNT=/data",
         ):
             assert step in user_data
 

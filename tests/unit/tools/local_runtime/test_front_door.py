@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from stacks.components import latency_record
 from tools.local_runtime import front_door
 from tools.local_runtime.front_door import FAILURE_THRESHOLD, RegionHealth, Routing, build_app
 from tools.local_runtime.settings import load_local_settings
@@ -23,18 +24,21 @@ EAST, WEST = "us-east-1", "us-west-2"
 
 
 def test_a_region_turns_unhealthy_only_after_consecutive_failures_and_back_after_consecutive_successes():
-    assert FAILURE_THRESHOLD == 2
+    # The same threshold as prod's Route 53 health checks.
+    assert FAILURE_THRESHOLD == latency_record.FAILURE_THRESHOLD == 3
     region = RegionHealth(EAST, "http://127.0.0.1:1", changed_at=0.0)
 
-    flips = [region.record(ok, now) for now, ok in enumerate([False, True, False, False], start=1)]
+    flips = [
+        region.record(ok, now) for now, ok in enumerate([False, False, True, False, False, False], start=1)
+    ]
 
-    assert flips == [False, False, False, True]  # the success in between resets the count
-    assert (region.healthy, region.changed_at) == (False, 4)
+    assert flips == [False, False, False, False, False, True]  # the success in between resets the count
+    assert (region.healthy, region.changed_at) == (False, 6)
 
-    flips = [region.record(ok, now) for now, ok in enumerate([False, True, False, True, True, True], start=5)]
+    flips = [region.record(ok, now) for now, ok in enumerate([True, True, False, True, True, True], start=7)]
 
-    assert flips == [False, False, False, False, True, False]
-    assert (region.healthy, region.changed_at) == (True, 9)
+    assert flips == [False, False, False, False, False, True]
+    assert (region.healthy, region.changed_at) == (True, 12)
 
 
 def test_the_active_region_is_the_first_healthy_one_in_order():
