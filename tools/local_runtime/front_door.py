@@ -6,9 +6,10 @@ Every request goes to the first configured region whose health check passes: pro
 records, with the nearest region replaced by the first in the configured order. A region's check is
 GET /health, the region's deep health (its timeline host ready and its source tables answering, as
 prod's two health routes say), every second instead of prod's 10 s; it fails after prod's failure
-threshold of failures in a row and recovers after as many successes, as a Route 53 health check does. GET /frontdoor/status says which
-region serves and when the last failover happened. Nothing is retried here: DNS failover does not
-replay requests either, so a client retries (with its Idempotency-Key) and reaches the new region.
+threshold of failures in a row and recovers after as many successes, as a Route 53 health check
+does. GET /frontdoor/status says which region serves and when the last failover happened. Nothing
+is retried here: DNS failover does not replay requests either, so a client retries (with its
+Idempotency-Key) and reaches the new region.
 """
 
 from __future__ import annotations
