@@ -204,12 +204,15 @@ def check_instance_type_offered(
     except ClientError as error:
         if error.response["Error"]["Code"] not in ("InvalidParameterValue", "InvalidZone.NotFound"):
             raise
-        raise CheckFailed(
-            f"{region} does not have all of {', '.join(zones)} in this account ({error}): record its AZs "
-            "again (delete its entry from cdk.context.json, then make account-context ACCOUNT=<id>), "
-            "or choose others with the 'availabilityZones' setting."
-        ) from None
+        described = []  # AWS refuses the whole call when one name is unknown
     zone_ids = {zone["ZoneName"]: zone["ZoneId"] for zone in described}
+    unknown = [name for name in zones if name not in zone_ids]
+    if unknown:
+        raise CheckFailed(
+            f"{region} has no {', '.join(unknown)} in this account: record its AZs again (delete its "
+            "entry from cdk.context.json, then make account-context ACCOUNT=<id>), or choose others "
+            "with the 'availabilityZones' setting."
+        )
     offered = {
         offering["Location"]
         for page in ec2.get_paginator("describe_instance_type_offerings").paginate(
