@@ -11,7 +11,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup synth test lint format constraints clean host-wheels lambda-deps bench-host bench-handlers \
-	deploy-local stop-local reset-local status-local settle-local token repair-local region-down region-up blast-radius drill \
+	account-context deploy deploy-local stop-local reset-local status-local settle-local token repair-local region-down region-up blast-radius drill \
 	load
 
 # Each set-up step prints one line: what it does, then how long it took (tools/progress.py holds
@@ -84,6 +84,22 @@ synth: setup
 
 test: setup
 	$(BIN)/pytest
+
+# Deploying to a real account (README, "Deploying to a real account"). Ordinary synths never look
+# anything up; this one lets the CDK CLI ask EC2 for the AZs of ACCOUNT's regions (credentials for
+# ACCOUNT needed) and write them into cdk.context.json, to be committed like the others.
+account-context: setup
+	@$(if $(filter command line,$(origin ACCOUNT)),,$(error Say whose AZs to record: make account-context ACCOUNT=111122223333))
+	$(STEP) "Recording the availability zones of account $(ACCOUNT) in cdk.context.json (cdk synth with lookups)" -- \
+	  cdk synth --quiet --no-notices -c stage=prod -c account=$(ACCOUNT) -c aviary:lookupAvailabilityZones=true $(CONTEXT) -o cdk.out
+	@echo "cdk.context.json now holds the AZs of account $(ACCOUNT) for every configured region; commit it."
+
+# Synthesizes prod for ACCOUNT, runs the preflight checks, then one `cdk deploy` per stack in dependency
+# order (cdk asks before changes that broaden access; REQUIRE_APPROVAL=any-change asks before any).
+# DRY_RUN=1 prints the checks and the commands and calls no AWS API. See tools/deploy/.
+deploy: setup
+	@$(BIN)/python -m tools.deploy -c stage=prod $(if $(ACCOUNT),-c account=$(ACCOUNT)) $(CONTEXT) \
+	  $(if $(filter 1 yes true,$(DRY_RUN)),--dry-run) $(if $(REQUIRE_APPROVAL),--require-approval $(REQUIRE_APPROVAL))
 
 # The whole app on this machine: a moto server as AWS (127.0.0.1:5000), the local stage deployed
 # into it by the real CDK CLI, and the local runtime (APIs, timeline hosts, event sources,

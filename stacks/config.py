@@ -57,6 +57,25 @@ class ConfigError(ValueError):
     """A deployment setting is invalid; the message is one sentence naming the setting."""
 
 
+# The one command that records an account's AZs: a synth with this context key set, in which
+# app.py lets the CDK CLI look up the AZs it is missing (ordinary synths never look anything up).
+RECORD_AZS_COMMAND = "make account-context ACCOUNT={account}"
+LOOKUP_AZS_CONTEXT = "aviary:lookupAvailabilityZones"
+
+
+class MissingAvailabilityZones(ConfigError):
+    """cdk.context.json holds no AZs for this account and region; app.py can ask the CLI for them."""
+
+    def __init__(self, account: str, region: str) -> None:
+        self.account = account
+        self.region = region
+        super().__init__(
+            f"Setting 'regions' has {region}, whose availability zones for account {account} are not in "
+            f"cdk.context.json; record them with credentials for that account: "
+            f"{RECORD_AZS_COMMAND.format(account=account)} (with the same CONTEXT, if it sets regions)."
+        )
+
+
 class Stage(StrEnum):
     PROD = "prod"  # real AWS: global tables, S3 replication, Route 53
     LOCAL = "local"  # the moto server: per-region tables; the local runtime replicates
@@ -266,10 +285,7 @@ def _region_config(
 ) -> RegionConfig:
     known = context(az_context_key(account, region))
     if not known:
-        raise ConfigError(
-            f"Setting 'regions' has {region}, whose availability zones for account {account} are "
-            f"not in cdk.context.json (add them, or run `cdk context` with credentials)."
-        )
+        raise MissingAvailabilityZones(account, region)
     if explicit is None:
         if len(known) < azs_per_region:
             raise ConfigError(

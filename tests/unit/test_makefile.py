@@ -54,3 +54,26 @@ def test_settings_reach_cdk_synth_through_context_and_cdks_own_chatter_is_held_b
     assert synth.endswith(
         "-- cdk synth --quiet --no-notices -c stage=local -c regions=us-east-1,eu-west-1 -o cdk.out"
     )
+
+
+def test_deploy_announces_each_set_up_step_and_hands_its_settings_to_the_deploy_tool():
+    assert _planned_steps("deploy") == _planned_steps("deploy-local")
+    plan = subprocess.run(
+        [
+            "make",
+            "-n",
+            "deploy",
+            "ACCOUNT=111122223333",
+            "DRY_RUN=1",
+            "CONTEXT=-c regions=us-east-1,eu-west-1",
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    [deploy] = [line for line in plan.replace("\\\n", " ").splitlines() if "-m tools.deploy" in line]
+    assert "-c stage=prod -c account=111122223333 -c regions=us-east-1,eu-west-1" in deploy
+    assert deploy.split()[-1] == "--dry-run"
+    assert "never" not in deploy  # approval stays cdk's, or the user's REQUIRE_APPROVAL

@@ -18,12 +18,16 @@ class AssemblyError(Exception):
 
 @dataclass(frozen=True)
 class StackTemplate:
-    """One stack of the assembly: its name, where it deploys, and its template."""
+    """One stack of the assembly: its name, where it deploys, and its template; for a deploy, what the
+    manifest says must come first and which bootstrap version its region needs."""
 
     name: str
     account: str
     region: str
     template: Mapping[str, Any]
+    dependencies: tuple[str, ...] = ()  # artifact IDs: other stacks, and this stack's asset manifest
+    bootstrap_version: int | None = None  # requiresBootstrapStackVersion
+    bootstrap_version_parameter: str | None = None  # the SSM parameter that holds the region's version
 
 
 def read_assembly(directory: Path) -> tuple[StackTemplate, ...]:
@@ -45,7 +49,17 @@ def read_assembly(directory: Path) -> tuple[StackTemplate, ...]:
         elif kind == STACK_ARTIFACT:
             account, region = _environment(name, artifact.get("environment", ""))
             template = _read_json(directory / properties.get("templateFile", f"{name}.template.json"))
-            stacks.append(StackTemplate(name=name, account=account, region=region, template=template))
+            stacks.append(
+                StackTemplate(
+                    name=name,
+                    account=account,
+                    region=region,
+                    template=template,
+                    dependencies=tuple(artifact.get("dependencies", ())),
+                    bootstrap_version=properties.get("requiresBootstrapStackVersion"),
+                    bootstrap_version_parameter=properties.get("bootstrapStackVersionSsmParameter"),
+                )
+            )
     if not stacks:
         raise AssemblyError(f"{manifest_path} lists no CloudFormation stacks; is this the right directory?")
     return tuple(stacks)

@@ -1,0 +1,3 @@
+from tools.deploy.cli import main
+
+raise SystemExit(main())
