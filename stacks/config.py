@@ -79,7 +79,7 @@ class DeploymentConfig:
     celebrity_follower_threshold: int  # authors above this are merged on read, not fanned out
     timeline_max_entries: int  # per-user cap on materialised timeline entries
     media_noncurrent_version_days: int  # how long an overwritten or deleted media version is kept
-    log_retention_days: int  # access logs and flow logs
+    log_retention_days: int  # access logs, flow logs and function logs
     host_instance_type: str  # timeline hosts; must have NVMe instance store
     domain_name: str  # the public names are api., timeline. and media. under it
     hosted_zone_id: str  # the Route 53 public hosted zone that holds domain_name
@@ -139,7 +139,7 @@ SETTINGS: Mapping[str, tuple[Any, str]] = {
     "celebrityFollowerThreshold": (10_000, "authors with more followers are merged on read"),
     "timelineMaxEntries": (800, "cap on entries kept in one user's materialised timeline"),
     "mediaNoncurrentVersionDays": (30, "days an overwritten or deleted media version is kept"),
-    "logRetentionDays": (90, "days access logs and VPC flow logs are kept"),
+    "logRetentionDays": (90, "days access logs, VPC flow logs and function logs are kept"),
     "hostInstanceType": ("m6id.large", "timeline host type; needs NVMe instance store (a *d family)"),
     "domainName": ("aviary.example.com", "public names are api., timeline. and media. under it"),
     "hostedZoneId": ("Z0123456789EXAMPLE0AB", "ID of the Route 53 public hosted zone holding domainName"),

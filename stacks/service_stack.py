@@ -55,7 +55,7 @@ class RegionalServiceStack(Stack):
             "Network",
             cidr=cidr,
             availability_zones=region.availability_zones,
-            flow_log_retention_days=config.log_retention_days,
+            log_retention_days=config.log_retention_days,
             restrict_default_security_group=not config.is_local,
         )
         vpc = self.network.vpc
@@ -267,7 +267,13 @@ class RegionalServiceStack(Stack):
             if config.is_local:
                 return data.source_tables.tables[schema.role].table_stream_arn
             name = naming.table_name(schema)
-            return ReplicaStream(self, construct_id, table_name=name, table_arn=table_arn(schema)).stream_arn
+            return ReplicaStream(
+                self,
+                construct_id,
+                table_name=name,
+                table_arn=table_arn(schema),
+                log_retention_days=config.log_retention_days,
+            ).stream_arn
 
         self.fanout = TweetFanout(
             self,

@@ -8,6 +8,7 @@ from constructs import Construct
 
 from aviary import naming
 from stacks.acknowledge import acknowledge
+from stacks.components.provider_logs import sdk_call
 
 
 def _bucket_arn(account: str, region: str) -> str:
@@ -62,6 +63,7 @@ class MediaReplication(Construct):
         account: str,
         region: str,
         destinations: tuple[str, ...],
+        log_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
         source_arn = _bucket_arn(account, region)
@@ -109,9 +111,10 @@ class MediaReplication(Construct):
             },
             physical_resource_id=cr.PhysicalResourceId.of(f"{bucket_name}-replication"),
         )
-        self.apply = cr.AwsCustomResource(
+        self.apply = sdk_call(
             self,
             "Apply",
+            log_retention_days=log_retention_days,
             on_create=put_replication,
             on_update=put_replication,
             on_delete=cr.AwsSdkCall(
@@ -126,7 +129,6 @@ class MediaReplication(Construct):
                     iam.PolicyStatement(actions=["iam:PassRole"], resources=[self.role.role_arn]),
                 ]
             ),
-            install_latest_aws_sdk=False,  # no download at deploy time; the runtime's SDK has S3
         )
         for bucket_region in (region, *destinations):
             acknowledge(
