@@ -59,7 +59,7 @@ class RegionalServiceStack(Stack):
             restrict_default_security_group=not config.is_local,
         )
         vpc = self.network.vpc
-        self.alerts = OperatorAlerts(self, "Alerts")
+        self.alerts = OperatorAlerts(self, "Alerts", email=config.alert_email)
 
         # moto can neither validate a certificate nor run Route 53 health checks: in `local` the
         # local front door stands in for the public edge (plain HTTP, health checks, failover).
