@@ -115,6 +115,12 @@ class DeploymentConfig:
         return -(-self.required_read_capacity // (azs - 1))
 
     @property
+    def hosts_needed_per_az(self) -> int:
+        """An AZ's share of the required capacity while every AZ serves (DNS spreads clients evenly)."""
+        azs = len(self.regions[0].availability_zones)
+        return -(-self.required_read_capacity // azs)
+
+    @property
     def region_names(self) -> tuple[str, ...]:
         return tuple(r.name for r in self.regions)
 

@@ -85,6 +85,8 @@ class RegionalServiceStack(Stack):
             vpc=vpc,
             log_retention_days=config.log_retention_days,
             certificate=self.certificate,
+            hosts_per_az=config.hosts_per_az,
+            hosts_needed_per_az=config.hosts_needed_per_az,
         )
         bundle = HostBundle(self, "HostBundle", architecture=architecture_of(config.host_instance_type))
 
