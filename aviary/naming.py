@@ -21,13 +21,9 @@ def media_bucket_name(account: str, region: str) -> str:
     return f"{PREFIX}-media-{account}-{region}"
 
 
-# Aliases are regional, so every region's media key can carry the same one.
+# Aliases are regional, so every region's media key can carry the same one; replication asks
+# KMS in each region for the key behind it at deploy time (its key ID is not knowable at synth).
 MEDIA_KEY_ALIAS = f"alias/{PREFIX}-media"
-
-
-def media_key_alias_arn(account: str, region: str) -> str:
-    """Replication names the destination bucket's key by alias ARN: its key ID is not knowable here."""
-    return f"arn:aws:kms:{region}:{account}:{MEDIA_KEY_ALIAS}"
 
 
 # SSM parameters. The primary region publishes where its user pool is; every region holds

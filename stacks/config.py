@@ -44,6 +44,8 @@ _ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
 # A DNS label as certificates and Route 53 accept it: letters, digits and inner hyphens.
 _DNS_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _HOSTED_ZONE_ID_RE = re.compile(r"^Z[A-Z0-9]{1,31}$")
+# An address SNS can deliver to: one @, a local part and a dotted domain, no spaces.
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 # The first name of an ACM certificate becomes its subject's common name, which X.509 caps at 64.
 MAX_CERTIFICATE_NAME = 64
 
@@ -98,11 +100,12 @@ class DeploymentConfig:
     celebrity_follower_threshold: int  # authors above this are merged on read, not fanned out
     timeline_max_entries: int  # per-user cap on materialised timeline entries
     media_noncurrent_version_days: int  # how long an overwritten or deleted media version is kept
-    log_retention_days: int  # access logs and flow logs
+    log_retention_days: int  # access logs, flow logs and function logs
     host_instance_type: str  # timeline hosts; must have NVMe instance store
     domain_name: str  # the public names are api., timeline. and media. under it
     hosted_zone_id: str  # the Route 53 public hosted zone that holds domain_name
     hosted_zone_name: str  # that zone's name; domain_name is inside it
+    alert_email: str | None  # subscribed to every region's alerts topic, if given
 
     @property
     def api_name(self) -> str:
@@ -129,6 +132,12 @@ class DeploymentConfig:
         """Static stability: with any one AZ lost, the others still hold the required capacity."""
         azs = len(self.regions[0].availability_zones)
         return -(-self.required_read_capacity // (azs - 1))
+
+    @property
+    def hosts_needed_per_az(self) -> int:
+        """An AZ's share of the required capacity while every AZ serves (DNS spreads clients evenly)."""
+        azs = len(self.regions[0].availability_zones)
+        return -(-self.required_read_capacity // azs)
 
     @property
     def region_names(self) -> tuple[str, ...]:
@@ -158,11 +167,12 @@ SETTINGS: Mapping[str, tuple[Any, str]] = {
     "celebrityFollowerThreshold": (10_000, "authors with more followers are merged on read"),
     "timelineMaxEntries": (800, "cap on entries kept in one user's materialised timeline"),
     "mediaNoncurrentVersionDays": (30, "days an overwritten or deleted media version is kept"),
-    "logRetentionDays": (90, "days access logs and VPC flow logs are kept"),
+    "logRetentionDays": (90, "days access logs, VPC flow logs and function logs are kept"),
     "hostInstanceType": ("m6id.large", "timeline host type; needs NVMe instance store (a *d family)"),
     "domainName": ("aviary.example.com", "public names are api., timeline. and media. under it"),
     "hostedZoneId": ("Z0123456789EXAMPLE0AB", "ID of the Route 53 public hosted zone holding domainName"),
     "hostedZoneName": ("example.com", "name of that hosted zone; domainName must be inside it"),
+    "alertEmail": (None, "e-mail address subscribed to every region's alerts topic; none by default"),
 }
 
 
@@ -256,6 +266,15 @@ def load_config(context: Callable[[str], Any]) -> DeploymentConfig:
             f"(Z and up to 31 capital letters or digits), not {hosted_zone_id!r}."
         )
 
+    alert_email = setting("alertEmail")
+    if alert_email is not None:
+        alert_email = str(alert_email).strip()
+        if not _EMAIL_RE.match(alert_email):
+            raise ConfigError(
+                f"Setting 'alertEmail' must be one e-mail address such as ops@example.com, "
+                f"not {alert_email!r}."
+            )
+
     return DeploymentConfig(
         stage=stage,
         account=account,
@@ -273,6 +292,7 @@ def load_config(context: Callable[[str], Any]) -> DeploymentConfig:
         domain_name=domain_name,
         hosted_zone_id=hosted_zone_id,
         hosted_zone_name=hosted_zone_name,
+        alert_email=alert_email,
     )
 
 

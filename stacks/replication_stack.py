@@ -21,6 +21,7 @@ class MediaReplicationStack(Stack):
             account=config.account,
             region=region,
             destinations=config.other_regions(region),
+            log_retention_days=config.log_retention_days,
         )
         acknowledge(
             self,

@@ -55,11 +55,11 @@ class RegionalServiceStack(Stack):
             "Network",
             cidr=cidr,
             availability_zones=region.availability_zones,
-            flow_log_retention_days=config.log_retention_days,
+            log_retention_days=config.log_retention_days,
             restrict_default_security_group=not config.is_local,
         )
         vpc = self.network.vpc
-        self.alerts = OperatorAlerts(self, "Alerts")
+        self.alerts = OperatorAlerts(self, "Alerts", email=config.alert_email)
 
         # moto can neither validate a certificate nor run Route 53 health checks: in `local` the
         # local front door stands in for the public edge (plain HTTP, health checks, failover).
@@ -85,6 +85,8 @@ class RegionalServiceStack(Stack):
             vpc=vpc,
             log_retention_days=config.log_retention_days,
             certificate=self.certificate,
+            hosts_per_az=config.hosts_per_az,
+            hosts_needed_per_az=config.hosts_needed_per_az,
         )
         bundle = HostBundle(self, "HostBundle", architecture=architecture_of(config.host_instance_type))
 
@@ -267,7 +269,13 @@ class RegionalServiceStack(Stack):
             if config.is_local:
                 return data.source_tables.tables[schema.role].table_stream_arn
             name = naming.table_name(schema)
-            return ReplicaStream(self, construct_id, table_name=name, table_arn=table_arn(schema)).stream_arn
+            return ReplicaStream(
+                self,
+                construct_id,
+                table_name=name,
+                table_arn=table_arn(schema),
+                log_retention_days=config.log_retention_days,
+            ).stream_arn
 
         self.fanout = TweetFanout(
             self,

@@ -31,12 +31,14 @@ class Variant:
 
 
 THREE_REGIONS = "us-east-1,us-west-2,eu-west-1"
+# One prod variant subscribes an address to the alerts, so the templates are checked with and without.
+ALERT_EMAIL = "aviary-alerts@example.com"
 VARIANTS = {
     v.name: v
     for v in (
         Variant("prod-2-regions"),
         Variant("local-2-regions", {"stage": "local"}),
-        Variant("prod-3-regions", {"regions": THREE_REGIONS}),
+        Variant("prod-3-regions", {"regions": THREE_REGIONS, "alertEmail": ALERT_EMAIL}),
         Variant("local-3-regions", {"stage": "local", "regions": THREE_REGIONS}),
     )
 }

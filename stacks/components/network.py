@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+
+from stacks.components.provider_logs import give_provider_log_group, log_group_with_retention
+
+# Where CDK puts the provider of the VPC's default-security-group custom resource (a stack singleton).
+RESTRICT_DEFAULT_SG_PROVIDER_ID = "Custom::VpcRestrictDefaultSGCustomResourceProvider"
 
 
 class Network(Construct):
@@ -21,14 +27,14 @@ class Network(Construct):
         *,
         cidr: str,
         availability_zones: tuple[str, ...],
-        flow_log_retention_days: int,
+        log_retention_days: int,
         restrict_default_security_group: bool,
     ) -> None:
         super().__init__(scope, construct_id)
 
         flow_log_group = logs.LogGroup(self, "FlowLogs")
         # Set on the L1: the L2 only takes RetentionDays members, the config holds a day count.
-        flow_log_group.node.default_child.retention_in_days = flow_log_retention_days
+        flow_log_group.node.default_child.retention_in_days = log_retention_days
 
         self.vpc = ec2.Vpc(
             self,
@@ -55,6 +61,15 @@ class Network(Construct):
             # Restricting the default group takes a custom-resource Lambda, which moto cannot run.
             restrict_default_security_group=restrict_default_security_group,
         )
+        if restrict_default_security_group:
+            # CDK builds that provider with no log group: see stacks/components/provider_logs.py.
+            provider = Stack.of(self).node.find_child(RESTRICT_DEFAULT_SG_PROVIDER_ID)
+            give_provider_log_group(
+                provider.node.find_child("Handler"),
+                log_group_with_retention(
+                    self, "RestrictDefaultSecurityGroupLogs", retention_days=log_retention_days
+                ),
+            )
 
         # Session Manager (instead of SSH) without a route to the internet. One endpoint
         # network interface per AZ, so no AZ depends on another for it.

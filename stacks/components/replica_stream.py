@@ -11,10 +11,13 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.acknowledge import acknowledge
+from stacks.components.provider_logs import sdk_call
 
 
 class ReplicaStream(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, table_name: str, table_arn: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, table_name: str, table_arn: str, log_retention_days: int
+    ) -> None:
         super().__init__(scope, construct_id)
         describe = cr.AwsSdkCall(
             service="DynamoDB",
@@ -23,15 +26,15 @@ class ReplicaStream(Construct):
             physical_resource_id=cr.PhysicalResourceId.of(f"{table_name}-stream"),
             output_paths=["Table.LatestStreamArn"],
         )
-        lookup = cr.AwsCustomResource(
+        lookup = sdk_call(
             self,
             "Lookup",
+            log_retention_days=log_retention_days,
             on_create=describe,
             on_update=describe,
             policy=cr.AwsCustomResourcePolicy.from_statements(
                 [iam.PolicyStatement(actions=["dynamodb:DescribeTable"], resources=[table_arn])]
             ),
-            install_latest_aws_sdk=False,
         )
         self.stream_arn = lookup.get_response_field("Table.LatestStreamArn")
         acknowledge(

@@ -18,13 +18,31 @@ HTTP_PORT = 80
 TLS_POLICY = elbv2.SslPolicy.TLS13_12_RES_PQ
 
 
+def dns_failover_percentage(*, hosts_per_az: int, hosts_needed_per_az: int) -> int:
+    """The share of an AZ's hosts that must be healthy for its load balancer node to stay in DNS.
+
+    DNS spreads clients evenly over the nodes in it, and with cross-zone load balancing off each
+    node sends only to its own AZ's hosts, so an AZ serves 1/AZs of the region's traffic however
+    many of its hosts are healthy. It carries that share with `hosts_needed_per_az`
+    (ceil(required / AZs)) healthy hosts; the fleet holds ceil(required / (AZs - 1)) per AZ, so
+    that the other AZs carry the whole load without one of them. Below the share, the node is
+    better out of DNS: its clients move to AZs sized to take them. The load balancer acts when
+    the healthy share is *below* the threshold, so it is rounded down: exactly the hosts needed
+    keep the AZ in DNS, one fewer takes it out (66 % with the default 6 hosts over 3 AZs: 2 of 3).
+    """
+    if not 1 <= hosts_needed_per_az <= hosts_per_az:
+        raise ValueError(f"an AZ needs 1 to {hosts_per_az} healthy hosts, not {hosts_needed_per_az}")
+    return 100 * hosts_needed_per_az // hosts_per_az
+
+
 class TimelineLoadBalancer(Construct):
     """Internet-facing ALB in the public subnets with one target group for the hosts.
 
     Cross-zone load balancing is off in the target group, so each AZ's load balancer node
     only sends to hosts in its own AZ: a sick AZ's hosts cannot drag the others down, and
     the AZ is removed as a whole by the ALB's own health checks or by a zonal shift, which the
-    load balancer allows.
+    load balancer allows. An AZ left with too few healthy hosts for its share of the traffic
+    leaves DNS on its own (see dns_failover_percentage).
 
     With a certificate (prod) clients speak HTTPS on 443 and port 80 is closed rather than
     redirected: a client that sends a bearer token to http:// has already sent it in clear text by
@@ -40,6 +58,8 @@ class TimelineLoadBalancer(Construct):
         vpc: ec2.IVpc,
         log_retention_days: int,
         certificate: acm.ICertificate | None,
+        hosts_per_az: int,
+        hosts_needed_per_az: int,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -86,6 +106,17 @@ class TimelineLoadBalancer(Construct):
             protocol=elbv2.ApplicationProtocol.HTTP,
             target_type=elbv2.TargetType.INSTANCE,
             cross_zone_enabled=False,
+            target_group_health=elbv2.TargetGroupHealth(
+                dns_minimum_healthy_target_percentage=dns_failover_percentage(
+                    hosts_per_az=hosts_per_az, hosts_needed_per_az=hosts_needed_per_az
+                ),
+                # Routing fails open (sends to unhealthy hosts too) only when an AZ has no healthy
+                # host left, as by default: a node leaving DNS still has clients until their cached
+                # answer expires, and those are better served by its remaining healthy hosts than
+                # spread over hosts that fail their checks.
+                routing_minimum_healthy_target_count=1,
+                routing_minimum_healthy_target_percentage=0,  # off
+            ),
             deregistration_delay=Duration.seconds(20),
             health_check=elbv2.HealthCheck(
                 path="/health",

@@ -93,6 +93,7 @@ def test_defaults():
     assert config.domain_name == "aviary.example.com"
     assert config.hosted_zone_id == "Z0123456789EXAMPLE0AB"
     assert config.hosted_zone_name == "example.com"
+    assert config.alert_email is None
 
 
 def test_public_names_sit_under_the_domain():
@@ -418,6 +419,20 @@ def test_log_retention_lists_the_allowed_periods():
     assert "3653" in message
 
 
+def test_alert_email_is_one_address():
+    assert load(alertEmail=" ops@example.com ").alert_email == "ops@example.com"
+    for bad in (
+        "ops",
+        "ops@example",
+        "@example.com",
+        "ops@@example.com",
+        "a@x.com,b@x.com",
+        "ops@exa mple.com",
+    ):
+        message = config_error("alertEmail", alertEmail=bad)
+        assert repr(bad.strip()) in message
+
+
 # --- every setting is read ---------------------------------------------------------------------
 
 # One invalid value per SETTINGS key: an error naming the key proves load_config reads it.
@@ -436,6 +451,7 @@ INVALID_BY_KEY: dict[str, Any] = {
     "domainName": "not a name",
     "hostedZoneId": "example.com",
     "hostedZoneName": "com",
+    "alertEmail": "ops at example.com",
 }
 
 
