@@ -1,15 +1,19 @@
 """The token settings a region verifies ID tokens with: issuer, audience and signing keys.
 
-Published into each region's SSM at deploy time (see lambda_functions/token_settings), read
-once when a host's service starts, and kept on the host's disk so a restart while SSM is
-unreachable still verifies tokens: the primary region is never asked at request time.
+Published into each region's SSM at deploy time and hourly (see lambda_functions/token_settings),
+read when a host's service starts and again when a token names a signing key the host lacks, and
+kept on the host's disk so a restart while SSM is unreachable still verifies tokens: no other
+region is asked at request time.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +21,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from jwt.algorithms import RSAAlgorithm
+
+from aviary.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +37,90 @@ class TokenSettings:
     audience: str
     jwks: dict[str, Any]
 
+    def public_keys(self) -> dict[str, Any]:
+        return {key["kid"]: RSAAlgorithm.from_jwk(json.dumps(key)) for key in self.jwks["keys"]}
+
     def key_source(self) -> Callable[[str], Any]:
         """kid -> public key over the published keys; an unknown kid raises LookupError (a 401)."""
-        keys = {key["kid"]: RSAAlgorithm.from_jwk(json.dumps(key)) for key in self.jwks["keys"]}
+        keys = self.public_keys()
 
         def lookup(kid: str) -> Any:
             return keys[kid]
 
         return lookup
+
+
+def _in_a_thread(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name="token-settings-reload", daemon=True).start()
+
+
+class ReloadingKeySource:
+    """kid -> public key over the published settings. A kid they lack (Cognito rotated its keys and
+    the hourly publisher has copied the new one) starts one re-read of the settings, at most every
+    `recheck_seconds`, in the background: the request that asked gets a 503 to retry, and once the
+    re-read has finished a kid still unknown is rejected (401). No request waits on SSM.
+    """
+
+    def __init__(
+        self,
+        settings: TokenSettings,
+        reload: Callable[[], TokenSettings],
+        *,
+        recheck_seconds: float = 30.0,
+        on_reload: Callable[[TokenSettings], None] = lambda _settings: None,
+        clock: Callable[[], float] = time.monotonic,
+        run_in_background: Callable[[Callable[[], None]], None] = _in_a_thread,
+    ) -> None:
+        self.settings = settings
+        self._keys = settings.public_keys()
+        self._reload = reload
+        self._on_reload = on_reload
+        self.recheck_seconds = recheck_seconds
+        self._clock = clock
+        self._run_in_background = run_in_background
+        self._lock = threading.Lock()
+        self._reloading = False
+        self._last_attempt = -math.inf
+
+    def reload(self) -> None:
+        """Re-read the settings now; a failure keeps the keys held."""
+        try:
+            settings = self._reload()
+            keys = settings.public_keys()
+        except Exception:
+            log.exception("Could not re-read the token settings; keeping the signing keys held")
+            return
+        with self._lock:
+            self.settings, self._keys = settings, keys
+        self._on_reload(settings)
+
+    def _reload_then_done(self) -> None:
+        try:
+            self.reload()
+        finally:
+            with self._lock:
+                self._reloading = False
+
+    def __call__(self, kid: str) -> Any:
+        now = self._clock()
+        with self._lock:
+            key = self._keys.get(kid)
+            start = key is None and not self._reloading and now - self._last_attempt >= self.recheck_seconds
+            if start:
+                self._reloading, self._last_attempt = True, now
+        if key is not None:
+            return key
+        if start:
+            self._run_in_background(self._reload_then_done)
+        with self._lock:
+            key, reloading = self._keys.get(kid), self._reloading
+        if key is not None:
+            return key
+        if reloading:
+            raise ServiceUnavailable(
+                "The token signing keys are being re-read; retry the request shortly.", retry_after_seconds=1
+            )
+        raise LookupError(kid)
 
 
 def parse_token_settings(text: str, *, source: str) -> TokenSettings:

@@ -58,7 +58,7 @@ def build_app(app: App, config: DeploymentConfig) -> AviaryStacks:
         if region.name != config.primary_region:
             service.add_stack_dependency(
                 stacks.by_region[config.primary_region].data,
-                "tokens are issued by the primary region's user pool",
+                "the primary region's data stack writes this region's copy of where the user pool is",
             )
         stacks.by_region[region.name] = RegionStacks(data=data, service=service)
 

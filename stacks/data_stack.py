@@ -35,7 +35,16 @@ class RegionalDataStack(Stack):
 
         self.users: UserDirectory | None = None
         if region == config.primary_region:
-            self.users = UserDirectory(self, "Users", region=region)
+            others = config.other_regions(region)
+            self.users = UserDirectory(
+                self,
+                "Users",
+                region=region,
+                other_regions=others,
+                # Cognito allows one replica per pool: the first other region holds it. moto cannot
+                # replicate a pool, so the local stage has none.
+                replica_region=None if config.is_local or not others else others[0],
+            )
 
         self.timelines = DerivedTable(self, "Timelines", schema=TIMELINES)
         self.counts = DerivedTable(self, "Counts", schema=COUNTS)

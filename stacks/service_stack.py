@@ -125,10 +125,7 @@ class RegionalServiceStack(Stack):
         self.token_settings: TokenSettingsPublisher | None = None
         if not config.is_local:
             self.token_settings = TokenSettingsPublisher(
-                self,
-                "TokenSettings",
-                primary_region=config.primary_region,
-                log_retention_days=config.log_retention_days,
+                self, "TokenSettings", log_retention_days=config.log_retention_days
             )
             for group in self.fleet.groups.values():
                 group.node.add_dependency(self.token_settings.resource)

@@ -26,7 +26,12 @@ from aviary.auth import TokenVerifier, jwks_key_source
 from aviary.errors import AviaryError, NotFound, ServiceUnavailable
 from aviary.timeline import DEFAULT_LIMIT, decode_cursor, parse_limit
 from aviary.timeline_store import TimelineStore
-from aviary.token_settings import TokenSettingsError, load_token_settings
+from aviary.token_settings import (
+    ReloadingKeySource,
+    TokenSettings,
+    TokenSettingsError,
+    load_token_settings,
+)
 from hosts.timeline_service import unreadable_requests
 from hosts.timeline_service.cache import DEFAULT_PATH, TimelineCache
 from hosts.timeline_service.readiness import (
@@ -268,13 +273,21 @@ def build_app(settings: ServiceSettings) -> web.Application:
 def build_verifier(settings: ServiceSettings) -> tuple[TokenVerifier, Callable[[], bool]]:
     """The token verifier, and whether its signing keys are loaded (for readiness)."""
     if settings.token_settings_parameter:
-        # Loaded before serving, or the host does not start (main).
-        token_settings = load_token_settings(
-            clients.client("ssm", region=settings.region),
-            settings.token_settings_parameter,
-            Path(settings.cache_path).parent / "token-settings.json",
-        )
-        verifier = TokenVerifier(token_settings.issuer, token_settings.audience, token_settings.key_source())
+        ssm = clients.client("ssm", region=settings.region)  # this region's copy, never another's
+
+        saved_copy = Path(settings.cache_path).parent / "token-settings.json"
+
+        def read() -> TokenSettings:
+            return load_token_settings(ssm, settings.token_settings_parameter, saved_copy)
+
+        token_settings = read()  # before serving, or the host does not start (main)
+        verifier = TokenVerifier(token_settings.issuer, token_settings.audience, lambda _kid: None)
+
+        def follow(reloaded: TokenSettings) -> None:
+            # The pool's issuer or app client can change with a deploy; hosts follow without a restart.
+            verifier.issuer, verifier.audience = reloaded.issuer, reloaded.audience
+
+        verifier.key_source = ReloadingKeySource(token_settings, read, on_reload=follow)
         return verifier, lambda: True
     key_source = jwks_key_source(settings.jwks_url)
     try:

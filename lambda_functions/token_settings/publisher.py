@@ -1,9 +1,14 @@
-"""CloudFormation custom resource: copy the token settings hosts need into this region's SSM.
+"""Copy the token settings hosts need into this region's SSM, at deploy time and on a schedule.
 
 Timeline hosts verify ID tokens themselves and have no route to the internet or to another
-region. At deploy time this function (outside the VPC) reads where the user pool is from the
-primary region, fetches the pool's signing keys, and writes issuer, audience and keys to an
-SSM parameter in its own region, which hosts read through their VPC endpoint.
+region. This function (outside the VPC) reads where the user pool is from this region's own copy
+of the pool's location, fetches the pool's signing keys from its issuer, and writes issuer,
+audience and keys to an SSM parameter in this region, which hosts read through their VPC endpoint.
+
+It never asks another region's SSM: a recovery deploy of one region succeeds while the primary is
+unreachable. At deploy time, a key fetch that fails keeps the settings already published (the
+deploy succeeds with them); on the schedule it fails the run, so the function's errors show it,
+and still leaves them in place. The schedule is what carries Cognito's key rotations to hosts.
 """
 
 from __future__ import annotations
@@ -26,10 +31,21 @@ class PublishError(Exception):
     """The settings could not be built; the deploy fails with this message."""
 
 
+def issuer_of(location: dict[str, Any]) -> str:
+    """The issuer the pool's tokens carry: the location says it (prod's multi-Region issuer), else
+    the original per-region one (the local stage's moto pool)."""
+    try:
+        return location.get("issuer") or (
+            f"https://cognito-idp.{location['region']}.amazonaws.com/{location['userPoolId']}"
+        )
+    except (KeyError, TypeError, AttributeError) as missing:
+        raise PublishError(f"user pool parameter lacks {missing}") from None
+
+
 def build_token_settings(location: dict[str, Any], fetch_json: Callable[[str], Any]) -> dict[str, Any]:
     """Issuer, audience and signing keys of the user pool that `location` names."""
+    issuer = issuer_of(location)
     try:
-        issuer = f"https://cognito-idp.{location['region']}.amazonaws.com/{location['userPoolId']}"
         audience = location["clientId"]
     except (KeyError, TypeError) as missing:
         raise PublishError(f"user pool parameter lacks {missing}") from None
@@ -41,15 +57,40 @@ def build_token_settings(location: dict[str, Any], fetch_json: Callable[[str], A
 
 
 def publish(
-    properties: dict[str, Any], ssm_for: Callable[[str], Any], fetch_json: Callable[[str], Any]
-) -> str:
-    """Read the pool location in the primary region, write the settings here; returns their name."""
-    primary = ssm_for(properties["PrimaryRegion"])
-    raw = primary.get_parameter(Name=properties["UserPoolParameter"])["Parameter"]["Value"]
-    settings = build_token_settings(json.loads(raw), fetch_json)
+    properties: dict[str, Any],
+    ssm: Any,
+    fetch_json: Callable[[str], Any],
+    *,
+    keep_published_on_failure: bool,
+) -> dict[str, Any]:
+    """Read the pool location in this region, write the settings here; returns the settings.
+
+    A failed key fetch keeps what is published when `keep_published_on_failure` (and re-raises
+    when nothing is).
+    """
+    raw = ssm.get_parameter(Name=properties["UserPoolParameter"])["Parameter"]["Value"]
+    location = json.loads(raw)
     target = properties["TokenSettingsParameter"]
-    ssm_for(None).put_parameter(Name=target, Value=json.dumps(settings), Type="String", Overwrite=True)
+    try:
+        settings = build_token_settings(location, fetch_json)
+    except Exception as error:
+        published = _published(ssm, target) if keep_published_on_failure else None
+        if published is None or published.get("issuer") != issuer_of(location):
+            raise
+        logger.warning("signing keys not fetched (%s); keeping the settings published in %s", error, target)
+        return published
+    text = json.dumps(settings)
+    if _published(ssm, target) != settings:
+        ssm.put_parameter(Name=target, Value=text, Type="String", Overwrite=True)
+        logger.info("published %d signing keys to %s", len(settings["jwks"]["keys"]), target)
     return settings
+
+
+def _published(ssm: Any, name: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+    except ssm.exceptions.ParameterNotFound:
+        return None
 
 
 def _fetch_json(url: str) -> Any:
@@ -57,8 +98,8 @@ def _fetch_json(url: str) -> Any:
         return json.load(response)
 
 
-def _ssm_for(region: str | None) -> Any:
-    return clients.client("ssm", region=region)
+def _ssm() -> Any:
+    return clients.client("ssm")  # this function's own region, with the shared short timeouts
 
 
 def _respond(
@@ -83,13 +124,18 @@ def _respond(
 
 
 def handler(
-    event: dict[str, Any], _context: Any, *, respond=_respond, ssm_for=_ssm_for, fetch_json=_fetch_json
+    event: dict[str, Any], _context: Any, *, respond=_respond, ssm_for=None, fetch_json=_fetch_json
 ) -> None:
+    ssm = (ssm_for or _ssm)()
+    if "RequestType" not in event:
+        # The schedule: its input is the custom resource's properties. A failure raises.
+        publish(event, ssm, fetch_json, keep_published_on_failure=False)
+        return
     properties = event["ResourceProperties"]
     physical_id = event.get("PhysicalResourceId") or properties["TokenSettingsParameter"]
     try:
         if event["RequestType"] in ("Create", "Update"):
-            settings = publish(properties, ssm_for, fetch_json)
+            settings = publish(properties, ssm, fetch_json, keep_published_on_failure=True)
             physical_id = properties["TokenSettingsParameter"]
             # The region's API Gateway JWT authorizer takes issuer and audience from here.
             respond(

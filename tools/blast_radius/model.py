@@ -154,10 +154,12 @@ class Bucket:
 
 @dataclass(frozen=True)
 class UserPool:
-    """A Cognito user pool: regional, and not replicated by AWS."""
+    """A Cognito user pool: the region it is declared in (its primary) and the regions of its
+    replicas (AWS::Cognito::UserPoolReplica; Cognito allows one)."""
 
     id: ResourceId
     region: str
+    replica_regions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -299,6 +301,17 @@ def source_table_names() -> tuple[str, ...]:
     return tuple(naming.table_name(s) for s in ALL_TABLES if s.replicated)
 
 
+def _pool_replicas(pool_id: str, resources: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(
+        sorted(
+            r["Properties"]["RegionName"]
+            for r in resources.values()
+            if r.get("Type") == "AWS::Cognito::UserPoolReplica"
+            and r.get("Properties", {}).get("UserPoolId") == {"Ref": pool_id}
+        )
+    )
+
+
 def build_model(stacks: Sequence[StackTemplate]) -> Model:
     """The model of everything the stacks deploy; pure, so a test can feed it mutated templates."""
     stage, stage_basis = _stage(stacks)
@@ -334,7 +347,7 @@ def build_model(stacks: Sequence[StackTemplate]) -> Model:
             elif kind == "AWS::S3::Bucket":
                 raw_buckets.append((stack, logical_id, properties))
             elif kind == "AWS::Cognito::UserPool":
-                user_pools.append(UserPool(rid, stack.region))
+                user_pools.append(UserPool(rid, stack.region, _pool_replicas(logical_id, resources)))
             elif kind == "AWS::CloudFront::Distribution":
                 raw_distributions.append((rid, properties.get("DistributionConfig", {})))
             elif kind.startswith("Custom::"):

@@ -17,6 +17,7 @@ from tools.blast_radius.model import (
     Model,
     ResourceId,
     RoutingRecord,
+    UserPool,
     source_table_names,
 )
 
@@ -323,7 +324,11 @@ def _region_data_at_risk(model: Model, lost: str) -> Iterable[str]:
         else:
             yield f"{bucket.label} ({bucket.id}): every object; it has no replica"
     for pool in (p for p in model.user_pools if p.region == lost):
-        yield f"user accounts in {pool.id}: Cognito does not replicate a user pool (back only if {lost} is)"
+        if pool.replica_regions:
+            replicas = ", ".join(pool.replica_regions)
+            yield f"user accounts in {pool.id}: none beyond replication lag (Cognito replica in {replicas})"
+        else:
+            yield f"user accounts in {pool.id}: it has no replica (back only if {lost} is)"
 
 
 def _region_notes(model: Model, required: int, lost: str) -> Iterable[str]:
@@ -352,8 +357,8 @@ def _region_notes(model: Model, required: int, lost: str) -> Iterable[str]:
             f"capacity is per region's own readers: to carry {lost}'s as well, the survivors need "
             f"{needed} hosts, stand {standing}, and can scale to {ceiling} (a scaling action)"
         )
-    for pool in (p for p in model.user_pools if p.region == lost):
-        yield f"sign-in and sign-up stop ({pool.id}); issued tokens keep working: every region verifies them"
+    for pool in model.user_pools:
+        yield from _identity_after_loss(pool, lost)
     for reference in model.cross_region_references:
         if lost in reference.target_regions and reference.region != lost:
             yield (
@@ -682,11 +687,66 @@ def _region_findings(model: Model) -> Iterable[Finding]:
             violation=True,
         )
     for pool in model.user_pools:
+        yield from _identity_findings(model, pool)
+
+
+USER_DIRECTORY_FIX = "stacks/components/user_directory.py, composed in the primary region's data stack"
+
+
+def _identity_after_loss(pool: UserPool, lost: str) -> Iterable[str]:
+    active = [r for r in (pool.region, *pool.replica_regions) if r != lost]
+    if lost == pool.region and active:
+        yield (
+            f"sign-up, password and profile changes stop ({pool.id}); sign-in and token refresh go on at "
+            f"the replica in {', '.join(active)} (clients call its regional endpoint, except users with "
+            "TOTP MFA); every region keeps verifying tokens from its own copy of the keys"
+        )
+    elif lost == pool.region:
+        yield (
+            f"sign-in and sign-up stop ({pool.id}: no replica); issued ID tokens keep working for up to "
+            "an hour: every region verifies them from its own copy of the keys"
+        )
+    elif lost in pool.replica_regions:
+        yield f"the user pool's replica in {lost} is lost; sign-in goes on at the primary, {pool.region}"
+
+
+def _identity_findings(model: Model, pool: UserPool) -> Iterable[Finding]:
+    if model.is_local:
         yield Finding(
             DISASTER_RECOVERY,
             (pool.id,),
-            f"the Cognito user pool is only in {pool.region} and AWS does not replicate it: losing that "
-            "region stops sign-ins and sign-ups (issued tokens keep working: every region verifies them).",
+            "local emulation: moto cannot replicate a user pool, so one pool serves every region "
+            "(the local runtime writes each region's token settings).",
+        )
+        return
+    others = [r for r in model.region_names if r != pool.region]
+    if others and not pool.replica_regions:
+        yield Finding(
+            DISASTER_RECOVERY,
+            (pool.id,),
+            f"the Cognito user pool is only in {pool.region}: losing that region stops every sign-in, "
+            "token refresh and sign-up (issued tokens keep working until they expire, within an hour).",
+            f"replicate it into another region ({USER_DIRECTORY_FIX}).",
+            violation=True,
+        )
+        return
+    strangers = [r for r in pool.replica_regions if r not in model.region_names]
+    if strangers:
+        yield Finding(
+            DISASTER_RECOVERY,
+            (pool.id,),
+            f"the user pool's replica is in {', '.join(strangers)}, where Aviary does not run.",
+            f"put the replica in a deployed region ({USER_DIRECTORY_FIX}).",
+            violation=True,
+        )
+    without = [r for r in others if r not in pool.replica_regions]
+    if without:
+        yield Finding(
+            DISASTER_RECOVERY,
+            (pool.id,),
+            f"{', '.join(without)} holds no replica of the user pool (Cognito allows one per pool, in "
+            f"{', '.join(pool.replica_regions)}): it verifies tokens from its own copy of the keys and its "
+            f"clients sign in at {pool.region} or the replica; losing both stops sign-ins there.",
         )
 
 

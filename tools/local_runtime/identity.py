@@ -62,16 +62,28 @@ def ensure_user_pool(settings: LocalSettings, cognito: Any, primary_ssm: Any) ->
 
 
 def publish_token_settings(settings: LocalSettings, ssm_for: Any) -> None:
-    """Every region's /aviary/identity/token-settings, by the prod publisher's own code."""
+    """Every region's /aviary/identity/token-settings, by the prod publisher's own code.
+
+    In prod the primary region's data stack copies the pool's location into every region and each
+    region publishes from its own copy; here one moto pool serves them all (moto cannot replicate
+    a pool), so this copies the location, then publishes in each region.
+    """
+    location = ssm_for(settings.primary_region).get_parameter(Name=naming.USER_POOL_PARAMETER)["Parameter"]
     for region in settings.regions:
+        ssm = ssm_for(region)
+        if region != settings.primary_region:
+            ssm.put_parameter(
+                Name=naming.USER_POOL_PARAMETER, Value=location["Value"], Type="String", Overwrite=True
+            )
         publish(
             {
-                "PrimaryRegion": settings.primary_region,
+                "Region": region,
                 "UserPoolParameter": naming.USER_POOL_PARAMETER,
                 "TokenSettingsParameter": naming.TOKEN_SETTINGS_PARAMETER,
             },
-            lambda name, region=region: ssm_for(name or region),
+            ssm,
             lambda url: _fetch_from_moto(settings, url),
+            keep_published_on_failure=False,
         )
 
 

@@ -1,4 +1,4 @@
-"""The deploy-time publisher of token settings, against moto's SSM in two regions."""
+"""The token settings publisher, against moto's SSM: it reads and writes only its own region."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ from aviary import naming
 from lambda_functions.token_settings import publisher
 
 PROPERTIES = {
-    "PrimaryRegion": "us-east-1",
+    "Region": "us-west-2",
     "UserPoolParameter": naming.USER_POOL_PARAMETER,
     "TokenSettingsParameter": naming.TOKEN_SETTINGS_PARAMETER,
 }
 JWKS = {"keys": [{"kid": "k1", "kty": "RSA", "alg": "RS256", "n": "sXch", "e": "AQAB", "use": "sig"}]}
+ROTATED = {"keys": [JWKS["keys"][0] | {"kid": "k2"}]}
+ISSUER = "https://issuer-cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc"
+LOCATION = {"region": "us-east-1", "userPoolId": "us-east-1_Abc", "clientId": "client123", "issuer": ISSUER}
 
 
 def _event(request_type: str) -> dict:
@@ -29,17 +32,16 @@ def _event(request_type: str) -> dict:
         "ResourceProperties": PROPERTIES,
     }
 
+    def __getattr__(self, name):
+        raise AssertionError(f"the publisher called the primary region's SSM ({name})")
+
 
 @pytest.fixture
 def ssm():
     with mock_aws():
-        clients = {region: boto3.client("ssm", region_name=region) for region in ("us-east-1", "us-west-2")}
-        clients["us-east-1"].put_parameter(
-            Name=naming.USER_POOL_PARAMETER,
-            Type="String",
-            Value=json.dumps({"region": "us-east-1", "userPoolId": "us-east-1_Abc", "clientId": "client123"}),
-        )
-        yield clients
+        client = boto3.client("ssm", region_name="us-west-2")  # the function's own region
+        client.put_parameter(Name=naming.USER_POOL_PARAMETER, Type="String", Value=json.dumps(LOCATION))
+        yield client
 
 
 def _run(event, ssm, fetch):
@@ -55,25 +57,60 @@ def _run(event, ssm, fetch):
         respond=lambda _event, status, physical_id, reason="", data=None: responses.append(
             (status, physical_id, reason) + ((data,) if data else ())
         ),
-        ssm_for=lambda region: ssm[region or "us-west-2"],  # the function runs in us-west-2
+        ssm_for=lambda: ssm,
         fetch_json=fetch_json,
     )
     return responses, fetched
 
 
+def _published(ssm):
+    return json.loads(ssm.get_parameter(Name=naming.TOKEN_SETTINGS_PARAMETER)["Parameter"]["Value"])
+
+
 @pytest.mark.parametrize("request_type", ["Create", "Update"])
-def test_writes_issuer_audience_and_keys_into_its_own_region(ssm, request_type):
+def test_writes_the_multi_region_issuer_audience_and_keys_from_its_own_regions_copy(ssm, request_type):
     responses, fetched = _run(_event(request_type), ssm, lambda _url: JWKS)
-    issuer = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc"
     assert responses == [
-        ("SUCCESS", naming.TOKEN_SETTINGS_PARAMETER, "", {"Issuer": issuer, "Audience": "client123"})
+        ("SUCCESS", naming.TOKEN_SETTINGS_PARAMETER, "", {"Issuer": ISSUER, "Audience": "client123"})
     ]
-    assert fetched == [f"{issuer}/.well-known/jwks.json"]
-    stored = ssm["us-west-2"].get_parameter(Name=naming.TOKEN_SETTINGS_PARAMETER)["Parameter"]["Value"]
-    assert json.loads(stored) == {"issuer": issuer, "audience": "client123", "jwks": JWKS}
-    # Nothing was written in the primary region.
-    primary = ssm["us-east-1"].describe_parameters()["Parameters"]
-    assert [p["Name"] for p in primary] == [naming.USER_POOL_PARAMETER]
+    assert fetched == [f"{ISSUER}/.well-known/jwks.json"]
+    assert _published(ssm) == {"issuer": ISSUER, "audience": "client123", "jwks": JWKS}
+
+
+def test_a_location_without_an_issuer_means_the_original_per_region_issuer():
+    location = {"region": "us-east-1", "userPoolId": "us-east-1_Abc", "clientId": "c"}
+    settings = publisher.build_token_settings(location, lambda _url: JWKS)
+    assert settings["issuer"] == "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc"
+
+
+def test_a_recovery_deploy_keeps_the_published_settings_when_keys_cannot_be_fetched(ssm):
+    _run(_event("Create"), ssm, lambda _url: JWKS)
+
+    def unreachable(_url):
+        raise TimeoutError("timed out")
+
+    responses, _ = _run(_event("Update"), ssm, unreachable)
+    assert responses == [
+        ("SUCCESS", naming.TOKEN_SETTINGS_PARAMETER, "", {"Issuer": ISSUER, "Audience": "client123"})
+    ]
+    assert _published(ssm)["jwks"] == JWKS
+
+
+def test_the_schedule_publishes_rotated_keys(ssm):
+    _run(_event("Create"), ssm, lambda _url: JWKS)
+    publisher.handler(PROPERTIES, None, ssm_for=lambda: ssm, fetch_json=lambda _url: ROTATED)
+    assert _published(ssm)["jwks"] == ROTATED
+
+
+def test_a_failed_scheduled_fetch_raises_and_keeps_the_published_keys(ssm):
+    _run(_event("Create"), ssm, lambda _url: JWKS)
+
+    def unreachable(_url):
+        raise TimeoutError("timed out")
+
+    with pytest.raises(TimeoutError):
+        publisher.handler(PROPERTIES, None, ssm_for=lambda: ssm, fetch_json=unreachable)
+    assert _published(ssm)["jwks"] == JWKS
 
 
 @pytest.mark.parametrize(
@@ -81,14 +118,15 @@ def test_writes_issuer_audience_and_keys_into_its_own_region(ssm, request_type):
     [{}, {"keys": []}, {"keys": [{"kid": "k1"}]}, ["not", "an", "object"]],
     ids=["empty", "no-keys", "no-n-e", "list"],
 )
-def test_unusable_keys_fail_the_deploy_and_write_nothing(ssm, jwks):
+def test_unusable_keys_with_nothing_published_fail_the_deploy_and_write_nothing(ssm, jwks):
     responses, _ = _run(_event("Create"), ssm, lambda _url: jwks)
     [(status, _, reason)] = responses
     assert status == "FAILED" and "no usable RSA signing keys" in reason
-    assert ssm["us-west-2"].describe_parameters()["Parameters"] == []
+    names = [p["Name"] for p in ssm.describe_parameters()["Parameters"]]
+    assert names == [naming.USER_POOL_PARAMETER]
 
 
-def test_an_unreachable_key_endpoint_fails_the_deploy_instead_of_hanging(ssm):
+def test_an_unreachable_key_endpoint_with_nothing_published_fails_the_deploy(ssm):
     def unreachable(_url):
         raise TimeoutError("timed out")
 
@@ -102,4 +140,4 @@ def test_delete_succeeds_and_keeps_the_settings_for_hosts_that_outlive_the_stack
     responses, fetched = _run(event, ssm, lambda _url: JWKS)
     assert responses == [("SUCCESS", naming.TOKEN_SETTINGS_PARAMETER, "")]
     assert len(fetched) == 0
-    assert ssm["us-west-2"].get_parameter(Name=naming.TOKEN_SETTINGS_PARAMETER)
+    assert ssm.get_parameter(Name=naming.TOKEN_SETTINGS_PARAMETER)

@@ -535,3 +535,23 @@ def test_a_region_holding_only_the_cdn_is_not_one_of_the_apps_regions(prod_assem
     model = build_model(moved)
     assert model.region_names == prod_assembly.config.region_names
     assert [d.id.stack for d in model.distributions] == [media]
+
+
+def test_prod_identity_survives_the_primary_through_its_replica(prod_assembly):
+    report = _report(prod_assembly.directory, 1)
+    primary = prod_assembly.config.primary_region
+    replica = prod_assembly.config.other_regions(primary)[0]
+    notes = " ".join(_scenario(report, "region", primary).notes)
+    assert f"sign-in and token refresh go on at the replica in {replica}" in notes
+    assert not [f for f in report.findings if f.violation and "user pool" in f.message]
+
+
+def test_a_user_pool_without_its_replica_fails(prod_assembly, tmp_path):
+    copy = AssemblyCopy(prod_assembly, tmp_path / "copy")
+    stack = stack_name("Data", copy.config.primary_region)
+    with copy.edit(stack) as template:
+        [pool_id] = _of_type(template, "AWS::Cognito::UserPool")
+        for replica_id in list(_of_type(template, "AWS::Cognito::UserPoolReplica")):
+            del template["Resources"][replica_id]
+    lines = _violations_naming(copy.report(), stack, pool_id, DISASTER_RECOVERY)
+    assert any("the Cognito user pool is only in" in x and "user_directory.py" in x for x in lines)
