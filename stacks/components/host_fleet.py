@@ -140,13 +140,28 @@ class HostFleet(Construct):
             "Role",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             description="Aviary timeline host: read tables, fetch its bundle, Session Manager",
-            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")],
+        )
+        # Session Manager alone, in place of AmazonSSMManagedInstanceCore: that policy also allows
+        # ssm:GetParameter(s) on every parameter (and Run Command, associations, inventory, patching),
+        # which would void the one-parameter grant below. The SSM agent registers the host and opens
+        # the session channels; none of these actions reads data.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ssm:UpdateInstanceInformation",
+                    "ssmmessages:CreateControlChannel",
+                    "ssmmessages:CreateDataChannel",
+                    "ssmmessages:OpenControlChannel",
+                    "ssmmessages:OpenDataChannel",
+                ],
+                resources=["*"],
+            )
         )
         acknowledge(
             self.role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]",
-            "Session Manager replaces SSH on these hosts; this AWS managed policy is the documented "
-            "minimum for the SSM agent and grants no data access.",
+            "AwsSolutions-IAM5[Resource::*]",
+            "The Session Manager channel actions (ssmmessages) take no resource, and the agent "
+            "registers an instance whose ID is not known before launch; nothing here reads data.",
         )
         self.role.add_to_policy(
             iam.PolicyStatement(

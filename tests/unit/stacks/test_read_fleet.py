@@ -330,3 +330,55 @@ def test_groups_wait_for_every_endpoint_their_hosts_boot_through(assembly):
             endpoint = endpoints[service]
             for lid, group in _groups(assembly, region).items():
                 assert endpoint in group["DependsOn"], (lid, service)
+
+
+def _host_role(assembly, stack):
+    resources = assembly.template_json(stack)["Resources"]
+    [template] = assembly.resources(stack, "AWS::EC2::LaunchTemplate").values()
+    profile = template["Properties"]["LaunchTemplateData"]["IamInstanceProfile"]["Arn"]["Fn::GetAtt"][0]
+    [role] = resources[profile]["Properties"]["Roles"]
+    return role["Ref"]
+
+
+def _statements(assembly, stack, role):
+    for policy in assembly.resources(stack, "AWS::IAM::Policy").values():
+        if {"Ref": role} in policy["Properties"]["Roles"]:
+            yield from policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+def _listed(value):
+    return value if isinstance(value, list) else [value]
+
+
+def test_the_only_parameter_a_host_can_read_is_its_token_settings(assembly):
+    for region in assembly.config.region_names:
+        stack = _service(assembly, region)
+        role = _host_role(assembly, stack)
+        resources = assembly.template_json(stack)["Resources"]
+        # No managed policy at all: AmazonSSMManagedInstanceCore allows ssm:GetParameter(s) on "*".
+        assert not resources[role]["Properties"].get("ManagedPolicyArns"), region
+        parameter_reads = []
+        session_manager = set()
+        for statement in _statements(assembly, stack, role):
+            assert statement["Effect"] == "Allow"
+            actions = _listed(statement["Action"])
+            assert not [a for a in actions if a.endswith("*")], actions
+            reads = [a for a in actions if a.startswith("ssm:Get")]
+            if reads:
+                parameter_reads.append((reads, statement["Resource"]))
+            if statement["Resource"] == "*":
+                session_manager.update(actions)
+        assert parameter_reads == [
+            (
+                ["ssm:GetParameter"],
+                f"arn:aws:ssm:{region}:{assembly.config.account}:parameter/aviary/identity/token-settings",
+            )
+        ]
+        # What Session Manager needs of the host, and nothing else on every resource.
+        assert session_manager == {
+            "ssm:UpdateInstanceInformation",
+            "ssmmessages:CreateControlChannel",
+            "ssmmessages:CreateDataChannel",
+            "ssmmessages:OpenControlChannel",
+            "ssmmessages:OpenDataChannel",
+        }
