@@ -143,12 +143,17 @@ class HostFleet(Construct):
         )
         # Session Manager alone, in place of AmazonSSMManagedInstanceCore: that policy also allows
         # ssm:GetParameter(s) on every parameter (and Run Command, associations, inventory, patching),
-        # which would void the one-parameter grant below. The SSM agent registers the host and opens
-        # the session channels; none of these actions reads data.
+        # which would void the one-parameter grant below. The SSM agent registers the host (its
+        # heartbeat is authorized against the EC2 instance) and opens the session channels; none of
+        # these actions reads data.
+        account = Stack.of(self).account
+        instances = f"arn:aws:ec2:{settings.region}:{account}:instance/*"
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["ssm:UpdateInstanceInformation"], resources=[instances])
+        )
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=[
-                    "ssm:UpdateInstanceInformation",
                     "ssmmessages:CreateControlChannel",
                     "ssmmessages:CreateDataChannel",
                     "ssmmessages:OpenControlChannel",
@@ -159,9 +164,15 @@ class HostFleet(Construct):
         )
         acknowledge(
             self.role,
+            f"AwsSolutions-IAM5[Resource::{instances}]",
+            "A host's ID is not known before Auto Scaling launches it; the SSM agent's heartbeat "
+            "is allowed for instances of this account and region only, and reads nothing.",
+        )
+        acknowledge(
+            self.role,
             "AwsSolutions-IAM5[Resource::*]",
-            "The Session Manager channel actions (ssmmessages) take no resource, and the agent "
-            "registers an instance whose ID is not known before launch; nothing here reads data.",
+            "The Session Manager channel actions (ssmmessages) take no resource in IAM; they open "
+            "the session's control and data channels and read no data.",
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -173,8 +184,7 @@ class HostFleet(Construct):
             iam.PolicyStatement(
                 actions=["ssm:GetParameter"],
                 resources=[
-                    f"arn:aws:ssm:{settings.region}:{Stack.of(self).account}:parameter"
-                    f"{settings.token_settings_parameter}"
+                    f"arn:aws:ssm:{settings.region}:{account}:parameter{settings.token_settings_parameter}"
                 ],
             )
         )

@@ -358,7 +358,7 @@ def test_the_only_parameter_a_host_can_read_is_its_token_settings(assembly):
         # No managed policy at all: AmazonSSMManagedInstanceCore allows ssm:GetParameter(s) on "*".
         assert not resources[role]["Properties"].get("ManagedPolicyArns"), region
         parameter_reads = []
-        session_manager = set()
+        session_manager = {}
         for statement in _statements(assembly, stack, role):
             assert statement["Effect"] == "Allow"
             actions = _listed(statement["Action"])
@@ -366,19 +366,27 @@ def test_the_only_parameter_a_host_can_read_is_its_token_settings(assembly):
             reads = [a for a in actions if a.startswith("ssm:Get")]
             if reads:
                 parameter_reads.append((reads, statement["Resource"]))
-            if statement["Resource"] == "*":
-                session_manager.update(actions)
+            if any(a.startswith(("ssm:Update", "ssmmessages:")) for a in actions):
+                session_manager.update(dict.fromkeys(actions, statement["Resource"]))
         assert parameter_reads == [
             (
                 ["ssm:GetParameter"],
                 f"arn:aws:ssm:{region}:{assembly.config.account}:parameter/aviary/identity/token-settings",
             )
         ]
-        # What Session Manager needs of the host, and nothing else on every resource.
+        # What Session Manager needs of the host: the agent's heartbeat, on this region's
+        # instances, and the session channels, which IAM knows no resource for.
         assert session_manager == {
-            "ssm:UpdateInstanceInformation",
-            "ssmmessages:CreateControlChannel",
-            "ssmmessages:CreateDataChannel",
-            "ssmmessages:OpenControlChannel",
-            "ssmmessages:OpenDataChannel",
+            "ssm:UpdateInstanceInformation": f"arn:aws:ec2:{region}:{assembly.config.account}:instance/*",
+            "ssmmessages:CreateControlChannel": "*",
+            "ssmmessages:CreateDataChannel": "*",
+            "ssmmessages:OpenControlChannel": "*",
+            "ssmmessages:OpenDataChannel": "*",
         }
+        # Nothing else is allowed on every resource.
+        assert {
+            a
+            for s in _statements(assembly, stack, role)
+            if s["Resource"] == "*"
+            for a in _listed(s["Action"])
+        } == {a for a in session_manager if a.startswith("ssmmessages:")}
