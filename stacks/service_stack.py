@@ -120,6 +120,12 @@ class RegionalServiceStack(Stack):
             ],
             # by_author: the read-time merge of celebrity authors' recent tweets.
             index_arns=[f"{source_table_arn(TWEETS)}/index/by_author"],
+            boot_endpoints=[
+                self.network.s3_endpoint,
+                self.network.dynamodb_endpoint,
+                self.network.interface_endpoints["Ssm"],
+                self.network.interface_endpoints["CloudFormation"],
+            ],
         )
         # In `local` the local runtime writes the token settings; moto runs no Lambda code.
         self.token_settings: TokenSettingsPublisher | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Duration, Stack
@@ -10,7 +11,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
-from constructs import Construct
+from constructs import Construct, IDependable
 
 from stacks.acknowledge import acknowledge
 from stacks.components.timeline_load_balancer import SERVICE_PORT
@@ -22,6 +23,39 @@ AMI_PARAMETERS = {
     "arm64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
 }
 ROOT_VOLUME_GIB = 8
+
+# The worst case of each boot step, in seconds, each enforced on the host (a typical boot takes
+# two to three minutes). The steps run in this order; a step that overruns fails the boot.
+BOOT_STEP_SECONDS = {
+    # dnf: repository metadata and five small packages from the Amazon Linux repositories, which
+    # are served from S3 through the gateway endpoint (usually well under a minute).
+    "packages": 240,
+    # aws s3 cp of the host bundle (code and wheels, tens of MB) through the gateway endpoint.
+    "bundle": 120,
+    # unzip, a virtualenv and an offline pip install of the bundled wheels.
+    "install": 180,
+    # aviary-local-disks.service: mdadm and mkfs.xfs over the instance-store disks (its
+    # TimeoutStartSec), then the workers start.
+    "disks": 180,
+    # The first 200 from GET /health: token settings from SSM, the first DynamoDB probe. The wait
+    # runs until the deadline, so it has this long at least.
+    "ready": 180,
+}
+# A host that has not answered 200 this long after its kernel started signals failure.
+BOOT_DEADLINE = Duration.seconds(sum(BOOT_STEP_SECONDS.values()))
+# From the group's launch request to the kernel starting (the deadline counts from there), and the
+# signal's own trip to CloudFormation.
+LAUNCH_ALLOWANCE = Duration.minutes(3)
+# How long CloudFormation waits for a new host's signal, at creation and at each update batch.
+SIGNAL_TIMEOUT = Duration.seconds(BOOT_DEADLINE.to_seconds() + LAUNCH_ALLOWANCE.to_seconds())
+# Auto Scaling judges a host by the load balancer only after this: a host still booting within
+# its bound is not replaced (which would start the boot over, in a loop). The extra minute is for
+# the load balancer to see two passing checks 10 s apart once the host is ready.
+HEALTH_CHECK_GRACE = Duration.seconds(SIGNAL_TIMEOUT.to_seconds() + 60)
+# Where the timeline service answers on the host itself, and what cfn-signal is installed as.
+LOCAL_HEALTH_URL = f"http://127.0.0.1:{SERVICE_PORT}/health"
+CFN_SIGNAL = "/opt/aws/bin/cfn-signal"
+IMDS = "http://169.254.169.254/latest/meta-data"
 
 
 def architecture_of(instance_type: str) -> str:
@@ -80,6 +114,7 @@ class HostFleet(Construct):
         load_balancer_security_group: ec2.ISecurityGroup,
         table_arns: list[str],
         index_arns: list[str],
+        boot_endpoints: Sequence[IDependable],
     ) -> None:
         super().__init__(scope, construct_id)
         architecture = architecture_of(instance_type)
@@ -105,13 +140,39 @@ class HostFleet(Construct):
             "Role",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             description="Aviary timeline host: read tables, fetch its bundle, Session Manager",
-            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")],
+        )
+        # Session Manager alone, in place of AmazonSSMManagedInstanceCore: that policy also allows
+        # ssm:GetParameter(s) on every parameter (and Run Command, associations, inventory, patching),
+        # which would void the one-parameter grant below. The SSM agent registers the host (its
+        # heartbeat is authorized against the EC2 instance) and opens the session channels; none of
+        # these actions reads data.
+        account = Stack.of(self).account
+        instances = f"arn:aws:ec2:{settings.region}:{account}:instance/*"
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["ssm:UpdateInstanceInformation"], resources=[instances])
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ssmmessages:CreateControlChannel",
+                    "ssmmessages:CreateDataChannel",
+                    "ssmmessages:OpenControlChannel",
+                    "ssmmessages:OpenDataChannel",
+                ],
+                resources=["*"],
+            )
         )
         acknowledge(
             self.role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]",
-            "Session Manager replaces SSH on these hosts; this AWS managed policy is the documented "
-            "minimum for the SSM agent and grants no data access.",
+            f"AwsSolutions-IAM5[Resource::{instances}]",
+            "A host's ID is not known before Auto Scaling launches it; the SSM agent's heartbeat "
+            "is allowed for instances of this account and region only, and reads nothing.",
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "The Session Manager channel actions (ssmmessages) take no resource in IAM; they open "
+            "the session's control and data channels and read no data.",
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -123,8 +184,7 @@ class HostFleet(Construct):
             iam.PolicyStatement(
                 actions=["ssm:GetParameter"],
                 resources=[
-                    f"arn:aws:ssm:{settings.region}:{Stack.of(self).account}:parameter"
-                    f"{settings.token_settings_parameter}"
+                    f"arn:aws:ssm:{settings.region}:{account}:parameter{settings.token_settings_parameter}"
                 ],
             )
         )
@@ -135,6 +195,8 @@ class HostFleet(Construct):
             )
         )
 
+        # Filled in once the groups exist: a host signals its own group, found by its AZ.
+        user_data = ec2.UserData.for_linux()
         self.launch_template = ec2.LaunchTemplate(
             self,
             "LaunchTemplate",
@@ -142,7 +204,7 @@ class HostFleet(Construct):
             machine_image=ec2.MachineImage.from_ssm_parameter(AMI_PARAMETERS[architecture]),
             role=self.role,
             security_group=self.security_group,
-            user_data=self._user_data(bundle, settings),
+            user_data=user_data,
             require_imdsv2=True,
             http_put_response_hop_limit=1,
             detailed_monitoring=True,
@@ -161,6 +223,7 @@ class HostFleet(Construct):
         )
 
         self.groups: dict[str, autoscaling.AutoScalingGroup] = {}
+        previous: autoscaling.AutoScalingGroup | None = None
         for index, subnet in enumerate(vpc.isolated_subnets, start=1):
             group = autoscaling.AutoScalingGroup(
                 self,
@@ -173,10 +236,36 @@ class HostFleet(Construct):
                 max_capacity=hosts_per_az * 2,
                 health_checks=autoscaling.HealthChecks.with_additional_checks(
                     additional_types=[autoscaling.AdditionalHealthCheckType.ELB],
-                    grace_period=Duration.minutes(3),
+                    grace_period=HEALTH_CHECK_GRACE,
                 ),
                 group_metrics=[autoscaling.GroupMetrics.all()],
+                # Created only once every host has answered GET /health with 200 (cfn-signal).
+                signals=autoscaling.Signals.wait_for_min_capacity(
+                    timeout=SIGNAL_TIMEOUT, min_success_percentage=100
+                ),
+                # A deploy that changes the launch template (bundle, image, settings) replaces every
+                # host: the AZ's whole set at once, next to the old one (max is twice min), each new
+                # host signalling its readiness before any old one is terminated, so the AZ never
+                # has fewer ready hosts than its minimum. Auto Scaling's own health replacement,
+                # AZ rebalancing and alarm actions are suspended meanwhile (CDK's default), as
+                # CloudFormation asks.
+                update_policy=autoscaling.UpdatePolicy.rolling_update(
+                    max_batch_size=hosts_per_az,
+                    min_instances_in_service=hosts_per_az,
+                    min_success_percentage=100,
+                    wait_on_resource_signals=True,
+                    pause_time=SIGNAL_TIMEOUT,
+                ),
             )
+            # Boot needs S3 (packages, bundle), SSM (token settings), DynamoDB (readiness) and
+            # CloudFormation (the signal): a host launched before its endpoints exist cannot boot.
+            group.node.add_dependency(*boot_endpoints)
+            # One AZ at a time: CloudFormation updates a resource only after those it depends on
+            # are updated, so each AZ's rolling update starts once the previous AZ's has finished
+            # (and a failed one stops the rest). Creation is serial too.
+            if previous is not None:
+                group.node.add_dependency(previous)
+            previous = group
             group.attach_to_application_target_group(target_group)
             acknowledge(
                 group,
@@ -186,27 +275,56 @@ class HostFleet(Construct):
             )
             self.groups[subnet.availability_zone] = group
 
-    @staticmethod
-    def _user_data(bundle: s3_assets.Asset, settings: HostSettings) -> ec2.UserData:
-        user_data = ec2.UserData.for_linux()
-        local_zip = user_data.add_s3_download_command(
-            bucket=bundle.bucket, bucket_key=bundle.s3_object_key, local_file="/tmp/aviary-host.zip"
+        self._boot(user_data, bundle, settings)
+
+    def _boot(self, user_data: ec2.UserData, bundle: s3_assets.Asset, settings: HostSettings) -> None:
+        """The hosts' user data: install, start, wait for readiness, signal the host's own group.
+
+        Every step is bounded (BOOT_STEP_SECONDS); any failure, or no 200 from GET /health by the
+        deadline, signals failure, so CloudFormation stops at once rather than at its timeout.
+        The signal names the group by its logical ID, which a host finds from its AZ (one group per
+        AZ). A host launched outside a deploy (a replacement) signals too; CloudFormation refuses
+        that signal, which changes nothing.
+        """
+        stack = Stack.of(self)
+        steps = BOOT_STEP_SECONDS
+        groups = " ".join(
+            f"{az}) group={stack.get_logical_id(g.node.default_child)} ;;" for az, g in self.groups.items()
         )
+        deadline = int(BOOT_DEADLINE.to_seconds())
         user_data.add_commands(
-            "set -euo pipefail",
+            "set -Eeuo pipefail",
+            # IMDSv2 (required by the launch template): a session token, then the host's AZ.
+            "token=$(curl -sf --max-time 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "
+            "http://169.254.169.254/latest/api/token)",
+            'zone=$(curl -sf --max-time 2 -H "X-aws-ec2-metadata-token: $token" '
+            f"{IMDS}/placement/availability-zone)",
+            f'case "$zone" in {groups} *) echo "no timeline host group in $zone" >&2; exit 1 ;; esac',
+            f'signal() {{ timeout 60 {CFN_SIGNAL} --exit-code "$1" --stack {stack.stack_name} '
+            f'--resource "$group" --region {stack.region} || true; }}',
+            "trap 'signal 1' ERR",
             # Amazon Linux repositories are served from S3, reachable through the gateway endpoint.
-            "dnf install -y python3.11 mdadm xfsprogs unzip",
+            f"timeout {steps['packages']} dnf install -y python3.11 mdadm xfsprogs unzip aws-cfn-bootstrap",
+            f"timeout {steps['bundle']} aws s3 cp {bundle.s3_object_url} /tmp/aviary-host.zip",
             "id aviary || useradd --system --no-create-home --shell /sbin/nologin aviary",
             "rm -rf /opt/aviary && mkdir -p /opt/aviary /etc/aviary",
-            f"unzip -q {local_zip} -d /opt/aviary",
-            "python3.11 -m venv /opt/aviary/venv",
+            f"timeout {steps['install']} sh -c 'unzip -q /tmp/aviary-host.zip -d /opt/aviary && "
+            "python3.11 -m venv /opt/aviary/venv && "
             "/opt/aviary/venv/bin/pip install --no-index --find-links /opt/aviary/wheels "
-            "-r /opt/aviary/hosts/requirements.txt",
+            "-r /opt/aviary/hosts/requirements.txt'",
             f"cat > /etc/aviary/timeline.env <<'ENV'\n{settings.environment_file()}\nENV",
             "cp /opt/aviary/hosts/systemd/*.service /etc/systemd/system/",
             "systemctl daemon-reload",
-            # One timeline worker per vCPU: aviary-timeline@1.service, @2, ... share the port.
+            # One timeline worker per vCPU: aviary-timeline@1.service, @2, ... share the port. The
+            # disks unit bounds itself (TimeoutStartSec); the workers require it.
             "systemctl enable --now aviary-local-disks.service "
             "$(seq -f 'aviary-timeline@%g.service' $(nproc))",
+            # Ready means GET /health answers 200 (hosts/timeline_service/readiness.py). The
+            # deadline counts from the kernel's start, so it bounds the whole boot.
+            f"until curl -sf --max-time 2 -o /dev/null {LOCAL_HEALTH_URL}; do "
+            f'if [ "$(cut -d. -f1 /proc/uptime)" -ge {deadline} ]; then '
+            f'echo "not ready {deadline} s after boot" >&2; signal 1; exit 1; fi; '
+            "sleep 5; done",
+            "trap - ERR",
+            "signal 0",
         )
-        return user_data

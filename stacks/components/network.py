@@ -48,10 +48,6 @@ class Network(Construct):
                     name="Private", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=20
                 ),
             ],
-            gateway_endpoints={
-                "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3),
-                "DynamoDB": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.DYNAMODB),
-            },
             flow_logs={
                 "All": ec2.FlowLogOptions(
                     destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),
@@ -70,9 +66,17 @@ class Network(Construct):
                     self, "RestrictDefaultSecurityGroupLogs", retention_days=log_retention_days
                 ),
             )
+        # Children of the VPC, as the VPC's gateway_endpoints prop would make them (same IDs), but
+        # kept so that whatever needs them at boot can be ordered after them.
+        self.s3_endpoint = self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
+        self.dynamodb_endpoint = self.vpc.add_gateway_endpoint(
+            "DynamoDB", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB
+        )
 
-        # Session Manager (instead of SSH) without a route to the internet. One endpoint
-        # network interface per AZ, so no AZ depends on another for it.
+        # AWS APIs without a route to the internet: SSM (the hosts' token settings, and Session
+        # Manager instead of SSH, with SsmMessages and Ec2Messages) and CloudFormation (a host's
+        # readiness signal, cfn-signal). One endpoint network interface per AZ, so no AZ depends on
+        # another for them.
         endpoint_security_group = ec2.SecurityGroup(
             self,
             "EndpointSecurityGroup",
@@ -81,12 +85,14 @@ class Network(Construct):
             allow_all_outbound=False,
         )
         endpoint_security_group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), "VPC to endpoints")
+        self.interface_endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}
         for name, service in (
             ("Ssm", ec2.InterfaceVpcEndpointAwsService.SSM),
             ("SsmMessages", ec2.InterfaceVpcEndpointAwsService.SSM_MESSAGES),
             ("Ec2Messages", ec2.InterfaceVpcEndpointAwsService.EC2_MESSAGES),
+            ("CloudFormation", ec2.InterfaceVpcEndpointAwsService.CLOUDFORMATION),
         ):
-            self.vpc.add_interface_endpoint(
+            self.interface_endpoints[name] = self.vpc.add_interface_endpoint(
                 name,
                 service=service,
                 subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),

@@ -99,3 +99,34 @@ def test_default_security_group_is_restricted_in_prod(prod_assembly):
     for region in prod_assembly.config.region_names:
         stack = stack_name("Service", region)
         assert prod_assembly.resources(stack, "Custom::VpcRestrictDefaultSG"), region
+
+
+def test_interface_endpoints_in_every_isolated_subnet_take_https_from_the_vpc(assembly):
+    """What hosts call besides S3 and DynamoDB: SSM (token settings, Session Manager) and
+    CloudFormation (their readiness signal), each with private DNS so the regional names resolve
+    to it, in every AZ's isolated subnet, behind a group that lets the VPC in on 443."""
+    for index, region in enumerate(assembly.config.region_names):
+        stack = stack_name("Service", region)
+        resources = assembly.template_json(stack)["Resources"]
+        private_subnets = sorted(
+            lid
+            for lid, r in resources.items()
+            if r["Type"] == "AWS::EC2::Subnet" and not _is_public(r["Properties"])
+        )
+        interface = {
+            e["Properties"]["ServiceName"]: e["Properties"]
+            for e in assembly.resources(stack, "AWS::EC2::VPCEndpoint").values()
+            if e["Properties"]["VpcEndpointType"] == "Interface"
+        }
+        assert set(interface) == {
+            f"com.amazonaws.{region}.{service}"
+            for service in ("ssm", "ssmmessages", "ec2messages", "cloudformation")
+        }
+        for service, props in interface.items():
+            assert props["PrivateDnsEnabled"] is True, service
+            assert sorted(ref["Ref"] for ref in props["SubnetIds"]) == private_subnets, service
+            [group] = props["SecurityGroupIds"]
+            ingress = resources[group["Fn::GetAtt"][0]]["Properties"]["SecurityGroupIngress"]
+            assert [(i["IpProtocol"], i["FromPort"], i["ToPort"], i["CidrIp"]) for i in ingress] == [
+                ("tcp", 443, 443, region_cidr(index))
+            ], service
