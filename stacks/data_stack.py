@@ -44,6 +44,7 @@ class RegionalDataStack(Stack):
                 # Cognito allows one replica per pool: the first other region holds it. moto cannot
                 # replicate a pool, so the local stage has none.
                 replica_region=None if config.is_local or not others else others[0],
+                log_retention_days=config.log_retention_days,
             )
 
         self.timelines = DerivedTable(self, "Timelines", schema=TIMELINES)

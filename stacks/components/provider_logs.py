@@ -10,7 +10,7 @@ created before the group, so every provider here gets one of its own with the co
 
 from __future__ import annotations
 
-from aws_cdk import CfnResource, Stack
+from aws_cdk import CfnResource, Duration, Stack
 from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
@@ -46,6 +46,7 @@ def sdk_call(
     on_update: cr.AwsSdkCall | None = None,
     on_delete: cr.AwsSdkCall | None = None,
     policy: cr.AwsCustomResourcePolicy,
+    timeout: Duration | None = None,
 ) -> cr.AwsCustomResource:
     """An AWS SDK call made by CloudFormation at deploy time, logging to a group that exists first.
 
@@ -62,6 +63,7 @@ def sdk_call(
         policy=policy,
         log_group=log_group,
         install_latest_aws_sdk=False,  # no download at deploy time; the runtime's SDK has what we call
+        timeout=timeout,
     )
     resource.node.add_dependency(log_group)
     return resource

@@ -15,6 +15,7 @@ from constructs import Construct
 
 from aviary import naming
 from stacks.acknowledge import acknowledge
+from stacks.components.provider_logs import sdk_call
 
 
 def updated_issuer(primary_region: str, user_pool_id: str) -> str:
@@ -41,8 +42,10 @@ class UserDirectory(Construct):
         region: str,
         other_regions: tuple[str, ...],
         replica_region: str | None,
+        log_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.log_retention_days = log_retention_days
         if replica_region is not None and replica_region not in other_regions:
             raise ValueError(f"the user pool's replica region {replica_region} is not one of {other_regions}")
         self.replica_region = replica_region
@@ -156,6 +159,7 @@ class UserDirectory(Construct):
             other: _sdk_call(
                 self,
                 f"Location-{other}",
+                log_retention_days=self.log_retention_days,
                 service="SSM",
                 action="putParameter",
                 region=other,
@@ -177,6 +181,7 @@ class UserDirectory(Construct):
         replica_key = _sdk_call(
             self,
             "ReplicaKey",
+            log_retention_days=self.log_retention_days,
             service="KMS",
             action="replicateKey",
             region=region,
@@ -203,6 +208,7 @@ class UserDirectory(Construct):
         activate = _sdk_call(
             self,
             "ActivateReplica",
+            log_retention_days=self.log_retention_days,
             service="CognitoIdentityServiceProvider",
             action="updateUserPoolReplica",
             region=region,
@@ -225,6 +231,7 @@ def _sdk_call(
     parameters: dict,
     physical_id: str,
     statement: iam.PolicyStatement,
+    log_retention_days: int,
     already_done: str | None = None,
 ) -> cr.AwsCustomResource:
     """One SDK call at create and update and none at delete: what it made outlives the stack."""
@@ -236,12 +243,12 @@ def _sdk_call(
         physical_resource_id=cr.PhysicalResourceId.of(physical_id),
         ignore_error_codes_matching=already_done,
     )
-    return cr.AwsCustomResource(
+    return sdk_call(
         scope,
         construct_id,
+        log_retention_days=log_retention_days,
         on_create=call,
         on_update=call,
         policy=cr.AwsCustomResourcePolicy.from_statements([statement]),
-        install_latest_aws_sdk=False,  # no download at deploy time
         timeout=Duration.minutes(2),
     )

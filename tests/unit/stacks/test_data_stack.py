@@ -211,6 +211,8 @@ PINNED_PROD_PRIMARY = {
     "SourceTablesSocialGraph016C179D": "AWS::DynamoDB::GlobalTable",
     "SourceTablesIdempotency7237B9F8": "AWS::DynamoDB::GlobalTable",
     "SourceTablesMedia72385F33": "AWS::DynamoDB::GlobalTable",
+    # the user pool's multi-Region key: replacing it would leave the pool unreadable
+    "UsersKey2BD6E0C6": "AWS::KMS::Key",
 }
 PINNED_LOCAL_SOURCE = {
     "SourceTablesTweetsC0F451C2": "AWS::DynamoDB::Table",
