@@ -22,6 +22,7 @@ from yarl import URL
 from aviary import clients
 from aviary.auth import TokenVerifier, jwks_key_source
 from aviary.errors import AviaryError, NotFound, ServiceUnavailable
+from aviary.media_urls import MEDIA_BASE_URL_VARIABLE, MediaUrls, MediaUrlSettingError, parse_base_url
 from aviary.timeline import DEFAULT_LIMIT, decode_cursor, parse_limit
 from aviary.timeline_store import TimelineStore
 from aviary.token_settings import TokenSettingsError, load_token_settings
@@ -158,6 +159,7 @@ class ServiceSettings:
     counts_table: str
     celebrity_follower_threshold: int
     cache_path: str
+    media_base_url: str  # what the pages' media URLs start with
     # Either an SSM parameter holding issuer, audience and keys (deployed hosts) ...
     token_settings_parameter: str | None
     # ... or the three given directly (running the service by hand against a user pool).
@@ -188,6 +190,12 @@ def settings_from_environment(environ: Mapping[str, str]) -> ServiceSettings:
             )
         return int(text)
 
+    def base_url(name: str) -> str:
+        try:
+            return parse_base_url(value(name), name=name)
+        except MediaUrlSettingError as error:
+            raise SettingsError(f"Environment variable {error}") from None
+
     parameter = environ.get("AVIARY_TOKEN_SETTINGS_PARAMETER", "").strip() or None
     issuer = None if parameter else value("AVIARY_JWT_ISSUER").rstrip("/")
     return ServiceSettings(
@@ -198,6 +206,7 @@ def settings_from_environment(environ: Mapping[str, str]) -> ServiceSettings:
         counts_table=value("AVIARY_COUNTS_TABLE"),
         celebrity_follower_threshold=whole_number("AVIARY_CELEBRITY_THRESHOLD", None, 1, 10**12),
         cache_path=value("AVIARY_CACHE_PATH", DEFAULT_PATH),
+        media_base_url=base_url(MEDIA_BASE_URL_VARIABLE),
         token_settings_parameter=parameter,
         jwt_issuer=issuer,
         jwt_audience=None if parameter else value("AVIARY_JWT_AUDIENCE"),
@@ -218,6 +227,7 @@ def build_app(settings: ServiceSettings) -> web.Application:
         settings.tweets_table,
         settings.counts_table,
         settings.celebrity_follower_threshold,
+        urls=MediaUrls(settings.media_base_url),
     )
     return make_app(TimelineService(store, TimelineCache(settings.cache_path)), build_verifier(settings))
 
