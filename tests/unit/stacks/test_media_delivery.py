@@ -16,6 +16,7 @@ from stacks.components.media_distribution import (
     FAILOVER_STATUS_CODES,
 )
 from stacks.media_delivery_stack import CLOUDFRONT_REGION
+from tools.local_runtime import media_delivery
 
 MEDIA = stack_name("MediaDelivery", CLOUDFRONT_REGION)
 DAY = 86_400
@@ -181,3 +182,7 @@ def test_every_function_and_host_that_shows_tweets_builds_media_urls_on_the_medi
         [template] = prod_assembly.resources(stack, "AWS::EC2::LaunchTemplate").values()
         user_data = json.dumps(template["Properties"]["LaunchTemplateData"]["UserData"])
         assert f"\\n{MEDIA_BASE_URL_VARIABLE}=https://{config.media_name}\\n" in user_data
+
+
+def test_local_media_urls_are_cached_as_long_as_the_distribution_keeps_them():
+    assert media_delivery.CACHE_SECONDS == CACHE_DAYS * DAY
