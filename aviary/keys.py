@@ -72,6 +72,7 @@ TIMELINE_ENTRY_ATTRIBUTES = (
     "reply_to",
     "retweet_of",
     "media_ids",
+    "media_versions",  # each media ID's accepted object version, which its URL pins
     "original",  # a retweet's original as it was fanned out (the tweet item itself holds no copy)
 )
 

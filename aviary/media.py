@@ -224,10 +224,11 @@ class MediaStore:
             return None if not old else old["status"]["S"]
         return status
 
-    def assert_ready(self, owner: str, media_ids: tuple[str, ...]) -> None:
-        """Raise ValidationError (field media_ids) on the first ID that is not the owner's ready upload."""
+    def assert_ready(self, owner: str, media_ids: tuple[str, ...]) -> dict[str, str]:
+        """Raise ValidationError (field media_ids) on the first ID that is not the owner's ready upload;
+        else return each ID's accepted object version (IDs accepted without one are left out)."""
         if not media_ids:
-            return
+            return {}
         records = self._batch_get(tuple(dict.fromkeys(media_ids)))
         for media_id in media_ids:
             record = records.get(media_id)
@@ -249,6 +250,11 @@ class MediaStore:
                     "upload the file again as a new upload, declaring its real type and size.",
                     field="media_ids",
                 )
+        return {
+            media_id: records[media_id].accepted_version
+            for media_id in media_ids
+            if records[media_id].accepted_version
+        }
 
     def _batch_get(self, media_ids: tuple[str, ...]) -> dict[str, MediaRecord]:
         # Eventually consistent: a just-finished upload may read as pending for a moment, which

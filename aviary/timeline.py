@@ -16,6 +16,7 @@ from typing import Any, TypedDict
 
 from aviary.errors import ValidationError
 from aviary.keys import TIMELINE_ENTRY_ATTRIBUTES, timeline_entry_key
+from aviary.media_urls import MediaUrls
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -90,11 +91,14 @@ def merge_timeline(
     celebrity_tweets: Iterable[Mapping[str, Any]],
     limit: int,
     cursor: str | None,
+    *,
+    urls: MediaUrls,
 ) -> TimelinePage:
     """One page, newest first, from materialised entries and celebrities' tweets, each tweet once.
 
     Callers pass up to limit + 1 candidates from each source, so more candidates than the limit
-    means an older page exists. `cursor` is a decoded entry key: only older items are taken.
+    means an older page exists. `cursor` is a decoded entry key: only older items are taken. Media
+    URLs are built under `urls`' base URL.
     """
     newest_first: dict[str, tuple[str, Mapping[str, Any]]] = {}
     for item in (*entries, *celebrity_tweets):
@@ -109,32 +113,49 @@ def merge_timeline(
     ordered = sorted(newest_first.values(), key=lambda pair: pair[0], reverse=True)
     shown = ordered[:limit]
     next_cursor = encode_cursor(shown[-1][0]) if len(ordered) > limit else None
-    return {"items": [timeline_item(item) for _, item in shown], "next_cursor": next_cursor}
+    return {"items": [timeline_item(item, urls) for _, item in shown], "next_cursor": next_cursor}
 
 
 # A timeline item is shown with a tweet's field names (aviary.tweets.Tweet.to_json); the tables keep
-# their attribute names, which key the items.
+# their attribute names, which key the items. Media versions are shown only inside media URLs.
 SHOWN_AS = {"tweet_id": "id", "author_id": "author"}
+SHOWN_THROUGH_URLS = "media_versions"
 
 
-def timeline_item(item: Mapping[str, Any]) -> dict[str, Any]:
+def timeline_item(item: Mapping[str, Any], urls: MediaUrls) -> dict[str, Any]:
     """One item of a page, as the API shows a tweet: every entry attribute under the tweet's name for
-    it, absent ones as a tweet shows them (no text: "", no media: []), a retweet's original as its
-    summary."""
-    shaped = {SHOWN_AS.get(name, name): item.get(name) for name in TIMELINE_ENTRY_ATTRIBUTES}
+    it, absent ones as a tweet shows them (no text: "", no media: []), media_urls after media_ids, a
+    retweet's original as its summary."""
+    shaped: dict[str, Any] = {}
+    for name in TIMELINE_ENTRY_ATTRIBUTES:
+        if name == SHOWN_THROUGH_URLS:
+            continue
+        shaped[SHOWN_AS.get(name, name)] = item.get(name)
+        if name == "media_ids":
+            shaped["media_ids"] = list(shaped["media_ids"] or [])
+            shaped["media_urls"] = _media_urls(item, shaped["media_ids"], urls)
     shaped["text"] = shaped["text"] or ""  # a retweet stores none; a tweet shows it as ""
-    shaped["media_ids"] = list(shaped["media_ids"] or [])
     if shaped["original"] is not None:
-        shaped["original"] = original_summary(shaped["original"])
+        shaped["original"] = original_summary(shaped["original"], urls)
     return shaped
 
 
-def original_summary(original: Mapping[str, Any]) -> dict[str, Any]:
+def original_summary(original: Mapping[str, Any], urls: MediaUrls) -> dict[str, Any]:
     """A retweet's original as stored on its entry (SUMMARY_ATTRIBUTES), shown as Tweet.summary_json."""
+    media_ids = list(original.get("media_ids") or [])
     return {
         "id": original.get("tweet_id"),
         "author": original.get("author_id"),
         "created_at": original.get("created_at"),
         "text": original.get("text", ""),
-        "media_ids": list(original.get("media_ids") or []),
+        "media_ids": media_ids,
+        "media_urls": _media_urls(original, media_ids, urls),
     }
+
+
+def _media_urls(item: Mapping[str, Any], media_ids: list[str], urls: MediaUrls) -> list[str]:
+    """The URLs of a stored tweet's media: its author's objects, pinned where a version is stored."""
+    if not media_ids:
+        return []
+    versions = item.get(SHOWN_THROUGH_URLS)
+    return urls.urls(item["author_id"], media_ids, versions if isinstance(versions, Mapping) else None)

@@ -14,6 +14,7 @@ from typing import Any
 from aviary.batch_get import BATCH_GET_MAX_KEYS, batch_get_items
 from aviary.counts import Counts, value_of
 from aviary.keys import FOLLOWS_PREFIX, TIMELINE_ENTRY_ATTRIBUTES, USER_PREFIX, user_id_from_sk, user_pk
+from aviary.media_urls import MediaUrls
 from aviary.recent_tweets import BY_AUTHOR
 from aviary.timeline import TimelinePage, merge_timeline
 from aviary.tweets import SUMMARY_ATTRIBUTES
@@ -66,10 +67,14 @@ class TimelineStore:
         counts_table: str,
         celebrity_follower_threshold: int,
         *,
+        urls: MediaUrls | None = None,
         batch_get_attempts: int = 4,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`urls` builds the pages' media URLs: a store built without it (timeline repair, which
+        only queries) cannot read pages."""
         self.dynamodb = dynamodb_client
+        self.urls = urls
         self.timelines_table = timelines_table
         self.social_graph_table = social_graph_table
         self.tweets_table = tweets_table
@@ -80,6 +85,10 @@ class TimelineStore:
 
     def read_page(self, user: str, limit: int, cursor: str | None) -> TimelinePage:
         """One page of `user`'s timeline older than `cursor` (a decoded entry key)."""
+        if self.urls is None:
+            raise ValueError(
+                "this TimelineStore was built without media URLs (urls=...); it cannot read pages"
+            )
         followed = self.followed_users(user)
         # One candidate beyond the limit from each source tells merge_timeline whether more exist.
         # Only entries of the user and of whom they follow now: an entry an unfollow has not yet
@@ -87,7 +96,7 @@ class TimelineStore:
         entries = self.timeline_entries(user, limit + 1, cursor, authors={user, *followed})
         celebrities = self.celebrities_among(followed)
         tweets = [tweet for author in celebrities for tweet in self.recent_tweets(author, limit + 1, cursor)]
-        return merge_timeline(entries, tweets, limit, cursor)
+        return merge_timeline(entries, tweets, limit, cursor, urls=self.urls)
 
     def timeline_entries(
         self, user: str, count: int, cursor: str | None, *, authors: set[str] | None = None

@@ -31,7 +31,7 @@ class Tombstones:
             self.dynamodb.update_item(
                 TableName=self.tweets_table,
                 Key={"tweet_id": {"S": tweet_id}},
-                UpdateExpression=f"SET deleted = :true, {settings} REMOVE #text, media_ids",
+                UpdateExpression=f"SET deleted = :true, {settings} REMOVE #text, media_ids, media_versions",
                 ConditionExpression="attribute_exists(tweet_id) AND deleted = :false",
                 ExpressionAttributeNames={"#text": "text", **names},
                 ExpressionAttributeValues={":true": {"BOOL": True}, ":false": {"BOOL": False}, **values},

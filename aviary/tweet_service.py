@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -42,8 +42,9 @@ _FALSE = {"BOOL": False}
 class MediaChecker(Protocol):
     """Confirms that media may be attached to a new tweet (implemented over the media table)."""
 
-    def assert_ready(self, owner: str, media_ids: tuple[str, ...]) -> None:
-        """Raise ValidationError(field="media_ids") for media that is unknown, not owner's, or unprocessed."""
+    def assert_ready(self, owner: str, media_ids: tuple[str, ...]) -> Mapping[str, str]:
+        """Raise ValidationError(field="media_ids") for media that is unknown, not owner's, or unprocessed;
+        else return the accepted object version of each media ID that has one."""
         ...
 
 
@@ -58,8 +59,26 @@ def request_hash(text: str, reply_to: str | None, media_ids: tuple[str, ...]) ->
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def tweet_to_json(tweet: Tweet) -> dict[str, Any]:
+    """The tweet as an idempotency record keeps it to replay: a tweet's API fields without its media
+    URLs (their base URL is each reader's setting), with the accepted media versions instead."""
+    return {
+        "id": tweet.tweet_id,
+        "author": tweet.author_id,
+        "created_at": tweet.created_at,
+        "text": tweet.text,
+        "reply_to": tweet.reply_to,
+        "retweet_of": tweet.retweet_of,
+        "media_ids": list(tweet.media_ids),
+        "media_versions": dict(tweet.media_versions),
+        "like_count": tweet.like_count,
+        "deleted": tweet.deleted,
+    }
+
+
 def tweet_from_json(data: dict[str, Any]) -> Tweet:
-    """The Tweet behind Tweet.to_json(), for replaying a stored response."""
+    """The Tweet behind tweet_to_json(), for replaying a stored response. Records written before media
+    versions were kept have none: their media URLs are then unpinned."""
     return Tweet(
         tweet_id=data["id"],
         author_id=data["author"],
@@ -68,6 +87,7 @@ def tweet_from_json(data: dict[str, Any]) -> Tweet:
         reply_to=data.get("reply_to"),
         retweet_of=data.get("retweet_of"),
         media_ids=tuple(data.get("media_ids") or ()),
+        media_versions=dict(data.get("media_versions") or {}),
         deleted=bool(data.get("deleted", False)),
         like_count=int(data.get("like_count", 0)),
     )
@@ -120,12 +140,14 @@ class TweetService:
         media = tuple(media_ids)
         record_id = idempotency_id(POST_OPERATION, author, idempotency_key)
         digest = request_hash(text, reply_to, media)
+        versions: Mapping[str, str] = {}
         try:
             if reply_to is not None:
                 # Consistent, so replying to a tweet just posted in this region is never refused.
                 self._load_live(reply_to, field="reply_to", consistent=True)
             if media:
-                self._media_checker.assert_ready(author, media)
+                # Kept on the tweet, so every read shows URLs pinned to the accepted bytes.
+                versions = self._media_checker.assert_ready(author, media)
         except (NotFound, ValidationError):
             # A retry of a request that already succeeded gets its tweet back even when the tweet
             # it replied to has been deleted since. This read happens on the error path only.
@@ -135,13 +157,15 @@ class TweetService:
             return replayed, False
 
         now_ms = self._clock_ms()
-        tweet = self._new_tweet(now_ms, author, text, reply_to=reply_to, media_ids=media)
+        tweet = self._new_tweet(
+            now_ms, author, text, reply_to=reply_to, media_ids=media, media_versions=dict(versions)
+        )
         now_s = now_ms // 1000
         record = {
             "id": {"S": record_id},
             "request_hash": {"S": digest},
             "tweet_id": {"S": tweet.tweet_id},
-            "response": {"S": json.dumps(tweet.to_json(), separators=(",", ":"), ensure_ascii=False)},
+            "response": {"S": json.dumps(tweet_to_json(tweet), separators=(",", ":"), ensure_ascii=False)},
             "expiration": {"N": str(now_s + self._ttl_seconds)},
         }
         items = [
@@ -237,7 +261,7 @@ class TweetService:
             self._dynamodb.update_item(
                 TableName=self._tweets,
                 Key={"tweet_id": {"S": tweet_id}},
-                UpdateExpression="SET deleted = :true REMOVE #text, media_ids",
+                UpdateExpression="SET deleted = :true REMOVE #text, media_ids, media_versions",
                 ConditionExpression="author_id = :caller AND attribute_exists(tweet_id)",
                 ExpressionAttributeNames={"#text": "text"},
                 ExpressionAttributeValues={":true": {"BOOL": True}, ":caller": {"S": caller}},

@@ -12,6 +12,7 @@ from aws_cdk import aws_route53_targets as targets
 from constructs import Construct
 
 from aviary import naming
+from aviary.media_urls import MEDIA_BASE_URL_VARIABLE
 from aviary.schema import IDEMPOTENCY, MEDIA, SOCIAL_GRAPH, SOURCE_OF_TRUTH_TABLES, TWEETS, TableSchema
 from stacks.acknowledge import acknowledge
 from stacks.components.code_bundles import HostBundle
@@ -110,6 +111,7 @@ class RegionalServiceStack(Stack):
                 counts_table=data.counts.table.table_name,
                 celebrity_follower_threshold=config.celebrity_follower_threshold,
                 token_settings_parameter=naming.TOKEN_SETTINGS_PARAMETER,
+                media_base_url=config.media_base_url,
             ),
             target_group=self.load_balancer.target_group,
             load_balancer_security_group=self.load_balancer.security_group,
@@ -215,6 +217,8 @@ class RegionalServiceStack(Stack):
             "users": [SOCIAL_GRAPH],
             "media": [MEDIA, SOCIAL_GRAPH],
         }
+        # The groups whose answers show tweets, and so their media's URLs (media.<domainName>).
+        shows_tweets = {"tweets"}
         self.api_functions: dict[str, lambda_.Function] = {}
         for group, schemas in api_tables.items():
             function = write_function(
@@ -222,7 +226,11 @@ class RegionalServiceStack(Stack):
                 f"Api{group.capitalize()}",
                 handler=f"lambda_functions.api.{group}.handler",
                 service=f"api-{group}",
-                environment=environment,
+                environment=(
+                    {**environment, MEDIA_BASE_URL_VARIABLE: config.media_base_url}
+                    if group in shows_tweets
+                    else environment
+                ),
                 timeout=API_TIMEOUT,
                 log_retention_days=config.log_retention_days,
                 description=f"Aviary API: {group} routes",

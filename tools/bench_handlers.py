@@ -54,8 +54,8 @@ class CountingClient:
 
 
 class _AnyMedia:
-    def assert_ready(self, owner: str, media_ids: tuple[str, ...]) -> None:
-        return None
+    def assert_ready(self, owner: str, media_ids: tuple[str, ...]) -> dict[str, str]:
+        return {}
 
 
 def _seed(client: Any, tables: dict[str, str], author: str, followers: int, *, edges: bool) -> None:

@@ -66,6 +66,11 @@ def sample_page(newest: int = 2 * PAGE_SIZE) -> dict[str, Any]:
             "reply_to": None,
             "retweet_of": None,
             "media_ids": [f"media-{n}"] if n % 3 == 0 else [],
+            "media_urls": (
+                [f"https://media.aviary.example.com/media/author{n % 7}/media-{n}?versionId=v{n}"]
+                if n % 3 == 0
+                else []
+            ),
             "original": None,
         }
         for n in range(newest, newest - PAGE_SIZE, -1)

@@ -24,6 +24,7 @@ from yarl import URL
 from aviary import clients
 from aviary.auth import TokenVerifier, jwks_key_source
 from aviary.errors import AviaryError, NotFound, ServiceUnavailable
+from aviary.media_urls import MEDIA_BASE_URL_VARIABLE, MediaUrls, MediaUrlSettingError, parse_base_url
 from aviary.timeline import DEFAULT_LIMIT, decode_cursor, parse_limit
 from aviary.timeline_store import TimelineStore
 from aviary.token_settings import (
@@ -190,6 +191,7 @@ class ServiceSettings:
     # Where the instance-store volume holding the cache is mounted (deployed hosts: /data); a host
     # is not ready while nothing is mounted there. None: no such check (a laptop, the local stage).
     cache_mount: str | None
+    media_base_url: str  # what the pages' media URLs start with
     # Either an SSM parameter holding issuer, audience and keys (deployed hosts) ...
     token_settings_parameter: str | None
     # ... or the three given directly (running the service by hand against a user pool).
@@ -220,6 +222,12 @@ def settings_from_environment(environ: Mapping[str, str]) -> ServiceSettings:
             )
         return int(text)
 
+    def base_url(name: str) -> str:
+        try:
+            return parse_base_url(value(name), name=name)
+        except MediaUrlSettingError as error:
+            raise SettingsError(f"Environment variable {error}") from None
+
     parameter = environ.get("AVIARY_TOKEN_SETTINGS_PARAMETER", "").strip() or None
     issuer = None if parameter else value("AVIARY_JWT_ISSUER").rstrip("/")
     return ServiceSettings(
@@ -231,6 +239,7 @@ def settings_from_environment(environ: Mapping[str, str]) -> ServiceSettings:
         celebrity_follower_threshold=whole_number("AVIARY_CELEBRITY_THRESHOLD", None, 1, 10**12),
         cache_path=value("AVIARY_CACHE_PATH", DEFAULT_PATH),
         cache_mount=environ.get("AVIARY_CACHE_MOUNT", "").strip() or None,
+        media_base_url=base_url(MEDIA_BASE_URL_VARIABLE),
         token_settings_parameter=parameter,
         jwt_issuer=issuer,
         jwt_audience=None if parameter else value("AVIARY_JWT_AUDIENCE"),
@@ -251,6 +260,7 @@ def build_app(settings: ServiceSettings) -> web.Application:
         settings.tweets_table,
         settings.counts_table,
         settings.celebrity_follower_threshold,
+        urls=MediaUrls(settings.media_base_url),
     )
     cache = TimelineCache(settings.cache_path)
     verifier, keys_loaded = build_verifier(settings)

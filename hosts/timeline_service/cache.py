@@ -23,7 +23,8 @@ DEFAULT_PATH = "/data/timeline-cache/cache.sqlite"
 # The shape of the pages stored (SQLite's user_version of the file). Pages are the API's JSON, so a
 # page cached in an older shape must never be served: a file of another format starts empty.
 # 2: timeline items name their fields as tweets do (id, author, not tweet_id, author_id).
-PAGE_FORMAT = 2
+# 3: items (and a retweet's original) carry media_urls beside media_ids.
+PAGE_FORMAT = 3
 # How long opening the file may wait for another worker that is opening it at the same moment.
 PREPARE_BUSY_TIMEOUT_SECONDS = 5.0
 

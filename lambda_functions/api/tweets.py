@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from aviary import clients, validation
 from aviary.media import MediaStore
+from aviary.media_urls import MediaUrls
 from aviary.tweet_service import TweetService
 from lambda_functions.api.http import ApiRequest, Route, dispatch, handle_registry
 
@@ -22,7 +23,9 @@ metrics = Metrics(namespace="Aviary", service="api-tweets")
 REPLAYED = {"idempotent-replayed": "true"}
 
 
-def routes(service: TweetService) -> Mapping[str, Route]:
+def routes(service: TweetService, urls: MediaUrls) -> Mapping[str, Route]:
+    """The tweet routes over `service`; tweets show their media under `urls`."""
+
     def post_tweet(request: ApiRequest):
         body = request.json_body({"text", "reply_to", "media_ids"})
         key = validation.idempotency_key(request.headers.get("idempotency-key"))
@@ -35,10 +38,10 @@ def routes(service: TweetService) -> Mapping[str, Route]:
         )
         if created:
             metrics.add_metric(name="TweetsPosted", unit=MetricUnit.Count, value=1)
-        return 201, tweet.to_json(), ({} if created else REPLAYED)
+        return 201, tweet.to_json(urls), ({} if created else REPLAYED)
 
     def get_tweet(request: ApiRequest):
-        return 200, service.get(validation.tweet_id(request.path.get("id"))).to_json()
+        return 200, service.get(validation.tweet_id(request.path.get("id"))).to_json(urls)
 
     def delete_tweet(request: ApiRequest):
         service.delete(request.caller, validation.tweet_id(request.path.get("id")))
@@ -51,7 +54,7 @@ def routes(service: TweetService) -> Mapping[str, Route]:
             validation.tweet_id(request.path.get("id")),
             idempotency_key=None if key is None else validation.idempotency_key(key),
         )
-        return 201, tweet.to_json(), ({} if created else REPLAYED)
+        return 201, tweet.to_json(urls), ({} if created else REPLAYED)
 
     def like(request: ApiRequest):
         service.like(request.caller, validation.tweet_id(request.path.get("id")))
@@ -74,6 +77,7 @@ def routes(service: TweetService) -> Mapping[str, Route]:
 @cache
 def _routes() -> Mapping[str, Route]:
     """Built on the first request and kept for the life of the process."""
+    urls = MediaUrls.from_environment(os.environ)
     dynamodb = clients.client("dynamodb")
     service = TweetService(
         dynamodb,
@@ -85,7 +89,7 @@ def _routes() -> Mapping[str, Route]:
         clock_ms=lambda: time.time_ns() // 1_000_000,
         random_bytes=os.urandom,
     )
-    return routes(service)
+    return routes(service, urls)
 
 
 @metrics.log_metrics

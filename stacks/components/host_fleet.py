@@ -13,6 +13,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct, IDependable
 
+from aviary.media_urls import MEDIA_BASE_URL_VARIABLE
 from stacks.acknowledge import acknowledge
 from stacks.components.timeline_load_balancer import SERVICE_PORT
 
@@ -76,6 +77,7 @@ class HostSettings:
     counts_table: str
     celebrity_follower_threshold: int
     token_settings_parameter: str
+    media_base_url: str  # what the media URLs in timeline pages start with
 
     def environment_file(self) -> str:
         values = {
@@ -90,6 +92,7 @@ class HostSettings:
             "AVIARY_CACHE_MOUNT": "/data",
             "AVIARY_PORT": str(SERVICE_PORT),
             "AVIARY_TOKEN_SETTINGS_PARAMETER": self.token_settings_parameter,
+            MEDIA_BASE_URL_VARIABLE: self.media_base_url,
         }
         return "\n".join(f"{key}={value}" for key, value in values.items())
 

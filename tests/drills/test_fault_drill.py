@@ -248,7 +248,7 @@ def test_a_retried_transaction_that_landed_is_answered_like_dynamodb_answers_its
 
 class _NoMedia:
     def assert_ready(self, owner, media_ids):
-        return None
+        return {}
 
 
 @pytest.mark.parametrize("quicker", [False, True], ids=["moto", "quicker"])

@@ -10,6 +10,7 @@ from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
 
 from aviary.clients import AWS_CONFIG
+from aviary.media_urls import MEDIA_BASE_URL_VARIABLE
 from aviary.schema import ALL_TABLES
 from hosts.timeline_service.app import settings_from_environment
 from hosts.timeline_service.service import RETRY_AFTER_SECONDS
@@ -98,6 +99,7 @@ def timelines():
                 "AVIARY_COUNTS_TABLE": names["counts"],
                 "AVIARY_CELEBRITY_THRESHOLD": "10000",
                 "AVIARY_TOKEN_SETTINGS_PARAMETER": "/aviary/identity/token-settings",
+                MEDIA_BASE_URL_VARIABLE: "https://media.aviary.example.com",
             }
         )
         yield settings, seed_timelines(settings, users=6, posts_per_user=2)

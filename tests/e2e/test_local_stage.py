@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
@@ -97,10 +99,41 @@ def test_walkthrough_follow_post_and_read_in_the_other_region(walkthrough):
     assert _timelines(walkthrough)[0] == ["Hello from us-east-1"]
 
 
+# What the walk-through's printf writes to /tmp/aviary-demo.png and uploads.
+DEMO_PICTURE = b"\x89PNG\r\n\x1a\n tiny demo image"
+
+
 def test_walkthrough_media_is_accepted_and_attached(walkthrough):
     picture = next(o for o in _json_lines(walkthrough) if o.get("text") == "A picture")
     assert len(picture["media_ids"]) == 1
     assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", picture["media_ids"][0])
+
+
+def test_a_posted_pictures_url_serves_the_uploaded_bytes_through_the_front_door(stage, walkthrough):
+    picture = next(o for o in _json_lines(walkthrough) if o.get("text") == "A picture")
+    [media_url] = picture["media_urls"]
+    front = stage.settings.front_door_url
+    prefix = f"{front}/media/{picture['author']}/{picture['media_ids'][0]}?versionId="
+    assert media_url.startswith(prefix) and len(media_url) > len(prefix), media_url
+
+    # Now, with every region up: us-east-1 serves the version it accepted.
+    with urllib.request.urlopen(media_url, timeout=15) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "image/png"
+        assert response.headers["X-Aviary-Region"] == stage.settings.primary_region
+        assert response.read() == DEMO_PICTURE
+    # While us-east-1 was down (the walk-through fetched it then): us-west-2's copy, same bytes.
+    assert re.search(r"^200 from us-west-2$", walkthrough, re.MULTILINE), walkthrough
+    assert "The same picture" in walkthrough
+    # Timeline items show the same URL as the tweet, in both regions.
+    pages = [json.loads(line) for line in walkthrough.splitlines() if line.startswith('{"items":')]
+    shown = [item["media_urls"] for page in pages for item in page["items"] if item["text"] == "A picture"]
+    assert shown == [[media_url], [media_url]]
+    # Only accepted media is served: the same key at another version is not.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{prefix}not-the-accepted-version", timeout=15)
+    assert refused.value.code == 404
+    assert json.loads(refused.value.read())["error"]["code"] == "not_found"
 
 
 def test_walkthrough_region_failure_fails_over_and_the_region_catches_up(walkthrough):

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import re
 
+from aviary.media_urls import MediaUrls
 from aviary.timeline import merge_timeline
+from aviary.tweets import Tweet
 from tests.cloud_assembly import PROJECT
 
 README = (PROJECT / "README.md").read_text()
+URLS = MediaUrls("https://media.aviary.example.com")
 
 
 def test_the_first_screen_says_what_aviary_is_before_any_command():
@@ -42,5 +45,17 @@ def test_the_documented_timeline_item_has_the_fields_a_real_item_has():
         "author_id": "u",
         "created_at": "2026-11-30T09:15:02.123Z",
     }
-    [item] = merge_timeline([entry], [], limit=1, cursor=None)["items"]
+    [item] = merge_timeline([entry], [], limit=1, cursor=None, urls=URLS)["items"]
     assert list(documented) == list(item)
+
+
+def _documented_fields(opening: str) -> list[str]:
+    """The field names the README lists in backticks after `opening`, e.g. "A tweet is `{id, ...}`"."""
+    listed = re.search(re.escape(opening) + r"\s*`\{([^}]*)\}`", " ".join(README.split())).group(1)
+    return [name.strip() for name in listed.split(",")]
+
+
+def test_the_documented_tweet_and_original_have_the_fields_a_real_tweet_has():
+    tweet = Tweet("01JD0000000000000000000001", "u", "2026-11-30T09:15:02.123Z", "Hello")
+    assert _documented_fields("A tweet is") == list(tweet.to_json(URLS))
+    assert _documented_fields("under `original` (") == list(tweet.summary_json(URLS))

@@ -51,6 +51,7 @@ from aviary.counts import Counts, EdgeCounter
 from aviary.handles import Handles
 from aviary.keys import FOLLOWER_PREFIX, tweet_id_from_entry_key, user_id_from_sk, user_pk
 from aviary.media import MediaStore
+from aviary.media_urls import MediaUrls
 from aviary.schema import ALL_TABLES
 from aviary.social_graph import SocialGraph
 from aviary.tweet_service import TweetService
@@ -73,6 +74,7 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
 FUNCTION_NAME = "aviary-fanout"
 FAKE_ENDPOINT = f"https://dynamodb.{REGION}.amazonaws.com"  # named in the timeout errors; never called
+MEDIA_BASE_URL = "https://media.aviary.example.com"  # the drill posts text only; tweets still show []
 
 # stacks/components/stream_consumer.py: the event source mapping of every stream consumer.
 FANOUT_MAPPING = MappingSettings(
@@ -808,7 +810,7 @@ class _Drill:
         )
         graph = SocialGraph(client, self.tables["social-graph"])
         handles = Handles(client, self.tables["social-graph"])
-        return {**tweets_api.routes(service), **users_api.routes(graph, handles)}
+        return {**tweets_api.routes(service, MediaUrls(MEDIA_BASE_URL)), **users_api.routes(graph, handles)}
 
     def _fanout(self, *, timeline_cap: int) -> tuple[Callable[[dict[str, Any], Any], Any], Callable[[], Any]]:
         """The fan-out handler over a failing client (watched by `self.applied`), and its contexts."""

@@ -40,6 +40,7 @@ from aviary.errors import ServiceUnavailable
 from aviary.fanout import FanoutService, TimelineWriter
 from aviary.followers import FollowerDirectory
 from aviary.keys import timeline_entry_key
+from aviary.media_urls import MediaUrls
 from aviary.naming import table_name
 from aviary.schema import IDEMPOTENCY
 from aviary.social_graph import SocialGraph
@@ -153,7 +154,7 @@ class SeededTimelines:
 class _NoMedia:
     """The drill posts text only; a post naming media would be a drill bug."""
 
-    def assert_ready(self, owner: str, media_ids: tuple[str, ...]) -> None:
+    def assert_ready(self, owner: str, media_ids: tuple[str, ...]) -> dict[str, str]:
         raise AssertionError(f"the drill posted media {media_ids} for {owner}")
 
 
@@ -340,6 +341,7 @@ class TimelineHost:
                 settings.tweets_table,
                 settings.counts_table,
                 settings.celebrity_follower_threshold,
+                urls=MediaUrls(settings.media_base_url),
             )
         )
         self.cache = TimelineCache(self.cache_path)

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from hosts.timeline_service import unreadable_requests
 from stacks.components.latency_record import FAILURE_THRESHOLD
+from tools.local_runtime import media_delivery
 from tools.local_runtime.settings import LocalSettings, load_local_settings
 
 log = logging.getLogger("aviary.local.front_door")
@@ -158,6 +159,9 @@ def build_app(settings: LocalSettings) -> web.Application:
 
     app.cleanup_ctx.append(checks)
     app.router.add_get("/frontdoor/status", status)
+    media_delivery.add_routes(
+        app, settings.config.account, lambda: [r.region for r in routing.regions if r.healthy]
+    )
     app.router.add_route("*", "/{path:.*}", forward)
     return app
 

@@ -27,6 +27,7 @@ import boto3
 from aiohttp import web
 
 from aviary import clients, naming
+from aviary.media_urls import MEDIA_BASE_URL_VARIABLE
 from aviary.table_probe import unavailable_tables
 from hosts.timeline_service import app as timeline_host
 from hosts.timeline_service.readiness import Check
@@ -57,6 +58,12 @@ def api_handler_path(group: str) -> str:
     return f"lambda_functions.api.{group}.handler"
 
 
+def function_environment(settings: LocalSettings, deployed: dict[str, str]) -> dict[str, str]:
+    """The variables the region's functions share, as deployed, but media URLs on the front door: the
+    deployed media name has no CloudFront behind it locally, and the front door serves media instead."""
+    return {**deployed, MEDIA_BASE_URL_VARIABLE: settings.media_base_url}
+
+
 def timeline_environment(settings: LocalSettings, region: str, shared: dict[str, str]) -> dict[str, str]:
     """What a host's /etc/aviary/timeline.env would say, with the cache under .local/."""
     return {
@@ -68,6 +75,7 @@ def timeline_environment(settings: LocalSettings, region: str, shared: dict[str,
         "AVIARY_CELEBRITY_THRESHOLD": shared["AVIARY_CELEBRITY_THRESHOLD"],
         "AVIARY_CACHE_PATH": str(settings.state_dir / region / "timeline-cache" / "cache.sqlite"),
         "AVIARY_TOKEN_SETTINGS_PARAMETER": naming.TOKEN_SETTINGS_PARAMETER,
+        MEDIA_BASE_URL_VARIABLE: shared[MEDIA_BASE_URL_VARIABLE],
         "AVIARY_HOST": settings.host,
         "AVIARY_PORT": str(settings.api_port(region)),
     }
@@ -164,7 +172,7 @@ def build_region_app(settings: LocalSettings, region: str) -> web.Application:
     """Sets this process up as `region` (environment first: handlers read it at import)."""
     os.environ.update(settings.aws_environment(region))
     deployment = read_deployment(region, clients.client("lambda", region=region))
-    shared = deployment.shared_environment()
+    shared = function_environment(settings, deployment.shared_environment())
     os.environ.update(shared)
 
     host_settings = timeline_host.settings_from_environment(timeline_environment(settings, region, shared))

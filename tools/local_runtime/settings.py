@@ -58,6 +58,12 @@ class LocalSettings:
     def front_door_url(self) -> str:
         return f"http://{self.host}:{self.front_door_port}"
 
+    @property
+    def media_base_url(self) -> str:
+        """Media URLs start here: the front door serves them (media_delivery.py), as CloudFront
+        serves media.<domainName> in prod."""
+        return self.front_door_url
+
     def aws_environment(self, region: str | None = None) -> dict[str, str]:
         """Variables that point boto3 and the CDK CLI at moto with dummy credentials, and boto3's
         DynamoDB and DynamoDB Streams clients at DynamoDB Local (no code names an endpoint)."""

@@ -145,8 +145,8 @@ def test_a_failure_other_than_already_resolved_propagates():
 
 
 class _NoMedia:
-    def assert_ready(self, owner: str, media_ids: tuple[str, ...]) -> None:
-        return None
+    def assert_ready(self, owner: str, media_ids: tuple[str, ...]) -> dict[str, str]:
+        return {}
 
 
 def test_a_post_accepted_in_both_regions_ends_as_the_one_the_client_was_told_about(dynamodb_local, tmp_path):

@@ -33,6 +33,7 @@ from aviary.fanout import (
 from aviary.followers import FollowerDirectory
 from aviary.ids import new_ulid
 from aviary.keys import follower_sk, follows_sk, user_pk
+from aviary.media_urls import MediaUrls
 from aviary.schema import COUNTS, SOCIAL_GRAPH, TIMELINES, TWEETS
 from aviary.timeline import decode_cursor
 from aviary.timeline_store import TimelineStore
@@ -44,6 +45,8 @@ REGION = "us-east-1"
 STREAM_ARN = f"arn:aws:dynamodb:{REGION}:123456789012:table/aviary-tweets/stream/2026-11-21T00:00:00.000"
 BASE_MS = 1_795_000_000_000  # November 2026
 NO_CELEBRITIES = 1_000_000
+BASE_URL = "https://media.aviary.example.com"
+URLS = MediaUrls(BASE_URL)
 
 
 # -- helpers shared with tests/unit/lambda_functions/test_fanout_handler.py ------------------------
@@ -237,7 +240,9 @@ def aws():
 
 
 def test_an_entry_copies_the_timeline_attributes_and_expires_after_the_retention():
-    tweet = make_tweet(1, reply_to="01JD0000000000000000000001", media_ids=("m1", "m2"))
+    tweet = make_tweet(
+        1, reply_to="01JD0000000000000000000001", media_ids=("m1", "m2"), media_versions={"m2": "v2"}
+    )
     entry = timeline_entry("bob", tweet, retention_days=30)
     created = datetime.fromisoformat(tweet.created_at.replace("Z", "+00:00"))
     assert entry == {
@@ -249,6 +254,7 @@ def test_an_entry_copies_the_timeline_attributes_and_expires_after_the_retention
         "text": {"S": "tweet 1 by alice"},
         "reply_to": {"S": "01JD0000000000000000000001"},
         "media_ids": {"L": [{"S": "m1"}, {"S": "m2"}]},
+        "media_versions": {"M": {"m2": {"S": "v2"}}},  # the accepted versions the URLs pin
         "expires_at": {"N": str(int(created.timestamp()) + 30 * 86_400)},
     }
 
@@ -451,7 +457,7 @@ def test_a_retweets_entry_shows_its_original_which_the_retweet_item_does_not_cop
     client, tables = aws
     seed_followers(client, tables, "bob", ["reader"])
     service = build_service(client, tables, live_tweets=LiveTweets(client, tables["tweets"]))
-    original = make_tweet(1, media_ids=("m1",))
+    original = make_tweet(1, media_ids=("m1",), media_versions={"m1": "v1"})
     retweet = retweet_of(original, 2)
     store_tweets(client, tables, original, retweet)
 
@@ -462,6 +468,7 @@ def test_a_retweets_entry_shows_its_original_which_the_retweet_item_does_not_cop
     assert entry["retweet_of"] == {"S": original.tweet_id}
     assert entry["original"] == original.summary_item()
     assert entry["original"]["M"]["text"] == {"S": original.text}
+    assert entry["original"]["M"]["media_versions"] == {"M": {"m1": {"S": "v1"}}}  # its URLs stay pinned
 
 
 def test_deleting_an_original_buries_its_retweets_whose_entries_then_leave_every_timeline(aws):
@@ -955,9 +962,9 @@ def test_fanned_out_entries_are_what_the_timeline_store_reads(aws):
     seed_followers(client, tables, "alice", ["reader", "someone"])
     seed_followers(client, tables, "star", ["reader", *(f"fan{i}" for i in range(5))])
     service = build_service(client, tables, threshold=5)
-    first = make_tweet(1, media_ids=("m1",))
+    first = make_tweet(1, media_ids=("m1", "m2"), media_versions={"m1": "v1"})
     reply = make_tweet(2, reply_to=first.tweet_id)
-    celebrity = make_tweet(3, author="star")
+    celebrity = make_tweet(3, author="star", media_ids=("m3",), media_versions={"m3": "v3"})
     gone = make_tweet(4)
     # The celebrity's tweet is merged on read from the tweets table.
     client.put_item(TableName=tables["tweets"], Item=celebrity.to_item())
@@ -965,7 +972,9 @@ def test_fanned_out_entries_are_what_the_timeline_store_reads(aws):
         service.handle(stream_record("INSERT", new=tweet))
     service.handle(stream_record("MODIFY", new=tombstone(gone), old=gone))
 
-    store = TimelineStore(client, tables["timelines"], graph, tables["tweets"], tables["counts"], 5)
+    store = TimelineStore(
+        client, tables["timelines"], graph, tables["tweets"], tables["counts"], 5, urls=URLS
+    )
     page = store.read_page("reader", 10, None)
 
     assert page["next_cursor"] is None
@@ -982,9 +991,17 @@ def test_fanned_out_entries_are_what_the_timeline_store_reads(aws):
         "reply_to": first.tweet_id,
         "retweet_of": None,
         "media_ids": [],
+        "media_urls": [],
         "original": None,
     }
-    assert page["items"][2]["media_ids"] == ["m1"]
+    # Fanned out with the tweet: the pinned versions, so the page is read without the media table.
+    assert page["items"][2]["media_ids"] == ["m1", "m2"]
+    assert page["items"][2]["media_urls"] == [
+        f"{BASE_URL}/media/alice/m1?versionId=v1",
+        f"{BASE_URL}/media/alice/m2",
+    ]
+    # Merged on read from the tweets table: the same.
+    assert page["items"][0]["media_urls"] == [f"{BASE_URL}/media/star/m3?versionId=v3"]
     assert store.read_page("star", 10, None)["items"][0]["id"] == celebrity.tweet_id
 
 
@@ -1000,7 +1017,7 @@ def test_the_timeline_store_reads_the_newest_entries_of_a_trimmed_timeline(aws):
     newest_first = ids(reversed([*older, tweet]))[:cap]
 
     store = TimelineStore(
-        client, tables["timelines"], tables["social-graph"], tables["tweets"], tables["counts"], 5
+        client, tables["timelines"], tables["social-graph"], tables["tweets"], tables["counts"], 5, urls=URLS
     )
     whole = store.read_page("bob", cap + 10, None)
     assert [item["id"] for item in whole["items"]] == newest_first
@@ -1023,22 +1040,26 @@ def test_a_celebritys_retweets_merged_on_read_show_their_originals_unless_delete
     graph = tables["social-graph"]
     seed_followers(client, tables, "star", [f"fan{i}" for i in range(6)])
     client.put_item(TableName=graph, Item={"pk": {"S": user_pk("reader")}, "sk": {"S": follows_sk("star")}})
-    kept, gone = make_tweet(1, author="alice"), make_tweet(2, author="alice")
+    kept = make_tweet(1, author="alice", media_ids=("m1",), media_versions={"m1": "v1"})
+    gone = make_tweet(2, author="alice")
     retweets = [retweet_of(kept, 3, by="star"), retweet_of(gone, 4, by="star")]
     store_tweets(client, tables, kept, tombstone(gone), *retweets)
 
-    store = TimelineStore(client, tables["timelines"], graph, tables["tweets"], tables["counts"], 5)
+    store = TimelineStore(
+        client, tables["timelines"], graph, tables["tweets"], tables["counts"], 5, urls=URLS
+    )
     page = store.read_page("reader", 10, None)
 
     assert [item["id"] for item in page["items"]] == [retweets[0].tweet_id]
     assert (
         page["items"][0]["original"]
-        == kept.summary_json()
+        == kept.summary_json(URLS)
         == {
             "id": kept.tweet_id,
             "author": "alice",
             "created_at": kept.created_at,
             "text": kept.text,
-            "media_ids": [],
+            "media_ids": ["m1"],
+            "media_urls": [f"{BASE_URL}/media/alice/m1?versionId=v1"],
         }
     )

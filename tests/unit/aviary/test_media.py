@@ -473,15 +473,34 @@ def uploads(service, aws):
     pending, _, _ = _upload(service, aws, PNG, "image/png")
     rejected, key, version = _upload(service, aws, PNG, "image/webp")
     _process(service, aws, key, PNG, version)
-    bobs, key, version = _upload(service, aws, PNG, "image/png", owner="bob")
-    _process(service, aws, key, PNG, version)
-    return {"ready": ready, "pending": pending, "rejected": rejected, "bobs": bobs}
+    bobs, key, bobs_version = _upload(service, aws, PNG, "image/png", owner="bob")
+    _process(service, aws, key, PNG, bobs_version)
+    return {
+        "ready": ready,
+        "pending": pending,
+        "rejected": rejected,
+        "bobs": bobs,
+        "versions": {ready: service.store.get(ready).accepted_version, bobs: bobs_version},
+    }
 
 
-def test_assert_ready_accepts_the_owners_ready_media(service, uploads):
-    service.store.assert_ready("alice", (uploads["ready"],))
-    service.store.assert_ready("alice", ())
-    service.store.assert_ready("bob", (uploads["bobs"],))
+def test_assert_ready_accepts_the_owners_ready_media_and_returns_the_accepted_versions(service, uploads):
+    ready, bobs, versions = uploads["ready"], uploads["bobs"], uploads["versions"]
+    assert all(versions.values())  # the bucket versions
+
+    assert service.store.assert_ready("alice", (ready,)) == {ready: versions[ready]}
+    assert service.store.assert_ready("alice", ()) == {}
+    assert service.store.assert_ready("bob", (bobs,)) == {bobs: versions[bobs]}
+
+
+def test_assert_ready_leaves_out_media_accepted_without_a_version(service):
+    # As the processor records an upload accepted from a bucket that does not version.
+    media_id = service.create_upload("alice", "image/png", len(PNG))["media_id"]
+    assert (
+        service.store.mark_ready(media_id, "image/png", len(PNG), sha256="0" * 64, version_id=None) == "ready"
+    )
+
+    assert service.store.assert_ready("alice", (media_id,)) == {}
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,10 @@ from aviary.counts import LIKES_COUNTER, Counts
 from aviary.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, ValidationError
 from aviary.ids import new_ulid
 from aviary.keys import idempotency_id, like_sk, retweet_sk, tweet_pk, user_pk
+from aviary.media_urls import MediaUrls
 from aviary.naming import table_name
 from aviary.schema import COUNTS, IDEMPOTENCY, SOCIAL_GRAPH, TWEETS
-from aviary.tweet_service import TweetService, request_hash, tweet_from_json
+from aviary.tweet_service import TweetService, request_hash, tweet_from_json, tweet_to_json
 from aviary.tweets import Tweet
 from tests.aws_fakes import CountingClient
 from tests.graph_stream import count_graph_stream
@@ -30,6 +31,9 @@ TTL = 86_400
 TABLES = {schema.role: table_name(schema) for schema in (TWEETS, SOCIAL_GRAPH, IDEMPOTENCY, COUNTS)}
 KEY = "key-0001-abcdef"
 MEDIA = ("01KD0000000000000000000001", "01KD0000000000000000000002")
+# The version each of alice's uploads was accepted as; the second came from a bucket that does not version.
+ACCEPTED_VERSIONS = {MEDIA[0]: "version-a"}
+URLS = MediaUrls("https://media.aviary.example.com")
 
 
 @pytest.fixture
@@ -80,17 +84,22 @@ class UnprocessedBatchGets(CountingClient):
 
 
 class FakeMediaChecker:
-    """Media is ready when it is in `ready` under its owner; records what it was asked."""
+    """Media is ready when it is in `ready` under its owner, accepted as its version in `versions` if
+    it has one; records what it was asked."""
 
-    def __init__(self, ready: dict[str, set[str]] | None = None) -> None:
+    def __init__(
+        self, ready: dict[str, set[str]] | None = None, versions: dict[str, str] | None = None
+    ) -> None:
         self.ready = ready or {}
+        self.versions = versions or {}
         self.calls: list[tuple[str, tuple[str, ...]]] = []
 
-    def assert_ready(self, owner: str, media_ids: tuple[str, ...]) -> None:
+    def assert_ready(self, owner: str, media_ids: tuple[str, ...]) -> dict[str, str]:
         self.calls.append((owner, media_ids))
         for media_id in media_ids:
             if media_id not in self.ready.get(owner, set()):
                 raise ValidationError(f"media {media_id} is not ready", field="media_ids")
+        return {media_id: self.versions[media_id] for media_id in media_ids if media_id in self.versions}
 
 
 class Clock:
@@ -124,7 +133,7 @@ class World:
         self.client = client or CountingClient(dynamodb)
         self.clock = Clock()
         self.sleeps: list[float] = []
-        self.media = FakeMediaChecker({"alice": set(MEDIA)})
+        self.media = FakeMediaChecker({"alice": set(MEDIA)}, ACCEPTED_VERSIONS)
         self.service = TweetService(
             self.client,
             tweets_table=TABLES["tweets"],
@@ -209,7 +218,7 @@ def test_post_writes_the_tweet_and_the_idempotency_record(world):
         "response": {"S": record["response"]["S"]},
         "expiration": {"N": str(NOW_MS // 1000 + TTL)},
     }
-    assert json.loads(record["response"]["S"]) == tweet.to_json()
+    assert json.loads(record["response"]["S"]) == tweet_to_json(tweet)
 
 
 def test_post_without_reply_is_exactly_one_dynamodb_call(world):
@@ -334,7 +343,12 @@ def test_media_is_checked_for_the_author_before_writing(world):
 
     assert world.media.calls == [("alice", MEDIA)]
     assert tweet.media_ids == MEDIA
-    assert world.tweet_item(tweet.tweet_id)["media_ids"] == {"L": [{"S": media_id} for media_id in MEDIA]}
+    assert tweet.media_versions == ACCEPTED_VERSIONS
+    stored = world.tweet_item(tweet.tweet_id)
+    assert stored["media_ids"] == {"L": [{"S": media_id} for media_id in MEDIA]}
+    # Each accepted version is kept on the tweet, so a read needs no media table.
+    assert stored["media_versions"] == {"M": {MEDIA[0]: {"S": "version-a"}}}
+    assert world.service.get(tweet.tweet_id).media_versions == ACCEPTED_VERSIONS
 
 
 def test_media_the_checker_rejects_writes_nothing(world):
@@ -433,9 +447,32 @@ def test_a_tweet_round_trips_through_its_json():
         text="hi",
         reply_to=expected_id(2),
         media_ids=MEDIA,
+        media_versions=ACCEPTED_VERSIONS,
         like_count=3,
     )
-    assert tweet_from_json(tweet.to_json()) == tweet
+    assert tweet_from_json(json.loads(json.dumps(tweet_to_json(tweet)))) == tweet
+
+
+def test_a_record_stored_before_versions_were_kept_replays_with_unpinned_urls():
+    # What an idempotency record held before: the tweet's API shape, without media versions.
+    stored = {
+        "id": expected_id(1),
+        "author": "alice",
+        "created_at": Tweet.created_at_of(expected_id(1)),
+        "text": "hi",
+        "reply_to": None,
+        "retweet_of": None,
+        "media_ids": list(MEDIA),
+        "like_count": 0,
+        "deleted": False,
+        "original": None,
+        "reply_to_deleted": None,
+    }
+
+    replayed = tweet_from_json(stored)
+
+    assert replayed.media_versions == {}
+    assert replayed.to_json(URLS)["media_urls"] == [f"{URLS.base_url}/media/alice/{m}" for m in MEDIA]
 
 
 # -- get ---------------------------------------------------------------------------------------------
@@ -510,7 +547,7 @@ def test_delete_leaves_a_tombstone_without_text_or_media(world):
     tombstone = world.tweet_item(tweet.tweet_id)
     assert tombstone["deleted"] == {"BOOL": True}
     assert "text" not in tombstone
-    assert "media_ids" not in tombstone
+    assert "media_ids" not in tombstone and "media_versions" not in tombstone
     assert tombstone["author_id"] == {"S": "alice"}
     assert tombstone["created_at"] == {"S": tweet.created_at}
 
@@ -687,7 +724,7 @@ def test_a_retweet_refers_to_its_original_and_records_a_marker(world):
     stored = world.tweet_item(retweet.tweet_id)
     assert "text" not in stored and "media_ids" not in stored  # nothing of the original is copied
     assert retweet.original == original  # shown with the original as it is now
-    assert retweet.to_json()["original"]["text"] == "worth sharing"
+    assert retweet.to_json(URLS)["original"]["text"] == "worth sharing"
     marker = world.graph_item(user_pk("alice"), retweet_sk(original.tweet_id))
     assert marker["retweet_id"] == {"S": retweet.tweet_id}
 
@@ -711,11 +748,11 @@ def test_a_retweet_is_read_with_its_original_and_is_gone_once_the_original_is(wo
 def test_a_reply_keeps_its_text_and_shows_its_parent_deleted(world):
     parent, _ = world.service.post("bob", KEY, "a question")
     reply, _ = world.service.post("alice", "key-0002-abcdef", "an answer", reply_to=parent.tweet_id)
-    assert world.service.get(reply.tweet_id).to_json()["reply_to_deleted"] is False
+    assert world.service.get(reply.tweet_id).to_json(URLS)["reply_to_deleted"] is False
 
     world.service.delete("bob", parent.tweet_id)
 
-    shown = world.service.get(reply.tweet_id).to_json()
+    shown = world.service.get(reply.tweet_id).to_json(URLS)
     assert (shown["text"], shown["reply_to"], shown["reply_to_deleted"]) == (
         "an answer",
         parent.tweet_id,

@@ -161,6 +161,7 @@ def test_the_cache_mount_setting_is_optional_and_read_when_given():
         "AVIARY_COUNTS_TABLE": "c",
         "AVIARY_CELEBRITY_THRESHOLD": "10",
         "AVIARY_TOKEN_SETTINGS_PARAMETER": "/aviary/token-settings",
+        "AVIARY_MEDIA_BASE_URL": "https://media.aviary.example.com",
     }
     assert settings_from_environment(base).cache_mount is None
     assert settings_from_environment({**base, "AVIARY_CACHE_MOUNT": "/data"}).cache_mount == "/data"

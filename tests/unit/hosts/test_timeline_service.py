@@ -25,6 +25,7 @@ from aviary.clients import AWS_CONFIG
 from aviary.counts import Counts
 from aviary.errors import ServiceUnavailable
 from aviary.keys import follows_sk, timeline_entry_key, user_pk
+from aviary.media_urls import MEDIA_BASE_URL_VARIABLE, MediaUrls
 from aviary.schema import COUNTS, SOCIAL_GRAPH, TIMELINES, TWEETS
 from aviary.timeline import decode_cursor
 from aviary.timeline_store import TimelineStore
@@ -38,6 +39,7 @@ from tests.tokens import AUDIENCE, ISSUER, TokenIssuer
 
 REGION = "us-east-1"
 THRESHOLD = 10_000
+MEDIA_BASE_URL = "https://media.aviary.example.com"
 
 
 # -- harness -----------------------------------------------------------------------------------
@@ -116,6 +118,7 @@ class Timelines:
             "created_at": {"S": created_at(n)},
             "text": {"S": f"tweet {n} by {author}"},
             "media_ids": {"L": [{"S": f"media-{n}"}]},
+            "media_versions": {"M": {f"media-{n}": {"S": f"version-{n}"}}},
         }
         if deleted:
             item["deleted"] = {"BOOL": True}
@@ -169,6 +172,7 @@ class Host:
             self.data.names["tweets"],
             self.data.names["counts"],
             THRESHOLD,
+            urls=MediaUrls(MEDIA_BASE_URL),
         )
         self.service = TimelineService(store, self.cache, self.clock, **service_options)
         self.app = make_app(self.service, TokenVerifier(ISSUER, AUDIENCE, tokens.key_source))
@@ -227,6 +231,7 @@ def test_a_miss_reads_dynamodb_and_a_fresh_hit_does_not(host, tokens):
         "reply_to": None,
         "retweet_of": None,
         "media_ids": ["media-2"],
+        "media_urls": [f"{MEDIA_BASE_URL}/media/carol/media-2?versionId=version-2"],
         "original": None,
     }
     assert first["next_cursor"] is None
@@ -667,6 +672,7 @@ REQUIRED = {
     "AVIARY_CELEBRITY_THRESHOLD": "10000",
     "AVIARY_JWT_ISSUER": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Pool/",
     "AVIARY_JWT_AUDIENCE": "client-id",
+    MEDIA_BASE_URL_VARIABLE: f"{MEDIA_BASE_URL}/",
 }
 
 
@@ -680,6 +686,7 @@ def test_settings_fill_in_defaults():
     assert settings_.jwt_issuer == "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Pool"
     assert settings_.jwks_url == f"{settings_.jwt_issuer}/.well-known/jwks.json"
     assert settings_.celebrity_follower_threshold == 10_000
+    assert settings_.media_base_url == MEDIA_BASE_URL  # without its trailing slash
 
 
 @pytest.mark.parametrize("name", list(REQUIRED))
@@ -698,6 +705,15 @@ def test_a_bad_number_setting_is_named(name, value):
         settings_from_environment({**REQUIRED, name: value})
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["media.aviary.example.com", "ftp://media.aviary.example.com", "https://", f"{MEDIA_BASE_URL}/?v=1"],
+)
+def test_a_media_base_url_that_is_not_an_absolute_http_url_is_named(value):
+    with pytest.raises(SettingsError, match=rf"^Environment variable {MEDIA_BASE_URL_VARIABLE} must be"):
+        settings_from_environment({**REQUIRED, MEDIA_BASE_URL_VARIABLE: value})
+
+
 def test_deployed_hosts_take_token_settings_from_the_parameter_their_env_file_names():
     # The env file the fleet writes (stacks/components/host_fleet.py) sets the parameter and no
     # issuer: the service must start from those variables alone.
@@ -711,6 +727,7 @@ def test_deployed_hosts_take_token_settings_from_the_parameter_their_env_file_na
         counts_table="counts",
         celebrity_follower_threshold=10_000,
         token_settings_parameter="/aviary/identity/token-settings",
+        media_base_url=MEDIA_BASE_URL,
     ).environment_file()
     environ = dict(line.split("=", 1) for line in env_file.splitlines())
     settings_ = settings_from_environment(environ)
@@ -718,6 +735,7 @@ def test_deployed_hosts_take_token_settings_from_the_parameter_their_env_file_na
     assert settings_.jwt_issuer is None
     assert settings_.cache_path == "/data/timeline-cache/cache.sqlite"
     assert settings_.port == 8080
+    assert settings_.media_base_url == MEDIA_BASE_URL
 
 
 # -- protocol errors ----------------------------------------------------------------------------------

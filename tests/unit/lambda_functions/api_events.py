@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from aviary.media_urls import MEDIA_BASE_URL_VARIABLE
 from aviary.naming import table_name
 from aviary.schema import COUNTS, IDEMPOTENCY, MEDIA, SOCIAL_GRAPH, TWEETS
 
@@ -19,6 +20,7 @@ USER_POOL_ID = f"{REGION}_AbCdEfGhI"
 CLIENT_ID = "4tq1n8dn5pv5r1bd0fnfqr7d5e"
 USERNAME_CLAIM = "cognito:username"
 TIME_EPOCH_MS = 1_795_000_000_000
+MEDIA_BASE_URL = "https://media.aviary.example.com"  # stacks/config.py's media_base_url by default
 
 
 # What the API functions' environment holds in the template, for handlers run in tests.
@@ -31,6 +33,8 @@ HANDLER_ENVIRONMENT = {
     "AVIARY_MEDIA_TABLE": table_name(MEDIA),
     # A derived table is named by CloudFormation; any name does here.
     "AVIARY_COUNTS_TABLE": table_name(COUNTS),
+    # The tweets routes' only: they show media URLs.
+    MEDIA_BASE_URL_VARIABLE: MEDIA_BASE_URL,
 }
 
 

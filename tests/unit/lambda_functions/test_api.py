@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType, SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import boto3
 import pytest
@@ -42,6 +42,7 @@ from tests.moto_tables import create_tables
 from tests.unit.lambda_functions.api_events import (
     ACCOUNT,
     HANDLER_ENVIRONMENT,
+    MEDIA_BASE_URL,
     NO_USER,
     REGION,
     api_event,
@@ -105,6 +106,7 @@ TWEET_FIELDS = {
     "reply_to",
     "retweet_of",
     "media_ids",
+    "media_urls",
     "like_count",
     "deleted",
     "original",
@@ -209,11 +211,13 @@ class World:
         assert reply.status == 201, reply.body
         return reply.body["media_id"]
 
-    def ready_media(self, user: str = "alice") -> str:
-        """An upload the media processor accepted."""
+    def ready_media(self, user: str = "alice", *, versioned: bool = True) -> str:
+        """An upload the media processor accepted: as version `accepted_version(media_id)`, or (not
+        `versioned`) from a bucket that does not version."""
         media_id = self.upload(user)
         store = MediaStore(self.dynamodb, self.tables["media"])
-        assert store.mark_ready(media_id, "image/jpeg", 1234, sha256="0" * 64, version_id=None)
+        version = accepted_version(media_id) if versioned else None
+        assert store.mark_ready(media_id, "image/jpeg", 1234, sha256="0" * 64, version_id=version)
         return media_id
 
     def rejected_media(self, user: str = "alice") -> str:
@@ -281,7 +285,7 @@ def world(aws):
 def test_the_routes_here_are_every_route_the_handlers_serve():
     served = {
         key
-        for routes in (tweets_api.routes(None), users_api.routes(None, None), media_api.routes(None))
+        for routes in (tweets_api.routes(None, None), users_api.routes(None, None), media_api.routes(None))
         for key in routes
     }
     assert served == set(ROUTES)
@@ -302,7 +306,12 @@ def test_post_tweet_returns_the_new_tweet(world):
     assert is_ulid(tweet["id"])
     assert tweet["author"] == user_id("alice")  # the caller is the token's sub, never a username
     assert tweet["text"] == "hello, world"
-    assert (tweet["reply_to"], tweet["retweet_of"], tweet["media_ids"]) == (None, None, [])
+    assert (tweet["reply_to"], tweet["retweet_of"], tweet["media_ids"], tweet["media_urls"]) == (
+        None,
+        None,
+        [],
+        [],
+    )
     assert (tweet["like_count"], tweet["deleted"]) == (0, False)
     assert world.tweet(tweet["id"]).body == tweet
     assert world.counts() == {
@@ -339,13 +348,58 @@ def test_a_reply_to_a_missing_or_deleted_tweet_is_not_found(world, deleted):
     assert world.counts() == before
 
 
+def accepted_version(media_id: str) -> str:
+    """The version ID a test's accepted upload has: S3's are opaque, and may need escaping in a URL."""
+    return f"v+{media_id.lower()}/."
+
+
 def test_post_with_ready_media(world):
-    media = [world.ready_media(), world.ready_media()]
+    media = [world.ready_media(), world.ready_media(versioned=False), world.ready_media()]
 
     tweet = world.post("pictures", media_ids=media)
 
     assert tweet["media_ids"] == media
-    assert world.tweet(tweet["id"]).body["media_ids"] == media
+    owner = user_id("alice")
+    # In media_ids' order, pinned to the accepted version where the bucket versions.
+    assert tweet["media_urls"] == [
+        f"{MEDIA_BASE_URL}/media/{owner}/{media[0]}?versionId={quote(accepted_version(media[0]), safe='')}",
+        f"{MEDIA_BASE_URL}/media/{owner}/{media[1]}",
+        f"{MEDIA_BASE_URL}/media/{owner}/{media[2]}?versionId={quote(accepted_version(media[2]), safe='')}",
+    ]
+    assert world.tweet(tweet["id"]).body == tweet
+    # The versions are kept on the tweet: reading it asks nothing of the media table.
+    [item] = world.items("tweets")
+    assert item["media_versions"] == {
+        "M": {media[0]: {"S": accepted_version(media[0])}, media[2]: {"S": accepted_version(media[2])}}
+    }
+
+
+def test_a_replayed_post_with_media_shows_the_same_pinned_urls(world):
+    media = [world.ready_media()]
+    key = new_key()
+    first = world.call(
+        "POST /tweets", body={"text": "pics", "media_ids": media}, headers={"idempotency-key": key}
+    )
+
+    again = world.call(
+        "POST /tweets", body={"text": "pics", "media_ids": media}, headers={"idempotency-key": key}
+    )
+
+    assert (again.status, again.headers[REPLAYED]) == (201, "true")
+    assert again.body == first.body
+    assert again.body["media_urls"][0].endswith(f"?versionId={quote(accepted_version(media[0]), safe='')}")
+
+
+def test_a_retweet_shows_its_originals_media_urls(world):
+    original = world.post("look", user="bob", media_ids=[world.ready_media(user="bob")])
+
+    retweet = world.call("POST /tweets/{id}/retweet", path={"id": original["id"]}).body
+
+    assert retweet["media_ids"] == retweet["media_urls"] == []  # a retweet has no media of its own
+    assert retweet["original"]["media_ids"] == original["media_ids"]
+    assert retweet["original"]["media_urls"] == original["media_urls"]
+    assert original["media_urls"][0].startswith(f"{MEDIA_BASE_URL}/media/{user_id('bob')}/")
+    assert world.tweet(retweet["id"]).body["original"] == retweet["original"]
 
 
 @pytest.mark.parametrize("state", ["someone-elses", "pending", "rejected", "unknown"])
@@ -578,7 +632,7 @@ def test_delete_own_tweet_leaves_a_tombstone(world):
     assert_error(world.tweet(tweet["id"]), 404, "id")
     [item] = world.items("tweets")
     assert item["deleted"] == {"BOOL": True}
-    assert "text" not in item and "media_ids" not in item
+    assert "text" not in item and "media_ids" not in item and "media_versions" not in item
     # Deleting again is fine and changes nothing.
     before = world.snapshot()
     again = world.call("DELETE /tweets/{id}", path={"id": tweet["id"]})
@@ -623,7 +677,7 @@ def test_retweet_once_per_user(world):
     assert first.body["retweet_of"] == original["id"]
     assert first.body["text"] == ""  # a retweet has no text of its own: it shows its original's
     assert first.body["original"] == {
-        key: original[key] for key in ("id", "author", "created_at", "text", "media_ids")
+        key: original[key] for key in ("id", "author", "created_at", "text", "media_ids", "media_urls")
     }
     assert first.body["id"] != original["id"]
     assert (again.status, again.body, again.headers[REPLAYED]) == (201, first.body, "true")
@@ -1393,5 +1447,9 @@ def test_no_route_key_makes_a_server_error(world, module, route_key, user):
     reply = world.call(route_key, module=module, user=user, body={"text": "hi"})
 
     assert reply.status < 500, reply.body
-    if route_key not in {**tweets_api.routes(None), **users_api.routes(None, None), **media_api.routes(None)}:
+    if route_key not in {
+        **tweets_api.routes(None, None),
+        **users_api.routes(None, None),
+        **media_api.routes(None),
+    }:
         assert reply.status in (400, 401, 404)

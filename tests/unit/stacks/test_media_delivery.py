@@ -3,8 +3,11 @@ reached through origin access control, which the buckets and their keys allow.""
 
 from __future__ import annotations
 
+import json
+
 from aviary import naming
 from aviary.keys import MEDIA_KEY_PREFIX
+from aviary.media_urls import MEDIA_BASE_URL_VARIABLE
 from stacks.aviary_app import stack_name
 from stacks.components.media_distribution import (
     CACHE_DAYS,
@@ -13,6 +16,7 @@ from stacks.components.media_distribution import (
     FAILOVER_STATUS_CODES,
 )
 from stacks.media_delivery_stack import CLOUDFRONT_REGION
+from tools.local_runtime import media_delivery
 
 MEDIA = stack_name("MediaDelivery", CLOUDFRONT_REGION)
 DAY = 86_400
@@ -150,3 +154,35 @@ def test_every_media_bucket_and_key_let_this_accounts_distributions_read_media_o
         [key_statement] = _allowing_cloudfront(resources[key_id]["Properties"]["KeyPolicy"]["Statement"])
         assert key_statement["Action"] == "kms:Decrypt"
         assert key_statement["Condition"] == conditions
+
+
+# -- the URLs that lead here -------------------------------------------------------------------------
+
+
+def test_every_function_and_host_that_shows_tweets_builds_media_urls_on_the_media_name(prod_assembly):
+    config = prod_assembly.config
+    assert config.media_base_url == f"https://{config.media_name}"
+    for region in config.region_names:
+        stack = stack_name("Service", region)
+        variables = {
+            function["Properties"]["Handler"]: function["Properties"]
+            .get("Environment", {})
+            .get("Variables", {})
+            for function in prod_assembly.resources(stack, "AWS::Lambda::Function").values()
+            if function["Properties"].get("Handler", "").startswith("lambda_functions.")
+        }
+        # Only the tweets routes show tweets; no other function is given a setting it does not read.
+        showing = {
+            handler: v[MEDIA_BASE_URL_VARIABLE]
+            for handler, v in variables.items()
+            if MEDIA_BASE_URL_VARIABLE in v
+        }
+        assert showing == {"lambda_functions.api.tweets.handler": f"https://{config.media_name}"}
+        # The timeline hosts' environment file (written by the launch template's user data).
+        [template] = prod_assembly.resources(stack, "AWS::EC2::LaunchTemplate").values()
+        user_data = json.dumps(template["Properties"]["LaunchTemplateData"]["UserData"])
+        assert f"\\n{MEDIA_BASE_URL_VARIABLE}=https://{config.media_name}\\n" in user_data
+
+
+def test_local_media_urls_are_cached_as_long_as_the_distribution_keeps_them():
+    assert media_delivery.CACHE_SECONDS == CACHE_DAYS * DAY
