@@ -307,6 +307,9 @@ class LocalStage:
         if self.processes.pid(region_process(region)) is not None:
             return REGION_ALREADY_UP
         self.start_region(region)
+        # Back means routed to again: the front door takes its failure threshold of passed checks
+        # (as Route 53 does) before the first region in order serves once more.
+        self.wait_for_front_door()
         return REGION_BACK if was_down else REGION_RESTARTED
 
     def _known(self, region: str) -> None:

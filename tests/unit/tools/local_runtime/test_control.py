@@ -194,7 +194,10 @@ def test_a_stage_that_stops_answering_mid_command_is_a_sentence_not_a_traceback(
 def test_region_up_says_whether_the_region_was_down_had_died_or_was_already_up(stage, sleeper, monkeypatch):
     monkeypatch.setattr(stage, "check_running", lambda **_: None)
     started: list[str] = []
+    routed_again: list[str] = []
     monkeypatch.setattr(stage, "start_region", started.append)
+    # A region brought back is waited for until the front door routes to the first region up again.
+    monkeypatch.setattr(stage, "wait_for_front_door", lambda: routed_again.append(started[-1]))
 
     pretend_running(stage.settings.state_dir, sleeper, "region-us-east-1")
     assert stage.region_up("us-east-1") == REGION_ALREADY_UP
@@ -207,6 +210,7 @@ def test_region_up_says_whether_the_region_was_down_had_died_or_was_already_up(s
 
     assert stage.region_up("us-west-2") == REGION_RESTARTED  # not down, yet no process
     assert started == ["us-east-1", "us-west-2"]
+    assert routed_again == ["us-east-1", "us-west-2"]
 
 
 def test_a_finished_deploy_says_what_to_run_next_and_how_to_stop(stage):
