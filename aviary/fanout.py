@@ -21,31 +21,21 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from aviary.batches import BATCH_WRITE_MAX_ITEMS, UnprocessedRetries, batch_write
 from aviary.followers import FollowerDirectory
 from aviary.keys import TIMELINE_ENTRY_ATTRIBUTES, timeline_entry_key
 from aviary.timeline_settings import DEFAULT_RETENTION_DAYS
 from aviary.tombstones import Tombstones
 from aviary.tweets import Tweet
 
-BATCH_WRITE_MAX_ITEMS = 25  # DynamoDB's limit per BatchWriteItem
 # One trim reads about max_entries keys (~6 RCU at 800): sampling 1 write in 128 keeps that near 5 %
 # of a fan-out's write cost, and a timeline at most ~128 entries over its cap between trims.
 DEFAULT_TRIM_SAMPLE_EVERY = 128
 DEFAULT_MAX_DELETES_PER_TRIM = 500
 SECONDS_PER_DAY = 86_400
-# Errors that mean "slow down", not "this request is wrong": the whole chunk is retried.
-THROTTLING_ERROR_CODES = frozenset(
-    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
-)
 _REQUIRED_TWEET_ATTRIBUTES = ("tweet_id", "author_id", "created_at")
 
 AttributeMap = dict[str, dict[str, Any]]
-
-
-class TimelineWriteIncomplete(Exception):
-    """Timeline writes stayed unprocessed after every attempt; the stream record must be retried."""
 
 
 def expires_at(created_at: str, retention_days: int) -> int:
@@ -90,7 +80,9 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 class TimelineWriter:
-    """Puts and deletes timeline entries with BatchWriteItem, retrying what DynamoDB leaves unprocessed."""
+    """Puts and deletes timeline entries with BatchWriteItem, 25 at a time, sending again what DynamoDB
+    leaves unprocessed (aviary.batches). What stays unprocessed, or a call botocore's retries could not
+    get through, fails the stream record, and the event source retries it."""
 
     def __init__(
         self,
@@ -107,11 +99,13 @@ class TimelineWriter:
             raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
         self.dynamodb = dynamodb_client
         self.timelines_table = timelines_table
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self._sleep = sleep
-        self._rng = rng or random.Random()
+        self.retries = UnprocessedRetries(
+            attempts=max_attempts,
+            base_delay=base_delay,
+            max_delay=max_delay,
+            sleep=sleep,
+            rng=rng or random.Random(),
+        )
 
     def put_entries(self, entries: Iterable[AttributeMap]) -> int:
         """Write every entry (consumed lazily, 25 at a time); returns how many were written."""
@@ -124,33 +118,9 @@ class TimelineWriter:
     def _write(self, requests: Iterable[dict[str, Any]]) -> int:
         written = 0
         for chunk in _chunks(requests, BATCH_WRITE_MAX_ITEMS):
-            self._write_chunk(chunk)
+            batch_write(self.dynamodb, self.timelines_table, chunk, self.retries)
             written += len(chunk)
         return written
-
-    def _write_chunk(self, chunk: list[dict[str, Any]]) -> None:
-        pending = chunk
-        for attempt in range(self.max_attempts):
-            if attempt:
-                self._sleep(self._backoff(attempt))
-            try:
-                response = self.dynamodb.batch_write_item(RequestItems={self.timelines_table: pending})
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") not in THROTTLING_ERROR_CODES:
-                    raise
-                continue  # nothing in this call was applied: the same requests go again
-            pending = response.get("UnprocessedItems", {}).get(self.timelines_table, [])
-            if not pending:
-                return
-        raise TimelineWriteIncomplete(
-            f"{len(pending)} of {len(chunk)} timeline writes to {self.timelines_table} stayed "
-            f"unprocessed after {self.max_attempts} BatchWriteItem attempts"
-        )
-
-    def _backoff(self, attempt: int) -> float:
-        # Full jitter: concurrent fan-outs throttled together must not retry in lockstep.
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return self._rng.uniform(0, ceiling)
 
 
 def sample_hash(user_id: str, tweet_id: str) -> int:

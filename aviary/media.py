@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from botocore.exceptions import ClientError
 
 from aviary import keys, validation
+from aviary.batches import BatchIncomplete, UnprocessedRetries, batch_get_items
 from aviary.errors import Conflict, ServiceUnavailable, ValidationError
 from aviary.ids import RANDOM_BYTES, is_ulid, new_ulid, utc_timestamp
 from aviary.validation import MEDIA_SIZE_CAPS
@@ -41,6 +43,7 @@ _FTYP_MAX_SIZE = 1024
 _STILL_IMAGE_BRANDS = frozenset({b"mif1", b"msf1", b"heic", b"heix", b"hevc", b"hevx", b"avif", b"avis"})
 
 _MEDIA_KEY = re.compile(rf"{re.escape(keys.MEDIA_KEY_PREFIX)}([^/]+)/([^/]+)")
+# Few: a client posting a tweet is better told to retry than kept waiting.
 _BATCH_GET_ATTEMPTS = 3
 
 
@@ -125,9 +128,12 @@ def _error_code(error: ClientError) -> str:
 class MediaStore:
     """The media table: pending records, one-way transitions to ready or rejected, and checks."""
 
-    def __init__(self, dynamodb_client: Any, media_table: str) -> None:
+    def __init__(
+        self, dynamodb_client: Any, media_table: str, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self._dynamodb = dynamodb_client
         self._table = media_table
+        self._batch_get_retries = UnprocessedRetries(attempts=_BATCH_GET_ATTEMPTS, sleep=sleep)
 
     def record_pending(
         self, media_id: str, owner: str, content_type: str, size: int, created_at: str
@@ -259,17 +265,13 @@ class MediaStore:
     def _batch_get(self, media_ids: tuple[str, ...]) -> dict[str, MediaRecord]:
         # Eventually consistent: a just-finished upload may read as pending for a moment, which
         # the caller is told to retry; strongly consistent reads would cost twice as much.
-        request = {self._table: {"Keys": [{"media_id": {"S": media_id}} for media_id in media_ids]}}
-        records: dict[str, MediaRecord] = {}
-        for _ in range(_BATCH_GET_ATTEMPTS):
-            response = self._dynamodb.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(self._table, []):
-                record = MediaRecord.from_item(item)
-                records[record.media_id] = record
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                return records
-        raise ServiceUnavailable("The media table is busy; try posting again in a moment.")
+        wanted = [{"media_id": {"S": media_id}} for media_id in media_ids]
+        try:
+            items = batch_get_items(self._dynamodb, self._table, wanted, self._batch_get_retries)
+        except BatchIncomplete:
+            raise ServiceUnavailable("The media table is busy; try posting again in a moment.") from None
+        records = (MediaRecord.from_item(item) for item in items)
+        return {record.media_id: record for record in records}
 
 
 class MediaNotYetRecorded(Exception):

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from aviary.batch_get import BATCH_GET_MAX_KEYS, batch_get_items
+from aviary.batches import BATCH_GET_MAX_KEYS, UnprocessedRetries, batch_get_items
 from aviary.tweets import Tweet
 
 BY_AUTHOR = "by_author"  # the tweets table's index of an author's tweets by time (aviary.schema.TWEETS)
@@ -21,7 +21,7 @@ class RecentTweets:
     ) -> None:
         self.dynamodb = dynamodb_client
         self.tweets_table = tweets_table
-        self._sleep = sleep
+        self._batch_get_retries = UnprocessedRetries(sleep=sleep)
 
     def newest(self, author: str, count: int, *, since: str) -> list[tuple[Tweet, Tweet | None]]:
         """Up to `count` of `author`'s newest live tweets created at or after `since` (a created_at
@@ -59,10 +59,9 @@ class RecentTweets:
         originals: dict[str, Tweet] = {}
         for start in range(0, len(tweet_ids), BATCH_GET_MAX_KEYS):
             keys = [{"tweet_id": {"S": each}} for each in tweet_ids[start : start + BATCH_GET_MAX_KEYS]]
-            items = batch_get_items(
-                self.dynamodb, self.tweets_table, keys, consistent=True, sleep=self._sleep
-            )
-            for item in items:
+            for item in batch_get_items(
+                self.dynamodb, self.tweets_table, keys, self._batch_get_retries, consistent=True
+            ):
                 if item.get("deleted", {}).get("BOOL") is not True:
                     originals[item["tweet_id"]["S"]] = Tweet.from_item(item)
         return originals

@@ -7,11 +7,11 @@ behind is fine. Blocking boto3 calls; the hosts run this in a thread executor un
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from aviary.batch_get import BATCH_GET_MAX_KEYS, batch_get_items
+from aviary.batches import BATCH_GET_MAX_KEYS, UnprocessedRetries, batch_get_items
 from aviary.counts import Counts, value_of
 from aviary.keys import FOLLOWS_PREFIX, TIMELINE_ENTRY_ATTRIBUTES, USER_PREFIX, user_id_from_sk, user_pk
 from aviary.media_urls import MediaUrls
@@ -80,8 +80,7 @@ class TimelineStore:
         self.tweets_table = tweets_table
         self.counts_table = counts_table
         self.celebrity_follower_threshold = celebrity_follower_threshold
-        self.batch_get_attempts = batch_get_attempts
-        self._sleep = sleep
+        self.batch_get_retries = UnprocessedRetries(attempts=batch_get_attempts, sleep=sleep)
 
     def read_page(self, user: str, limit: int, cursor: str | None) -> TimelinePage:
         """One page of `user`'s timeline older than `cursor` (a decoded entry key)."""
@@ -155,10 +154,8 @@ class TimelineStore:
                     celebrities.append(counter["pk"]["S"].removeprefix(USER_PREFIX))
         return sorted(celebrities)
 
-    def _batch_get(self, table: str, keys: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        return batch_get_items(
-            self.dynamodb, table, keys, attempts=self.batch_get_attempts, sleep=self._sleep
-        )
+    def _batch_get(self, table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return batch_get_items(self.dynamodb, table, keys, self.batch_get_retries)
 
     def recent_tweets(self, author: str, count: int, cursor: str | None) -> list[dict[str, Any]]:
         """Up to `count` of `author`'s newest tweets not deleted, at or before the cursor's time."""

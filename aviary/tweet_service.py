@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from aviary.batches import BatchIncomplete, UnprocessedRetries, batch_get
 from aviary.counts import Counts, value_of
 from aviary.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, ValidationError
 from aviary.ids import RANDOM_BYTES, new_ulid
@@ -124,7 +125,7 @@ class TweetService:
         self._clock_ms = clock_ms
         self._random_bytes = random_bytes
         self._ttl_seconds = idempotency_ttl_seconds
-        self._sleep = sleep
+        self._batch_get_retries = UnprocessedRetries(attempts=BATCH_GET_ATTEMPTS, sleep=sleep)
 
     # -- post ------------------------------------------------------------------------------------
 
@@ -434,21 +435,10 @@ class TweetService:
             self._tweets: {"Keys": [tweet_key], "ConsistentRead": consistent},
             self._counts: {"Keys": [Counts.likes_key(tweet_id)], "ConsistentRead": consistent},
         }
-        found: dict[str, list[dict[str, Any]]] = {self._tweets: [], self._counts: []}
-        for attempt in range(BATCH_GET_ATTEMPTS):
-            response = self._dynamodb.batch_get_item(RequestItems=request)
-            for table, items in response.get("Responses", {}).items():
-                found[table].extend(items)
-            request = {
-                table: keys for table, keys in response.get("UnprocessedKeys", {}).items() if keys.get("Keys")
-            }
-            if not request:
-                break
-            if attempt + 1 < BATCH_GET_ATTEMPTS:
-                # Unprocessed keys mean throttling: back off before asking again.
-                self._sleep(0.05 * 2**attempt)
-        else:
-            raise ServiceUnavailable(f"Reading tweet {tweet_id} was throttled; retry the request.")
+        try:
+            found = batch_get(self._dynamodb, request, self._batch_get_retries)
+        except BatchIncomplete:
+            raise ServiceUnavailable(f"Reading tweet {tweet_id} was throttled; retry the request.") from None
         if not found[self._tweets]:
             return None
         tweet = Tweet.from_item(found[self._tweets][0])

@@ -23,7 +23,7 @@ from typing import Protocol
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
-from aviary.batch_get import StoreIncomplete
+from aviary.batches import BatchIncomplete
 from aviary.errors import ServiceUnavailable
 from aviary.timeline import TimelinePage
 from hosts.timeline_service.cache import TimelineCache
@@ -46,7 +46,7 @@ class _Overloaded(Exception):
 
 
 # What "DynamoDB is slow or failing" looks like from here; anything else is a bug and surfaces.
-DEPENDENCY_FAILURES = (TimeoutError, BotoCoreError, ClientError, Boto3Error, StoreIncomplete, _Overloaded)
+DEPENDENCY_FAILURES = (TimeoutError, BotoCoreError, ClientError, Boto3Error, BatchIncomplete, _Overloaded)
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs more to build, once per request

@@ -14,16 +14,15 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from aviary.batches import BATCH_WRITE_MAX_ITEMS, BatchIncomplete
 from aviary.clients import AWS_CONFIG
 from aviary.counts import Counts
 from aviary.fanout import (
-    BATCH_WRITE_MAX_ITEMS,
     FanoutResult,
     FanoutService,
     LiveTweets,
     OriginalNotHereYet,
     TimelineTrimmer,
-    TimelineWriteIncomplete,
     TimelineWriter,
     entry_key,
     expires_at,
@@ -184,8 +183,14 @@ def half_processed(client: Any, times: int) -> Callable[[str, dict[str, Any]], A
     return fault
 
 
+def never_processed(name: str, kwargs: dict[str, Any]) -> Any:
+    """A fault: every BatchWriteItem call applies nothing and returns all its requests as unprocessed."""
+    return {"UnprocessedItems": kwargs["RequestItems"]} if name == "batch_write_item" else None
+
+
 def throttled(times: int) -> Callable[[str, dict[str, Any]], Any]:
-    """A fault: the first `times` BatchWriteItem calls fail with ProvisionedThroughputExceeded."""
+    """A fault: the first `times` BatchWriteItem calls fail with ProvisionedThroughputExceeded, as they
+    reach the code once botocore's own retries are spent."""
     remaining = [times]
 
     def fault(name: str, _kwargs: dict[str, Any]) -> Any:
@@ -583,13 +588,11 @@ def test_redelivered_records_leave_the_same_items(aws):
     )
 
 
-@pytest.mark.parametrize("fault", ["half-processed", "throttled"])
-def test_throttling_is_retried_until_everything_is_written_once(aws, fault):
+def test_unprocessed_items_are_sent_again_until_everything_is_written_once(aws):
     client, tables = aws
     followers = [f"f{i:02d}" for i in range(60)]
     seed_followers(client, tables, "alice", followers)
-    injected = half_processed(client, times=4) if fault == "half-processed" else throttled(times=3)
-    counting = CountingClient(client, by_operation=True, fault=injected)
+    counting = CountingClient(client, by_operation=True, fault=half_processed(client, times=4))
     sleeps: list[float] = []
     tweet = make_tweet(1)
 
@@ -599,39 +602,55 @@ def test_throttling_is_retried_until_everything_is_written_once(aws, fault):
     assert all_entries(client, tables["timelines"]) == expected_entries(
         {u: [tweet] for u in ["alice", *followers]}
     )
-    assert len(sleeps) in (3, 4) and all(0 <= s <= 1.0 for s in sleeps)
+    assert len(sleeps) == 4 and all(0 <= s <= 1.0 for s in sleeps)
 
 
-def test_persistent_throttling_raises_after_max_attempts(aws):
+def test_a_throttled_batch_fails_the_record_at_once_and_its_redelivery_writes_everything_once(aws):
+    # botocore's standard retries (aviary.clients) were spent on it already: the event source retries.
     client, tables = aws
-    counting = CountingClient(client, by_operation=True, fault=throttled(times=100))
+    seed_followers(client, tables, "alice", ["bob", "carol"])
+    counting = CountingClient(client, by_operation=True, fault=throttled(times=1))
+    sleeps: list[float] = []
+    service = build_service(counting, tables, sleeps=sleeps)
+    tweet = make_tweet(1)
+    record = stream_record("INSERT", new=tweet)
+
+    with pytest.raises(ClientError, match="ProvisionedThroughputExceeded"):
+        service.handle(record)
+    assert counting.calls["batch_write_item"] == 1 and sleeps == []
+
+    assert service.handle(record) == FanoutResult("insert", written=3)
+    assert all_entries(client, tables["timelines"]) == expected_entries(
+        {u: [tweet] for u in ["alice", "bob", "carol"]}
+    )
+
+
+def test_persistent_unprocessed_items_raise_after_max_attempts(aws):
+    client, tables = aws
+    counting = CountingClient(client, by_operation=True, fault=never_processed)
     sleeps: list[float] = []
     writer = TimelineWriter(counting, tables["timelines"], sleep=sleeps.append, max_attempts=4)
-    with pytest.raises(TimelineWriteIncomplete, match="1 of 1 timeline writes"):
+    with pytest.raises(BatchIncomplete, match="1 of 1 BatchWriteItem requests to aviary-timelines"):
         writer.put_entries([timeline_entry("bob", make_tweet(1))])
     assert counting.calls["batch_write_item"] == 4
     assert len(sleeps) == 3  # between attempts, never after the last
 
 
-def test_persistent_unprocessed_items_raise_too(aws):
+def test_persistent_unprocessed_items_stop_at_the_first_chunk(aws):
     client, tables = aws
-
-    def never(name: str, kwargs: dict[str, Any]) -> Any:
-        return {"UnprocessedItems": kwargs["RequestItems"]} if name == "batch_write_item" else None
-
-    writer = TimelineWriter(
-        CountingClient(client, by_operation=True, fault=never), tables["timelines"], sleep=lambda _s: None
-    )
+    counting = CountingClient(client, by_operation=True, fault=never_processed)
+    writer = TimelineWriter(counting, tables["timelines"], sleep=lambda _s: None)
     entries = [timeline_entry(f"u{i}", make_tweet(1)) for i in range(30)]
-    with pytest.raises(TimelineWriteIncomplete, match="25 of 25"):
+    with pytest.raises(BatchIncomplete, match="25 of 25"):
         writer.put_entries(entries)
+    assert counting.batch_sizes == [25] * 5  # the second chunk is never sent
 
 
 def test_backoff_grows_exponentially_with_full_jitter(aws):
     client, tables = aws
     sleeps: list[float] = []
     writer = TimelineWriter(
-        CountingClient(client, by_operation=True, fault=throttled(times=100)),
+        CountingClient(client, by_operation=True, fault=never_processed),
         tables["timelines"],
         sleep=sleeps.append,
         max_attempts=6,
@@ -639,7 +658,7 @@ def test_backoff_grows_exponentially_with_full_jitter(aws):
         max_delay=0.5,
         rng=random.Random(1),
     )
-    with pytest.raises(TimelineWriteIncomplete):
+    with pytest.raises(BatchIncomplete):
         writer.delete_entries([entry_key("bob", make_tweet(1))])
     ceilings = [0.1, 0.2, 0.4, 0.5, 0.5]
     assert len(sleeps) == len(ceilings)
@@ -901,12 +920,10 @@ def test_trim_reads_only_keys_newest_first_and_follows_every_page():
         assert names[query["KeyConditionExpression"].split(" = ")[0]] == "user_id"
 
 
-@pytest.mark.parametrize("fault", ["half-processed", "throttled"])
-def test_trim_deletes_go_25_at_a_time_with_the_writers_retries(aws, fault):
+def test_trim_deletes_go_25_at_a_time_with_the_writers_retries(aws):
     client, tables = aws
     tweets = fill_timeline(client, tables, "bob", 65)
-    injected = half_processed(client, times=3) if fault == "half-processed" else throttled(times=3)
-    counting = CountingClient(client, by_operation=True, fault=injected)
+    counting = CountingClient(client, by_operation=True, fault=half_processed(client, times=3))
     sleeps: list[float] = []
     writer = TimelineWriter(counting, tables["timelines"], sleep=sleeps.append, rng=random.Random(3))
     trimmer = TimelineTrimmer(counting, tables["timelines"], 5, writer=writer)

@@ -16,7 +16,7 @@ from moto import mock_aws
 
 from aviary import media
 from aviary.clients import AWS_CONFIG
-from aviary.errors import Conflict, ValidationError
+from aviary.errors import Conflict, ServiceUnavailable, ValidationError
 from aviary.ids import is_ulid, new_ulid
 from aviary.keys import media_object_key
 from aviary.media import MediaNotYetRecorded, MediaService, MediaStore, S3ObjectVersion, sniff_content_type
@@ -540,3 +540,35 @@ def test_record_json_shape(service, uploads):
         "reason": "its content is image/png, not image/webp as declared",
         "created_at": "2027-01-15T08:00:00.123Z",
     }
+
+
+class UnprocessedReads:
+    """The moto client, except that the first `times` BatchGetItem calls process none of their keys."""
+
+    def __init__(self, client: Any, times: int) -> None:
+        self.client = client
+        self.times = times
+        self.batch_gets = 0
+
+    def batch_get_item(self, **kwargs: Any) -> Any:
+        self.batch_gets += 1
+        if self.times > 0:
+            self.times -= 1
+            return {"Responses": {}, "UnprocessedKeys": kwargs["RequestItems"]}
+        return self.client.batch_get_item(**kwargs)
+
+
+def test_assert_ready_asks_again_for_keys_left_unprocessed_then_asks_the_client_to_retry(aws, uploads):
+    ready, versions = uploads["ready"], uploads["versions"]
+    dynamodb, table = aws[0], aws[1]
+    sleeps: list[float] = []
+    briefly = UnprocessedReads(dynamodb, times=2)
+    assert MediaStore(briefly, table, sleep=sleeps.append).assert_ready("alice", (ready,)) == {
+        ready: versions[ready]
+    }
+    assert briefly.batch_gets == 3 and len(sleeps) == 2
+
+    stuck = UnprocessedReads(dynamodb, times=3)
+    with pytest.raises(ServiceUnavailable, match="try posting again"):
+        MediaStore(stuck, table, sleep=sleeps.append).assert_ready("alice", (ready,))
+    assert stuck.batch_gets == 3  # bounded: the API answers 503 rather than keep the client waiting
