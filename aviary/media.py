@@ -353,6 +353,19 @@ class S3ObjectVersion:
         self._read_head()
         return self._head
 
+    def size(self) -> int | None:
+        """The version's size in bytes (one HEAD request), or None once it is gone."""
+        params = {"Bucket": self._bucket, "Key": self._key}
+        if self._version_id is not None:
+            params["VersionId"] = self._version_id
+        try:
+            return int(self._s3.head_object(**params)["ContentLength"])
+        except ClientError as error:
+            # A HEAD answer has no body: a missing key is reported by its HTTP status alone.
+            if _error_code(error) not in ("404", "NotFound", "NoSuchVersion"):
+                raise
+            return None  # deleted after an earlier verdict
+
     def content_type(self) -> str | None:
         self._read_head()
         return None if self._metadata is None else self._metadata.get("ContentType")
@@ -430,6 +443,17 @@ class MediaService:
             "method": "PUT",
             "headers": {"Content-Type": content_type},
         }
+
+    def process_upload(self, key: str, version_id: str | None, size: int | None) -> str:
+        """Judge an object S3 reported stored in this service's bucket; an S3 event that leaves the
+        size out has it read from S3. A version already gone is "ignored": retrying would never find it."""
+        stored = S3ObjectVersion(self.s3_client, self.bucket, key, version_id)
+        if size is None:
+            size = stored.size()
+            if size is None:
+                logger.info("object %r version %s is gone; nothing to judge", key, version_id)
+                return IGNORED
+        return self.process_object(key, size, stored)
 
     def process_object(self, key: str, size: int, stored: StoredVersion) -> str:
         """Judge one object version: "ready", "rejected" or "ignored"; a redelivery gets the same answer."""

@@ -14,10 +14,9 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from botocore.exceptions import ClientError
 
 from aviary.clients import client
-from aviary.media import IGNORED, MediaService, MediaStore, S3ObjectVersion
+from aviary.media import IGNORED, MediaService, MediaStore
 from lambda_functions.first_use import BuiltOnFirstUse
 
 if TYPE_CHECKING:
@@ -79,19 +78,8 @@ def _judge(s3_record: dict[str, Any]) -> str:
     s3_object = s3_record["s3"]["object"]
     version_id = s3_object.get("versionId")
     size = s3_object.get("size")
-    if size is None:
-        params = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
-        try:
-            size = service.s3_client.head_object(**params)["ContentLength"]
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in ("404", "NotFound", "NoSuchVersion"):
-                raise
-            # Deleted since (an earlier delivery's verdict): retrying would never find it.
-            logger.info("object is gone; nothing to judge", extra={"key": key, "version_id": version_id})
-            return IGNORED
     # moto's notifications carry no version ID: the version read first is then the one judged.
-    stored = S3ObjectVersion(service.s3_client, bucket, key, version_id)
-    outcome = service.process_object(key, int(size), stored)
+    outcome = service.process_upload(key, version_id, None if size is None else int(size))
     logger.info("media processed", extra={"key": key, "version_id": version_id, "outcome": outcome})
     return outcome
 

@@ -6,6 +6,7 @@ from the table name, so the consumer's own region asks DynamoDB for it.
 
 from __future__ import annotations
 
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import custom_resources as cr
 from constructs import Construct
@@ -37,8 +38,9 @@ class ReplicaStream(Construct):
             ),
         )
         self.stream_arn = lookup.get_response_field("Table.LatestStreamArn")
+        # The singleton is the stack's child, whichever construct asks for the lookup.
         acknowledge(
-            scope,
+            Stack.of(self),
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
             "CDK's AwsCustomResource provider function is a stack singleton whose role CDK creates; "
             "the managed policy only lets it write its own CloudWatch logs.",

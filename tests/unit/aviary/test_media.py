@@ -424,6 +424,63 @@ def test_a_vanished_version_of_a_pending_upload_is_ignored(service, aws):
     assert service.store.get(media_id).status == "pending"
 
 
+# --- processing what S3 reported ---------------------------------------------------------------
+
+
+class HeadObject:
+    """An S3 client whose HEAD requests fail with `error` (or fail the test if `error` is None)."""
+
+    def __init__(self, client: Any, error: ClientError | None = None) -> None:
+        self._client = client
+        self._error = error
+
+    def head_object(self, **params: Any) -> dict[str, Any]:
+        if self._error is None:
+            raise AssertionError(f"HEAD {params['Key']}: the reported size should have been used")
+        raise self._error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def _service_over(aws, s3_client) -> MediaService:
+    dynamodb, table, _ = aws
+    return MediaService(
+        MediaStore(dynamodb, table), s3_client, BUCKET, clock_ms=lambda: NOW_MS, random_bytes=bytes
+    )
+
+
+def test_an_upload_reported_without_its_size_is_judged_by_the_size_s3_holds(service, aws):
+    media_id, key, version = _upload(service, aws, PNG, "image/png", size=len(PNG) + 1)
+    assert service.process_upload(key, version, None) == "rejected"
+    assert service.store.get(media_id).actual_size == len(PNG)
+    ready_id, ready_key, ready_version = _upload(service, aws, JPEG, "image/jpeg")
+    assert service.process_upload(ready_key, ready_version, None) == "ready"
+    assert service.store.get(ready_id).actual_size == len(JPEG)
+
+
+def test_a_reported_size_is_used_without_asking_s3(service, aws):
+    media_id, key, version = _upload(service, aws, JPEG, "image/jpeg")
+    assert _service_over(aws, HeadObject(aws[2])).process_upload(key, version, len(JPEG)) == "ready"
+    assert service.store.get(media_id).status == "ready"
+
+
+def test_a_sizeless_report_of_a_vanished_version_is_ignored_not_retried(service, aws):
+    media_id, key, version = _upload(service, aws, PNG, "image/png")
+    aws[2].delete_object(Bucket=BUCKET, Key=key, VersionId=version)
+    assert service.process_upload(key, version, None) == "ignored"
+    assert service.store.get(media_id).status == "pending"
+
+
+def test_a_failing_size_read_is_raised_for_the_event_to_be_retried(service, aws):
+    media_id, key, version = _upload(service, aws, PNG, "image/png")
+    throttled = ClientError({"Error": {"Code": "SlowDown", "Message": "Slow down"}}, "HeadObject")
+    with pytest.raises(ClientError, match="SlowDown"):
+        _service_over(aws, HeadObject(aws[2], throttled)).process_upload(key, version, None)
+    assert service.store.get(media_id).status == "pending"
+    assert _versions(aws, key) == [version]
+
+
 def test_a_rejected_upload_is_never_made_ready_by_a_later_good_version(service, aws):
     media_id, key, bad = _upload(service, aws, PNG, "image/jpeg", size=len(JPEG))
     assert _process(service, aws, key, PNG, bad, size=len(JPEG)) == "rejected"

@@ -281,3 +281,18 @@ def test_follow_backfill_and_repair_may_read_the_sources_and_write_only_timeline
             assert not any(
                 r == '"*"' and any(a.startswith("dynamodb:Get") for a in granted[r]) for r in granted
             )
+
+
+# Failure queues hold the records a stream consumer gave up on: a new logical ID would replace a
+# queue and drop them. The write path's construct id is CDK's hidden "Default" to keep these.
+PINNED_FAILURE_QUEUES = {
+    "FanoutFailures3749A92A",
+    "EdgeCountsFailures13042F73",
+    "TimelineUpkeepFollowTimelinesFailuresE776F2B0",
+    "DuplicatePostsFailuresA4B167BD",
+}
+
+
+def test_failure_queue_logical_ids_are_pinned(assembly):
+    for region in assembly.config.region_names:
+        assert set(assembly.resources(_service(region), "AWS::SQS::Queue")) == PINNED_FAILURE_QUEUES, region
