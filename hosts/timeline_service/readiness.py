@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from aviary.schema import TIMELINES
+from aviary.schema import TIMELINES, TableSchema
 from aviary.table_probe import unavailable_tables
 
 # What one check answers: None when fine, else a sentence saying what is wrong.
@@ -83,21 +83,34 @@ def token_keys_loaded(keys_loaded: Callable[[], bool]) -> Check:
     return check
 
 
+def tables_answer(
+    dynamodb: Any,
+    tables: Sequence[tuple[str, TableSchema]],
+    reads: ThreadPoolExecutor,
+    deadline_seconds: float = PROBE_DEADLINE_SECONDS,
+) -> Check:
+    """Every table answers one read within the deadline (aviary/table_probe.py); `reads` runs them."""
+
+    async def check() -> str | None:
+        failed = await asyncio.to_thread(unavailable_tables, dynamodb, tables, reads, deadline_seconds)
+        if not failed:
+            return None
+        return f"the tables {', '.join(failed)} did not answer within {deadline_seconds:g} s"
+
+    return check
+
+
 def dynamodb_or_stale_pages(
     dynamodb: Any, timelines_table: str, cache: Any, reads: ThreadPoolExecutor
 ) -> Check:
     """DynamoDB answers a read of the timelines table within the deadline, or, if it does not, the
     cache holds a page young enough to be served stale. `reads` runs the probe's read."""
+    timelines_answer = tables_answer(dynamodb, [(timelines_table, TIMELINES)], reads)
 
     async def check() -> str | None:
-        failed = await asyncio.to_thread(
-            unavailable_tables, dynamodb, [(timelines_table, TIMELINES)], reads, PROBE_DEADLINE_SECONDS
-        )
-        if not failed or await asyncio.to_thread(cache.holds_servable_pages):
+        problem = await timelines_answer()
+        if problem is None or await asyncio.to_thread(cache.holds_servable_pages):
             return None
-        return (
-            f"DynamoDB did not answer within {PROBE_DEADLINE_SECONDS:.0f} s and the cache holds no page "
-            "to serve stale"
-        )
+        return f"{problem}, and the cache holds no page to serve stale"
 
     return check

@@ -13,7 +13,6 @@ resumes where it was.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -28,9 +27,8 @@ from aiohttp import web
 
 from aviary import clients, naming
 from aviary.media_urls import MEDIA_BASE_URL_VARIABLE
-from aviary.table_probe import unavailable_tables
 from hosts.timeline_service import app as timeline_host
-from hosts.timeline_service.readiness import Check
+from hosts.timeline_service.readiness import Check, tables_answer
 from lambda_functions.api import health as health_route
 from lambda_functions.api.routes import ROUTES
 from tools.local_runtime import api_gateway
@@ -158,14 +156,7 @@ def source_tables_answer(region: str) -> Check:
     tables = health_route.HealthSettings.from_environment(os.environ).tables
     dynamodb = boto3.client("dynamodb", region_name=region, config=clients.PROBE_CONFIG)
     reads = ThreadPoolExecutor(max_workers=2 * len(tables), thread_name_prefix="api-health-probe")
-
-    async def check() -> str | None:
-        failed = await asyncio.to_thread(
-            unavailable_tables, dynamodb, tables, reads, health_route.DEADLINE_SECONDS
-        )
-        return f"the source tables {', '.join(failed)} did not answer" if failed else None
-
-    return check
+    return tables_answer(dynamodb, tables, reads, health_route.DEADLINE_SECONDS)
 
 
 def build_region_app(settings: LocalSettings, region: str) -> web.Application:

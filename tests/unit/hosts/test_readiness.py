@@ -119,7 +119,10 @@ def test_unreachable_dynamodb_and_a_cold_cache_is_not_ready_within_the_deadline(
     status, body = health(readiness, tmp_path)
     assert time.monotonic() - started < PROBE_DEADLINE_SECONDS + 1.5
     assert status == 503
-    assert "DynamoDB did not answer" in body["error"]["message"]
+    assert (
+        "the tables aviary-timelines did not answer within 1 s, and the cache holds no page"
+        in (body["error"]["message"])
+    )
 
 
 def test_unreachable_dynamodb_with_stale_pages_at_hand_is_ready(tmp_path):
