@@ -74,6 +74,7 @@ def _dynamodb() -> Any:
 _pool = ThreadPoolExecutor(max_workers=2 * len(SOURCE_TABLES), thread_name_prefix="health-probe")
 
 
+@logger.inject_lambda_context(clear_state=True)
 def handler(_event: Mapping[str, Any], _context: Any) -> dict[str, Any]:
     settings = _settings()
     failed = unavailable_tables(_dynamodb(), settings.tables, _pool, DEADLINE_SECONDS)

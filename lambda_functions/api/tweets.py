@@ -93,5 +93,6 @@ def _routes() -> Mapping[str, Route]:
 
 
 @metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: Mapping[str, Any], _context: Any) -> dict[str, Any]:
     return dispatch(event, _routes(), logger, handle_registry())

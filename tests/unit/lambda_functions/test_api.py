@@ -48,16 +48,12 @@ from tests.unit.lambda_functions.api_events import (
     api_event,
     user_id,
 )
+from tests.unit.lambda_functions.lambda_context import lambda_context
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
 BUCKET = f"aviary-media-{ACCOUNT}-{REGION}"
-CONTEXT = SimpleNamespace(
-    function_name="aviary-api",
-    memory_limit_in_mb=256,
-    invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:aviary-api",
-    aws_request_id="c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-)
+CONTEXT = lambda_context("aviary-api")
 
 TWEET_ROUTES = (
     "POST /tweets",

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 from datetime import datetime
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any
 
 import boto3
@@ -37,14 +37,10 @@ from tests.unit.aviary.test_fanout import (
     timeline_of,
     tombstone,
 )
+from tests.unit.lambda_functions.lambda_context import lambda_context
 
 MODULE = "lambda_functions.fanout.handler"
-CONTEXT = SimpleNamespace(
-    function_name="aviary-fanout",
-    memory_limit_in_mb=256,
-    invoked_function_arn=f"arn:aws:lambda:{REGION}:123456789012:function:aviary-fanout",
-    aws_request_id="request-1",
-)
+CONTEXT = lambda_context("aviary-fanout")
 
 
 @pytest.fixture(autouse=True)

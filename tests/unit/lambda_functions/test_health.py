@@ -18,6 +18,7 @@ from aviary.schema import MEDIA, SOCIAL_GRAPH, SOURCE_OF_TRUTH_TABLES, TWEETS
 from lambda_functions.api import health
 from tests.moto_tables import create_table
 from tests.unit.lambda_functions.api_events import HANDLER_ENVIRONMENT, REGION
+from tests.unit.lambda_functions.lambda_context import lambda_context
 
 SOURCE_NAMES = [table_name(schema) for schema in SOURCE_OF_TRUTH_TABLES]
 
@@ -37,7 +38,9 @@ def moto_region(monkeypatch):
 
 
 def call_handler() -> tuple[int, dict[str, Any], dict[str, str]]:
-    response = health.handler({"routeKey": "GET /health", "rawPath": "/health"}, None)
+    response = health.handler(
+        {"routeKey": "GET /health", "rawPath": "/health"}, lambda_context("aviary-api-health")
+    )
     return response["statusCode"], json.loads(response["body"]), response["headers"]
 
 

@@ -18,6 +18,7 @@ from aviary.clients import AWS_CONFIG
 from aviary.keys import media_object_key
 from aviary.media import MediaService, MediaStore
 from tests.unit.aviary.test_media import BUCKET, new_media_backends
+from tests.unit.lambda_functions.lambda_context import lambda_context
 
 REGION = "us-east-1"
 QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:aviary-media-events"
@@ -26,15 +27,7 @@ NOW_MS = 1_800_000_000_123
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01" + bytes(100)
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(100)
-CONTEXT = SimpleNamespace(
-    function_name="aviary-media-processor",
-    function_version="$LATEST",
-    invoked_function_arn=f"arn:aws:lambda:{REGION}:123456789012:function:aviary-media-processor",
-    memory_limit_in_mb=256,
-    aws_request_id="8f5b4a3e-1111-2222-3333-444455556666",
-    log_group_name="/aws/lambda/aviary-media-processor",
-    log_stream_name="2026/11/21/[$LATEST]abcdef",
-)
+CONTEXT = lambda_context("aviary-media-processor")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -14,15 +14,11 @@ from aviary import clients
 from aviary.handles import Handles
 from aviary.social_graph import SocialGraph
 from aviary.timeline_settings import SettingsError, TimelineSettings
-from tests.unit.aviary.test_fanout import REGION, make_tweet, new_tables, set_aws_environment, store_tweets
+from tests.unit.aviary.test_fanout import make_tweet, new_tables, set_aws_environment, store_tweets
 from tests.unit.aviary.test_follow_timelines import edge_record, timeline
+from tests.unit.lambda_functions.lambda_context import lambda_context
 
-CONTEXT = SimpleNamespace(
-    function_name="aviary-timelines",
-    memory_limit_in_mb=512,
-    invoked_function_arn=f"arn:aws:lambda:{REGION}:123456789012:function:aviary-timelines",
-    aws_request_id="request-1",
-)
+CONTEXT = lambda_context("aviary-timelines", memory_limit_in_mb=512)
 
 
 @pytest.fixture(autouse=True)

@@ -26,6 +26,7 @@ from lambda_functions.api.routes import ROUTES
 from tests.moto_tables import create_tables
 from tests.tokens import AUDIENCE, ISSUER, TokenIssuer
 from tests.unit.lambda_functions.api_events import HANDLER_ENVIRONMENT, api_event
+from tests.unit.lambda_functions.lambda_context import lambda_context
 from tools.local_runtime.api_gateway import LocalHttpApi, route
 from tools.local_runtime.event_sources import LambdaContext
 
@@ -372,7 +373,8 @@ def test_bad_input_through_the_local_api_gets_what_the_handler_answers_its_event
 
     through_gateway = serve(tweets_gateway(tokens), scenario)
     direct = tweets_api.handler(
-        api_event(route_key, user="alice", path=path, raw_body=body, headers=headers), None
+        api_event(route_key, user="alice", path=path, raw_body=body, headers=headers),
+        lambda_context("aviary-api-tweets"),
     )
 
     assert 400 <= through_gateway[0] < 500
