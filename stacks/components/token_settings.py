@@ -10,6 +10,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from aviary import naming
+from stacks.components import arns
 from stacks.components.write_function import EVENT_TIMEOUT, write_function
 
 # Cognito publishes a new signing key before it signs with it; hosts also re-read the parameter
@@ -43,15 +44,15 @@ class TokenSettingsPublisher(Construct):
             iam.PolicyStatement(
                 actions=["ssm:GetParameter"],
                 resources=[
-                    _parameter_arn(stack.region, stack.account, naming.USER_POOL_PARAMETER),
-                    _parameter_arn(stack.region, stack.account, naming.TOKEN_SETTINGS_PARAMETER),
+                    arns.parameter_arn(self, naming.USER_POOL_PARAMETER),
+                    arns.parameter_arn(self, naming.TOKEN_SETTINGS_PARAMETER),
                 ],
             )
         )
         self.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["ssm:PutParameter"],
-                resources=[_parameter_arn(stack.region, stack.account, naming.TOKEN_SETTINGS_PARAMETER)],
+                resources=[arns.parameter_arn(self, naming.TOKEN_SETTINGS_PARAMETER)],
             )
         )
 
@@ -79,7 +80,3 @@ class TokenSettingsPublisher(Construct):
                 )
             ],
         )
-
-
-def _parameter_arn(region: str, account: str, name: str) -> str:
-    return f"arn:aws:ssm:{region}:{account}:parameter{name}"
