@@ -11,6 +11,7 @@ from constructs import Construct
 
 from aviary import naming
 from aviary.schema import SOCIAL_GRAPH, TWEETS, TableSchema
+from stacks.components import arns
 from stacks.components.code_bundles import HostBundle
 from stacks.components.fleet_alarms import FleetAlarms
 from stacks.components.host_fleet import HostFleet, HostSettings, architecture_of
@@ -84,7 +85,7 @@ class RegionalServiceStack(Stack):
         # Source tables are found by their derived names: in prod the replica in this region
         # belongs to the primary region's stack.
         def source_table_arn(schema: TableSchema) -> str:
-            return f"arn:aws:dynamodb:{region.name}:{config.account}:table/{naming.table_name(schema)}"
+            return arns.table_arn(self, naming.table_name(schema), region=region.name)
 
         self.fleet = HostFleet(
             self,

@@ -9,6 +9,9 @@ It never asks another region's SSM: a recovery deploy of one region succeeds whi
 unreachable. At deploy time, a key fetch that fails keeps the settings already published (the
 deploy succeeds with them); on the schedule it fails the run, so the function's errors show it,
 and still leaves them in place. The schedule is what carries Cognito's key rotations to hosts.
+
+At deploy time CDK's custom-resource provider framework invokes the handler and answers
+CloudFormation: with the returned physical ID and data, or with the message of what it raised.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ _FETCH_TIMEOUT_SECONDS = 5
 
 
 class PublishError(Exception):
-    """The settings could not be built; the deploy fails with this message."""
+    """The settings could not be published; the deploy fails with this message."""
 
 
 def issuer_of(location: dict[str, Any]) -> str:
@@ -102,51 +105,28 @@ def _ssm() -> Any:
     return clients.client("ssm")  # this function's own region, with the shared short timeouts
 
 
-def _respond(
-    event: dict[str, Any], status: str, physical_id: str, reason: str = "", data: dict[str, str] | None = None
-) -> None:
-    body = json.dumps(
-        {
-            "Data": data or {},
-            "Status": status,
-            "Reason": reason[:1000],
-            "PhysicalResourceId": physical_id,
-            "StackId": event["StackId"],
-            "RequestId": event["RequestId"],
-            "LogicalResourceId": event["LogicalResourceId"],
-        }
-    ).encode()
-    request = urllib.request.Request(
-        event["ResponseURL"], data=body, method="PUT", headers={"Content-Type": ""}
-    )
-    with urllib.request.urlopen(request, timeout=_FETCH_TIMEOUT_SECONDS):
-        pass
-
-
 def handler(
-    event: dict[str, Any], _context: Any, *, respond=_respond, ssm_for=None, fetch_json=_fetch_json
-) -> None:
-    ssm = (ssm_for or _ssm)()
+    event: dict[str, Any], _context: Any, *, ssm_for: Callable[[], Any] | None = None, fetch_json=_fetch_json
+) -> dict[str, Any] | None:
+    """The schedule's run (its input is the custom resource's properties) or a custom-resource event
+    from CDK's provider framework, which answers CloudFormation with what this returns or raises."""
     if "RequestType" not in event:
-        # The schedule: its input is the custom resource's properties. A failure raises.
-        publish(event, ssm, fetch_json, keep_published_on_failure=False)
-        return
+        # The schedule: a failure raises, so the function's errors show it.
+        publish(event, (ssm_for or _ssm)(), fetch_json, keep_published_on_failure=False)
+        return None
     properties = event["ResourceProperties"]
-    physical_id = event.get("PhysicalResourceId") or properties["TokenSettingsParameter"]
+    if event["RequestType"] == "Delete":
+        # The parameter stays: hosts that outlive the stack keep verifying tokens.
+        return {"PhysicalResourceId": event["PhysicalResourceId"]}
     try:
-        if event["RequestType"] in ("Create", "Update"):
-            settings = publish(properties, ssm, fetch_json, keep_published_on_failure=True)
-            physical_id = properties["TokenSettingsParameter"]
-            # The region's API Gateway JWT authorizer takes issuer and audience from here.
-            respond(
-                event,
-                "SUCCESS",
-                physical_id,
-                data={"Issuer": settings["issuer"], "Audience": settings["audience"]},
-            )
-            return
-        # Delete: the parameter stays; hosts that outlive the stack keep verifying tokens.
-        respond(event, "SUCCESS", physical_id)
-    except Exception as error:  # the deploy must hear of every failure, or it hangs for an hour
-        logger.exception("token settings not published")
-        respond(event, "FAILED", physical_id, f"{type(error).__name__}: {error}")
+        settings = publish(properties, (ssm_for or _ssm)(), fetch_json, keep_published_on_failure=True)
+    except PublishError:
+        raise
+    except Exception as error:
+        # The framework gives CloudFormation the message alone as the failure's reason: name the error.
+        raise PublishError(f"{type(error).__name__}: {error}") from error
+    return {
+        "PhysicalResourceId": properties["TokenSettingsParameter"],
+        # The region's API Gateway JWT authorizer takes issuer and audience from here.
+        "Data": {"Issuer": settings["issuer"], "Audience": settings["audience"]},
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -15,6 +15,7 @@ from constructs import Construct, IDependable
 
 from aviary.media_urls import MEDIA_BASE_URL_VARIABLE
 from stacks.acknowledge import acknowledge
+from stacks.components import arns
 from stacks.components.timeline_load_balancer import SERVICE_PORT
 
 # Public SSM parameters that always name the current Amazon Linux 2023 image: resolved by
@@ -149,8 +150,13 @@ class HostFleet(Construct):
         # which would void the one-parameter grant below. The SSM agent registers the host (its
         # heartbeat is authorized against the EC2 instance) and opens the session channels; none of
         # these actions reads data.
-        account = Stack.of(self).account
-        instances = f"arn:aws:ec2:{settings.region}:{account}:instance/*"
+        instances = Stack.of(self).format_arn(
+            service="ec2",
+            region=settings.region,
+            resource="instance",
+            resource_name="*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
         self.role.add_to_policy(
             iam.PolicyStatement(actions=["ssm:UpdateInstanceInformation"], resources=[instances])
         )
@@ -187,7 +193,7 @@ class HostFleet(Construct):
             iam.PolicyStatement(
                 actions=["ssm:GetParameter"],
                 resources=[
-                    f"arn:aws:ssm:{settings.region}:{account}:parameter{settings.token_settings_parameter}"
+                    arns.parameter_arn(self, settings.token_settings_parameter, region=settings.region)
                 ],
             )
         )

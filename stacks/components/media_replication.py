@@ -8,6 +8,7 @@ from constructs import Construct
 
 from aviary import naming
 from stacks.acknowledge import acknowledge
+from stacks.components import arns
 from stacks.components.provider_logs import sdk_call
 
 # What S3 asks KMS for when it replicates an SSE-KMS object between buckets that use S3 Bucket Keys
@@ -20,13 +21,15 @@ SOURCE_KEY_ACTIONS = ("kms:Decrypt",)
 DESTINATION_KEY_ACTIONS = ("kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt")
 
 
-def _bucket_arn(account: str, region: str) -> str:
-    return f"arn:aws:s3:::{naming.media_bucket_name(account, region)}"
+def _bucket_arn(scope: Construct, account: str, region: str) -> str:
+    return arns.bucket_arn(scope, naming.media_bucket_name(account, region))
 
 
-def _media_key_use(actions: tuple[str, ...], key_arn: str, account: str, region: str) -> iam.PolicyStatement:
+def _media_key_use(
+    scope: Construct, actions: tuple[str, ...], key_arn: str, account: str, region: str
+) -> iam.PolicyStatement:
     """Use of one region's media key, only by S3 in that region and only for that region's bucket."""
-    bucket_arn = _bucket_arn(account, region)
+    bucket_arn = _bucket_arn(scope, account, region)
     return iam.PolicyStatement(
         actions=list(actions),
         resources=[key_arn],
@@ -39,7 +42,7 @@ def _media_key_use(actions: tuple[str, ...], key_arn: str, account: str, region:
     )
 
 
-def replication_rules(account: str, replica_keys: dict[str, str]) -> list[dict]:
+def replication_rules(scope: Construct, account: str, replica_keys: dict[str, str]) -> list[dict]:
     """One rule per destination region (S3 multi-destination replication, V2 rule schema).
 
     `replica_keys` maps each destination region to its media key's ARN, which encrypts the replicas.
@@ -57,7 +60,7 @@ def replication_rules(account: str, replica_keys: dict[str, str]) -> list[dict]:
                 "ReplicaModifications": {"Status": "Enabled"},
             },
             "Destination": {
-                "Bucket": _bucket_arn(account, region),
+                "Bucket": _bucket_arn(scope, account, region),
                 "EncryptionConfiguration": {"ReplicaKmsKeyID": key_arn},
             },
         }
@@ -87,7 +90,7 @@ class MediaKeyLookup(Construct):
             physical_resource_id=cr.PhysicalResourceId.of(f"{naming.MEDIA_KEY_ALIAS}@{region}"),
             output_paths=["KeyMetadata.Arn"],
         )
-        any_key_of_region = f"arn:aws:kms:{region}:{account}:key/*"
+        any_key_of_region = arns.any_key_arn(self, region=region)
         lookup = sdk_call(
             self,
             "Describe",
@@ -135,7 +138,7 @@ class MediaReplication(Construct):
         log_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
-        source_arn = _bucket_arn(account, region)
+        source_arn = _bucket_arn(self, account, region)
         self.key_arns = {
             key_region: MediaKeyLookup(
                 self,
@@ -171,13 +174,15 @@ class MediaReplication(Construct):
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
-                resources=[f"{_bucket_arn(account, dest)}/*" for dest in destinations],
+                resources=[f"{_bucket_arn(self, account, dest)}/*" for dest in destinations],
             )
         )
-        self.role.add_to_policy(_media_key_use(SOURCE_KEY_ACTIONS, self.key_arns[region], account, region))
+        self.role.add_to_policy(
+            _media_key_use(self, SOURCE_KEY_ACTIONS, self.key_arns[region], account, region)
+        )
         for dest in destinations:
             self.role.add_to_policy(
-                _media_key_use(DESTINATION_KEY_ACTIONS, self.key_arns[dest], account, dest)
+                _media_key_use(self, DESTINATION_KEY_ACTIONS, self.key_arns[dest], account, dest)
             )
 
         bucket_name = naming.media_bucket_name(account, region)
@@ -188,7 +193,9 @@ class MediaReplication(Construct):
                 "Bucket": bucket_name,
                 "ReplicationConfiguration": {
                     "Role": self.role.role_arn,
-                    "Rules": replication_rules(account, {dest: self.key_arns[dest] for dest in destinations}),
+                    "Rules": replication_rules(
+                        self, account, {dest: self.key_arns[dest] for dest in destinations}
+                    ),
                 },
             },
             physical_resource_id=cr.PhysicalResourceId.of(f"{bucket_name}-replication"),
@@ -217,7 +224,7 @@ class MediaReplication(Construct):
         for bucket_region in (region, *destinations):
             acknowledge(
                 self.role,
-                f"AwsSolutions-IAM5[Resource::{_bucket_arn(account, bucket_region)}/*]",
+                f"AwsSolutions-IAM5[Resource::{_bucket_arn(self, account, bucket_region)}/*]",
                 "Replication reads or writes any object key of a media bucket; the wildcard covers "
                 "the objects of that one named bucket and nothing else.",
             )

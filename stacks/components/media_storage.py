@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -11,6 +11,7 @@ from constructs import Construct
 
 from aviary import naming
 from aviary.keys import MEDIA_KEY_PREFIX
+from stacks.components import arns
 from stacks.components.access_logs import access_log_bucket
 from stacks.components.queues import failure_queue, waive_kms_only_encryption_check
 
@@ -75,9 +76,17 @@ class MediaStorage(Construct):
         # another region's stack): any distribution of this account may read media/, through origin
         # access control, and have the key decrypt for it. The distribution's ARN cannot be known
         # here without a reference across regions; only this account can create distributions.
+        distributions_of_this_account = Stack.of(self).format_arn(
+            service="cloudfront",
+            region="",  # CloudFront is global
+            account=account,
+            resource="distribution",
+            resource_name="*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
         cloudfront_of_this_account = {
             "StringEquals": {"aws:SourceAccount": account},
-            "ArnLike": {"aws:SourceArn": f"arn:aws:cloudfront::{account}:distribution/*"},
+            "ArnLike": {"aws:SourceArn": distributions_of_this_account},
         }
         self.bucket.add_to_resource_policy(
             iam.PolicyStatement(
@@ -111,7 +120,7 @@ class MediaStorage(Construct):
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.upload_failures, max_receive_count=5),
         )
         waive_kms_only_encryption_check(self.uploads)
-        bucket_arn = f"arn:aws:s3:::{naming.media_bucket_name(account, region)}"
+        bucket_arn = arns.bucket_arn(self, naming.media_bucket_name(account, region))
         uploads_policy = self.uploads.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal("s3.amazonaws.com")],

@@ -15,6 +15,7 @@ from constructs import Construct
 
 from aviary import naming
 from stacks.acknowledge import acknowledge
+from stacks.components import arns
 from stacks.components.provider_logs import sdk_call
 
 
@@ -172,12 +173,13 @@ class UserDirectory(Construct):
                 physical_id=f"{naming.USER_POOL_PARAMETER}@{other}",
                 statement=iam.PolicyStatement(
                     actions=["ssm:PutParameter"],
-                    resources=[f"arn:aws:ssm:{other}:{stack.account}:parameter{naming.USER_POOL_PARAMETER}"],
+                    resources=[arns.parameter_arn(self, naming.USER_POOL_PARAMETER, region=other)],
                 ),
             )
             for other in other_regions
         }
         # The key's replica: kept on delete like the key, since the replica pool's data needs it.
+        replica_keys = arns.any_key_arn(self, region=replica_region)
         replica_key = _sdk_call(
             self,
             "ReplicaKey",
@@ -190,12 +192,12 @@ class UserDirectory(Construct):
             already_done="AlreadyExistsException",
             statement=iam.PolicyStatement(
                 actions=["kms:ReplicateKey", "kms:CreateKey", "kms:PutKeyPolicy", "kms:TagResource"],
-                resources=[self.key.key_arn, f"arn:aws:kms:{replica_region}:{stack.account}:key/*"],
+                resources=[self.key.key_arn, replica_keys],
             ),
         )
         acknowledge(
             replica_key,
-            f"AwsSolutions-IAM5[Resource::arn:aws:kms:{replica_region}:{stack.account}:key/*]",
+            f"AwsSolutions-IAM5[Resource::{replica_keys}]",
             "ReplicateKey creates the replica key in the other region, so its ARN cannot be known "
             "before the call; the statement names only that region and this account.",
         )

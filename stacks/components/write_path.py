@@ -14,6 +14,7 @@ from aviary import naming
 from aviary.media_urls import MEDIA_BASE_URL_VARIABLE
 from aviary.schema import IDEMPOTENCY, MEDIA, SOCIAL_GRAPH, SOURCE_OF_TRUTH_TABLES, TWEETS, TableSchema
 from stacks.acknowledge import acknowledge
+from stacks.components import arns
 from stacks.components.function_alarms import FunctionAlarms
 from stacks.components.media_processing import MediaProcessing
 from stacks.components.replica_stream import ReplicaStream
@@ -69,7 +70,7 @@ class WritePath(Construct):
         super().__init__(scope, construct_id)
 
         def table_arn(schema: TableSchema) -> str:
-            return f"arn:aws:dynamodb:{region}:{config.account}:table/{naming.table_name(schema)}"
+            return arns.table_arn(self, naming.table_name(schema), region=region)
 
         environment = {
             "AVIARY_TWEETS_TABLE": naming.table_name(TWEETS),
@@ -125,7 +126,7 @@ class WritePath(Construct):
             )
         )
         # Presigned uploads are signed with the media function's own permissions.
-        media_bucket_arn = f"arn:aws:s3:::{naming.media_bucket_name(config.account, region)}"
+        media_bucket_arn = arns.bucket_arn(self, naming.media_bucket_name(config.account, region))
         self.api_functions["media"].add_to_role_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{media_bucket_arn}/media/*"])
         )

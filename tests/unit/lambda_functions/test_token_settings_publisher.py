@@ -23,17 +23,17 @@ LOCATION = {"region": "us-east-1", "userPoolId": "us-east-1_Abc", "clientId": "c
 
 
 def _event(request_type: str) -> dict:
+    """What CDK's provider framework passes on: CloudFormation's request."""
     return {
         "RequestType": request_type,
         "ResponseURL": "https://cloudformation-response.invalid/",
         "StackId": "stack",
         "RequestId": "request",
         "LogicalResourceId": "TokenSettings",
-        "ResourceProperties": PROPERTIES,
+        "ResourceType": "Custom::AviaryTokenSettings",
+        "ResourceProperties": PROPERTIES
+        | {"ServiceToken": "arn:aws:lambda:us-west-2:123456789012:function:x"},
     }
-
-    def __getattr__(self, name):
-        raise AssertionError(f"the publisher called the primary region's SSM ({name})")
 
 
 @pytest.fixture
@@ -45,34 +45,34 @@ def ssm():
 
 
 def _run(event, ssm, fetch):
-    responses, fetched = [], []
+    """The handler's answer to the framework, and the URLs it fetched."""
+    fetched = []
 
     def fetch_json(url):
         fetched.append(url)
         return fetch(url)
 
-    publisher.handler(
-        event,
-        None,
-        respond=lambda _event, status, physical_id, reason="", data=None: responses.append(
-            (status, physical_id, reason) + ((data,) if data else ())
-        ),
-        ssm_for=lambda: ssm,
-        fetch_json=fetch_json,
-    )
-    return responses, fetched
+    return publisher.handler(event, None, ssm_for=lambda: ssm, fetch_json=fetch_json), fetched
 
 
 def _published(ssm):
     return json.loads(ssm.get_parameter(Name=naming.TOKEN_SETTINGS_PARAMETER)["Parameter"]["Value"])
 
 
+ANSWER = {
+    "PhysicalResourceId": naming.TOKEN_SETTINGS_PARAMETER,
+    "Data": {"Issuer": ISSUER, "Audience": "client123"},
+}
+
+
+def _unreachable(_url):
+    raise TimeoutError("timed out")
+
+
 @pytest.mark.parametrize("request_type", ["Create", "Update"])
 def test_writes_the_multi_region_issuer_audience_and_keys_from_its_own_regions_copy(ssm, request_type):
-    responses, fetched = _run(_event(request_type), ssm, lambda _url: JWKS)
-    assert responses == [
-        ("SUCCESS", naming.TOKEN_SETTINGS_PARAMETER, "", {"Issuer": ISSUER, "Audience": "client123"})
-    ]
+    answer, fetched = _run(_event(request_type), ssm, lambda _url: JWKS)
+    assert answer == ANSWER
     assert fetched == [f"{ISSUER}/.well-known/jwks.json"]
     assert _published(ssm) == {"issuer": ISSUER, "audience": "client123", "jwks": JWKS}
 
@@ -85,31 +85,30 @@ def test_a_location_without_an_issuer_means_the_original_per_region_issuer():
 
 def test_a_recovery_deploy_keeps_the_published_settings_when_keys_cannot_be_fetched(ssm):
     _run(_event("Create"), ssm, lambda _url: JWKS)
-
-    def unreachable(_url):
-        raise TimeoutError("timed out")
-
-    responses, _ = _run(_event("Update"), ssm, unreachable)
-    assert responses == [
-        ("SUCCESS", naming.TOKEN_SETTINGS_PARAMETER, "", {"Issuer": ISSUER, "Audience": "client123"})
-    ]
+    answer, _ = _run(_event("Update"), ssm, _unreachable)
+    assert answer == ANSWER
     assert _published(ssm)["jwks"] == JWKS
+
+
+def test_a_recovery_deploy_fails_when_the_published_settings_name_another_issuer(ssm):
+    _run(_event("Create"), ssm, lambda _url: JWKS)
+    moved = LOCATION | {"issuer": "https://cognito-idp.us-west-2.amazonaws.com/us-west-2_New"}
+    ssm.put_parameter(Name=naming.USER_POOL_PARAMETER, Type="String", Value=json.dumps(moved), Overwrite=True)
+    with pytest.raises(publisher.PublishError, match="TimeoutError: timed out"):
+        _run(_event("Update"), ssm, _unreachable)
+    assert _published(ssm)["issuer"] == ISSUER
 
 
 def test_the_schedule_publishes_rotated_keys(ssm):
     _run(_event("Create"), ssm, lambda _url: JWKS)
-    publisher.handler(PROPERTIES, None, ssm_for=lambda: ssm, fetch_json=lambda _url: ROTATED)
+    assert publisher.handler(PROPERTIES, None, ssm_for=lambda: ssm, fetch_json=lambda _url: ROTATED) is None
     assert _published(ssm)["jwks"] == ROTATED
 
 
 def test_a_failed_scheduled_fetch_raises_and_keeps_the_published_keys(ssm):
     _run(_event("Create"), ssm, lambda _url: JWKS)
-
-    def unreachable(_url):
-        raise TimeoutError("timed out")
-
     with pytest.raises(TimeoutError):
-        publisher.handler(PROPERTIES, None, ssm_for=lambda: ssm, fetch_json=unreachable)
+        publisher.handler(PROPERTIES, None, ssm_for=lambda: ssm, fetch_json=_unreachable)
     assert _published(ssm)["jwks"] == JWKS
 
 
@@ -119,25 +118,22 @@ def test_a_failed_scheduled_fetch_raises_and_keeps_the_published_keys(ssm):
     ids=["empty", "no-keys", "no-n-e", "list"],
 )
 def test_unusable_keys_with_nothing_published_fail_the_deploy_and_write_nothing(ssm, jwks):
-    responses, _ = _run(_event("Create"), ssm, lambda _url: jwks)
-    [(status, _, reason)] = responses
-    assert status == "FAILED" and "no usable RSA signing keys" in reason
+    with pytest.raises(publisher.PublishError, match="no usable RSA signing keys"):
+        _run(_event("Create"), ssm, lambda _url: jwks)
     names = [p["Name"] for p in ssm.describe_parameters()["Parameters"]]
     assert names == [naming.USER_POOL_PARAMETER]
 
 
-def test_an_unreachable_key_endpoint_with_nothing_published_fails_the_deploy(ssm):
-    def unreachable(_url):
-        raise TimeoutError("timed out")
-
-    responses, _ = _run(_event("Create"), ssm, unreachable)
-    assert responses[0][0] == "FAILED" and "TimeoutError" in responses[0][2]
+def test_an_unreachable_key_endpoint_with_nothing_published_fails_the_deploy_naming_the_error(ssm):
+    with pytest.raises(publisher.PublishError, match=r"^TimeoutError: timed out$"):
+        _run(_event("Create"), ssm, _unreachable)
 
 
-def test_delete_succeeds_and_keeps_the_settings_for_hosts_that_outlive_the_stack(ssm):
+def test_delete_keeps_its_physical_id_and_the_settings_for_hosts_that_outlive_the_stack(ssm):
     _run(_event("Create"), ssm, lambda _url: JWKS)
     event = _event("Delete") | {"PhysicalResourceId": naming.TOKEN_SETTINGS_PARAMETER}
-    responses, fetched = _run(event, ssm, lambda _url: JWKS)
-    assert responses == [("SUCCESS", naming.TOKEN_SETTINGS_PARAMETER, "")]
-    assert len(fetched) == 0
-    assert ssm.get_parameter(Name=naming.TOKEN_SETTINGS_PARAMETER)
+    answer, fetched = _run(event, ssm, lambda _url: JWKS)
+    # The framework fails a Delete whose answer names another physical ID.
+    assert answer == {"PhysicalResourceId": naming.TOKEN_SETTINGS_PARAMETER}
+    assert fetched == []
+    assert _published(ssm)["jwks"] == JWKS

@@ -121,12 +121,46 @@ def test_every_prod_region_copies_token_settings_from_its_own_region_before_its_
             assert settings_id in group["DependsOn"]
 
 
+def _publisher(resources, settings):
+    """The function a token-settings resource runs: the one CDK's provider framework invokes."""
+    [framework_id, attribute] = settings["Properties"]["ServiceToken"]["Fn::GetAtt"]
+    framework = resources[framework_id]["Properties"]
+    assert attribute == "Arn" and framework["Handler"] == "framework.onEvent"
+    [publisher, _] = framework["Environment"]["Variables"]["USER_ON_EVENT_FUNCTION_ARN"]["Fn::GetAtt"]
+    return publisher
+
+
+def test_token_settings_are_answered_by_cdks_provider_framework_calling_the_publisher(prod_assembly):
+    """The framework speaks CloudFormation's response protocol; the publisher only returns or raises."""
+    for region in prod_assembly.config.region_names:
+        stack = stack_name("Service", region)
+        resources = prod_assembly.template_json(stack)["Resources"]
+        [settings] = prod_assembly.resources(stack, "Custom::AviaryTokenSettings").values()
+        publisher = _publisher(resources, settings)
+        assert resources[publisher]["Properties"]["Handler"] == (
+            "lambda_functions.token_settings.publisher.handler"
+        )
+        [framework_id, _] = settings["Properties"]["ServiceToken"]["Fn::GetAtt"]
+        [role_id, _] = resources[framework_id]["Properties"]["Role"]["Fn::GetAtt"]
+        framework_policies = [
+            r["Properties"]["PolicyDocument"]["Statement"]
+            for r in resources.values()
+            if r["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in r["Properties"]["Roles"]
+        ]
+        # The framework may call the publisher (and its versions) and nothing else.
+        assert framework_policies and all(
+            publisher in json.dumps(statement["Resource"])
+            for statements in framework_policies
+            for statement in statements
+        )
+
+
 def test_each_region_refreshes_its_token_settings_on_a_schedule(prod_assembly):
     for region in prod_assembly.config.region_names:
         stack = stack_name("Service", region)
         resources = prod_assembly.template_json(stack)["Resources"]
         [settings] = prod_assembly.resources(stack, "Custom::AviaryTokenSettings").values()
-        publisher = settings["Properties"]["ServiceToken"]["Fn::GetAtt"][0]
+        publisher = _publisher(resources, settings)
         rules = [
             r["Properties"]
             for r in prod_assembly.resources(stack, "AWS::Events::Rule").values()
