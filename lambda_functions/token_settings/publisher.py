@@ -17,15 +17,15 @@ CloudFormation: with the returned physical ID and data, or with the message of w
 from __future__ import annotations
 
 import json
-import logging
 import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from aws_lambda_powertools import Logger
+
 from aviary import clients
 
-logger = logging.getLogger()
-logger.setLevel(logging.INFO)
+logger = Logger(service="token-settings")
 
 _FETCH_TIMEOUT_SECONDS = 5
 
@@ -105,6 +105,7 @@ def _ssm() -> Any:
     return clients.client("ssm")  # this function's own region, with the shared short timeouts
 
 
+@logger.inject_lambda_context(clear_state=True)
 def handler(
     event: dict[str, Any], _context: Any, *, ssm_for: Callable[[], Any] | None = None, fetch_json=_fetch_json
 ) -> dict[str, Any] | None:

@@ -10,7 +10,9 @@ from moto import mock_aws
 
 from aviary import naming
 from lambda_functions.token_settings import publisher
+from tests.unit.lambda_functions.lambda_context import lambda_context
 
+CONTEXT = lambda_context("aviary-token-settings")
 PROPERTIES = {
     "Region": "us-west-2",
     "UserPoolParameter": naming.USER_POOL_PARAMETER,
@@ -52,7 +54,7 @@ def _run(event, ssm, fetch):
         fetched.append(url)
         return fetch(url)
 
-    return publisher.handler(event, None, ssm_for=lambda: ssm, fetch_json=fetch_json), fetched
+    return publisher.handler(event, CONTEXT, ssm_for=lambda: ssm, fetch_json=fetch_json), fetched
 
 
 def _published(ssm):
@@ -101,14 +103,15 @@ def test_a_recovery_deploy_fails_when_the_published_settings_name_another_issuer
 
 def test_the_schedule_publishes_rotated_keys(ssm):
     _run(_event("Create"), ssm, lambda _url: JWKS)
-    assert publisher.handler(PROPERTIES, None, ssm_for=lambda: ssm, fetch_json=lambda _url: ROTATED) is None
+    scheduled = publisher.handler(PROPERTIES, CONTEXT, ssm_for=lambda: ssm, fetch_json=lambda _url: ROTATED)
+    assert scheduled is None
     assert _published(ssm)["jwks"] == ROTATED
 
 
 def test_a_failed_scheduled_fetch_raises_and_keeps_the_published_keys(ssm):
     _run(_event("Create"), ssm, lambda _url: JWKS)
     with pytest.raises(TimeoutError):
-        publisher.handler(PROPERTIES, None, ssm_for=lambda: ssm, fetch_json=_unreachable)
+        publisher.handler(PROPERTIES, CONTEXT, ssm_for=lambda: ssm, fetch_json=_unreachable)
     assert _published(ssm)["jwks"] == JWKS
 
 
