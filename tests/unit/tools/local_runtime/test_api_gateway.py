@@ -26,8 +26,8 @@ from lambda_functions.api.routes import ROUTES
 from tests.moto_tables import create_tables
 from tests.tokens import AUDIENCE, ISSUER, TokenIssuer
 from tests.unit.lambda_functions.api_events import HANDLER_ENVIRONMENT, api_event
+from tools.local_aws.event_sources import LambdaContext
 from tools.local_runtime.api_gateway import LocalHttpApi, route
-from tools.local_runtime.event_sources import LambdaContext
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
