@@ -6,9 +6,9 @@ assembly is synthesized exactly once however many workers ask for it.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +18,7 @@ from aws_cdk.assertions import Template
 
 from stacks import config as config_module
 from stacks.config import DeploymentConfig, load_config
+from tools.local_aws.assembly import StackTemplate, read_assembly, read_json, read_manifest
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -70,7 +71,8 @@ def cdk_synth(out_dir: Path, context: dict[str, str]) -> subprocess.CompletedPro
 
 
 class CloudAssembly:
-    """Read access to one synthesized cloud assembly (cdk.out) and the config that made it."""
+    """Read access to one synthesized cloud assembly (cdk.out), through the reader every tool uses, and the
+    config that made it."""
 
     def __init__(self, directory: Path, variant: Variant) -> None:
         self.directory = directory
@@ -80,19 +82,20 @@ class CloudAssembly:
 
     @cached_property
     def manifest(self) -> dict[str, Any]:
-        return json.loads((self.directory / "manifest.json").read_text())
+        return read_manifest(self.directory)
 
     @cached_property
-    def stacks(self) -> dict[str, dict[str, Any]]:
+    def stack_templates(self) -> dict[str, StackTemplate]:
+        """The assembly's stacks as every tool reads them (tools/local_aws/assembly.py), by stack name."""
+        return {stack.name: stack for stack in read_assembly(self.directory)}
+
+    @cached_property
+    def stacks(self) -> dict[str, Mapping[str, Any]]:
         """Stack artifacts of the manifest, by stack name."""
-        return {
-            name: artifact
-            for name, artifact in self.manifest["artifacts"].items()
-            if artifact["type"] == "aws:cloudformation:stack"
-        }
+        return {name: stack.artifact for name, stack in self.stack_templates.items()}
 
     def template_json(self, stack: str) -> dict[str, Any]:
-        return json.loads((self.directory / f"{stack}.template.json").read_text())
+        return dict(self.stack_templates[stack].template)
 
     def template(self, stack: str) -> Template:
         if stack not in self._templates:
@@ -108,7 +111,7 @@ class CloudAssembly:
 
     @cached_property
     def validation_report(self) -> dict[str, Any]:
-        return json.loads((self.directory / "validation-report.json").read_text())
+        return read_json(self.directory / "validation-report.json")
 
 
 def synthesized(base: Path, variant: Variant) -> Path:

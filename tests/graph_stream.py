@@ -9,7 +9,7 @@ import boto3
 
 from aviary.clients import AWS_CONFIG
 from aviary.counts import EdgeCounter
-from tools.local_runtime.event_sources import lambda_stream_record, records_after
+from tools.local_aws.event_sources import lambda_stream_record, records_after
 
 
 def count_graph_stream(dynamodb: Any, graph_table: str, counts_table: str, region: str = "us-east-1") -> None:

@@ -109,7 +109,7 @@ def fanout_costs(follower_counts: Iterable[int]) -> list[dict[str, Any]]:
     from aviary.fanout import FanoutService, LiveTweets, TimelineTrimmer, TimelineWriter
     from aviary.followers import FollowerDirectory
     from aviary.schema import ALL_TABLES
-    from tests.moto_tables import create_tables
+    from tools.local_aws.tables import create_tables
 
     cases = [(count, False) for count in follower_counts] + [(THRESHOLD + 1, True)]
     rows = []
@@ -170,7 +170,7 @@ def steady_state_trim() -> dict[str, Any]:
     from aviary.ids import generate_ulid
     from aviary.schema import TIMELINES
     from aviary.tweets import Tweet
-    from tests.moto_tables import create_tables
+    from tools.local_aws.tables import create_tables
 
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION, config=AWS_CONFIG)

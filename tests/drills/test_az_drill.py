@@ -11,8 +11,9 @@ from moto import mock_aws
 from aviary.clients import AWS_CONFIG
 from tests.drills.once import once_per_session
 from tools.drills import az_drill
-from tools.drills.host_drill import DrillError, Tally, compare_pages, pages_unlike_writes
 from tools.drills.result import DrillResult
+from tools.drills.served_pages import Tally, compare_pages, pages_unlike_writes
+from tools.drills.timeline_hosts import DrillError
 
 # One variant is enough: a drill deploys the stacks of a single region.
 on_local_stage = pytest.mark.parametrize("local_assembly", ["local-2-regions"], indirect=True)

@@ -17,16 +17,9 @@ from hosts.timeline_service.service import RETRY_AFTER_SECONDS
 from tests.drills.once import once_per_session
 from tests.moto_tables import create_tables
 from tools.drills import host_drill
-from tools.drills.host_drill import (
-    DrillError,
-    FakeClock,
-    TimelineHost,
-    compare_pages,
-    host_settings,
-    seed_timelines,
-    timelines_matching,
-)
 from tools.drills.result import DrillResult
+from tools.drills.served_pages import compare_pages, timelines_matching
+from tools.drills.timeline_hosts import DrillError, FakeClock, TimelineHost, host_settings, seed_timelines
 
 REGION = "us-east-1"
 # One variant is enough: a drill deploys the stacks of a single region.

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stacks.config import ConfigError, load_config
-from tools.blast_radius.assembly import AssemblyError, read_assembly
 from tools.blast_radius.model import build_model
 from tools.blast_radius.report import FORMATS, render
 from tools.blast_radius.scenarios import evaluate
+from tools.local_aws.assembly import AssemblyError, read_assembly
 
 PROJECT = Path(__file__).resolve().parents[2]
 # The templates do not carry the required capacity (only MinSize, which is derived from it).

@@ -19,7 +19,7 @@ from typing import Any
 from aviary import naming
 from aviary.schema import ALL_TABLES, TableSchema
 from stacks.config import INSTANCE_STORE_FAMILIES
-from tools.blast_radius.assembly import StackTemplate
+from tools.local_aws.assembly import StackTemplate
 
 # Device names an AMI's root volume takes; any other EBS mapping is a data volume.
 ROOT_DEVICES = frozenset({"/dev/xvda", "/dev/sda1", "/dev/sda", "xvda", "sda1"})

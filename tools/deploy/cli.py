@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from stacks.config import ConfigError, DeploymentConfig, load_config, project_context
-from tools.blast_radius.assembly import AssemblyError, StackTemplate, read_assembly
 from tools.deploy.plan import deploy_command, deploy_order, shell_line
 from tools.deploy.preflight import NO_AWS_CALL, Check, CheckFailed, Clients, preflight_checks, run_preflight
+from tools.local_aws.assembly import AssemblyError, StackTemplate, read_assembly
 from tools.progress import Progress
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from stacks.names import stack_name
-from tools.blast_radius.assembly import StackTemplate
+from tools.local_aws.assembly import StackTemplate
 
 # Among stacks that are ready at the same time: the stateful layer first, then the stacks that read
 # it across regions, and the stateless services last, one region at a time with the primary first,

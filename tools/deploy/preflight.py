@@ -14,8 +14,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from stacks.config import DEFAULT_ACCOUNT, SETTINGS, DeploymentConfig
-from tools.blast_radius.assembly import StackTemplate
 from tools.deploy.plan import BootstrapNeed, bootstrap_needs, fleet_hosts, lambda_concurrency
+from tools.local_aws.assembly import StackTemplate
 
 Clients = Callable[[str, str], Any]
 NO_AWS_CALL = "no AWS call"  # a check the dry run runs too

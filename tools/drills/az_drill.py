@@ -25,24 +25,21 @@ from pathlib import Path
 from typing import Any
 
 from stacks.config import DeploymentConfig
-from tools.drills.cloudformation import aws_client, in_process_moto
-from tools.drills.host_drill import (
+from tools.drills.result import DrillResult
+from tools.drills.served_pages import Tally, compare_pages, pages_unlike_writes, timelines_matching
+from tools.drills.timeline_hosts import (
     PAST_FRESH_WINDOW_SECONDS,
     DrillError,
     FakeClock,
     Sweep,
-    Tally,
     TimelineHost,
-    compare_pages,
     deploy_region,
     fleet_group_names,
     host_settings,
-    pages_unlike_writes,
     seed_timelines,
-    timelines_matching,
     work_directory,
 )
-from tools.drills.result import DrillResult
+from tools.local_aws.in_process import aws_client, in_process_moto
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,11 @@ from aviary.handles import Handles
 from aviary.schema import SOCIAL_GRAPH, SOURCE_OF_TRUTH_TABLES
 from aviary.timeline_repair import RepairResult
 from stacks.names import stack_name
+from tools.local_aws.event_sources import Checkpoints, records_after
 from tools.local_runtime import identity, timeline_repairs
 from tools.local_runtime.cloudformation_gaps import apply_bucket_notifications, apply_bucket_versioning
 from tools.local_runtime.deployment import read_deployment
 from tools.local_runtime.dynamodb_local import create_tables
-from tools.local_runtime.event_sources import Checkpoints, records_after
 from tools.local_runtime.processes import LocalProcesses, StartFailed, http_status, log_since, port_in_use
 from tools.local_runtime.settings import LOCAL_CONTEXT, PROJECT, LocalSettings
 from tools.progress import Progress, duration
@@ -197,7 +197,7 @@ class LocalStage:
                 )
         self.processes.start(
             MOTO,
-            "tools.local_runtime.moto_server",
+            "tools.local_aws.moto_server",
             "-H",
             self.settings.host,
             "-p",

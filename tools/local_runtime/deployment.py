@@ -12,7 +12,7 @@ from typing import Any
 
 from aviary.schema import IDEMPOTENCY, SOCIAL_GRAPH, TWEETS, TableSchema
 from stacks.names import stack_name
-from tools.local_runtime.event_sources import MappingSettings
+from tools.local_aws.event_sources import MappingSettings
 
 # Each stream consumer of a region: the name of its checkpoint -> its handler and the table it reads.
 STREAM_CONSUMERS: dict[str, tuple[str, TableSchema]] = {

@@ -31,10 +31,7 @@ from hosts.timeline_service import app as timeline_host
 from hosts.timeline_service.readiness import Check, tables_answer
 from lambda_functions.api import health as health_route
 from lambda_functions.api.routes import ROUTES
-from tools.local_runtime import api_gateway
-from tools.local_runtime.deployment import STREAM_CONSUMERS, RegionDeployment, read_deployment
-from tools.local_runtime.dynamodb_local import stream_arn_of
-from tools.local_runtime.event_sources import (
+from tools.local_aws.event_sources import (
     Checkpoints,
     LambdaContext,
     QueuePoller,
@@ -44,6 +41,9 @@ from tools.local_runtime.event_sources import (
     run_forever,
     shard_of,
 )
+from tools.local_runtime import api_gateway
+from tools.local_runtime.deployment import STREAM_CONSUMERS, RegionDeployment, read_deployment
+from tools.local_runtime.dynamodb_local import stream_arn_of
 from tools.local_runtime.settings import LocalSettings, load_local_settings
 
 log = logging.getLogger("aviary.local.region")

@@ -43,8 +43,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from aviary import clients, naming
 from aviary.media import READY, MediaStore, parse_media_key
 from aviary.schema import MEDIA, SOURCE_OF_TRUTH_TABLES
+from tools.local_aws.event_sources import Checkpoints, StreamPoller
 from tools.local_runtime import timeline_repairs
-from tools.local_runtime.event_sources import Checkpoints, StreamPoller
 from tools.local_runtime.settings import LocalSettings, load_local_settings
 
 log = logging.getLogger("aviary.local.replication")

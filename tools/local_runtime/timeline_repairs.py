@@ -16,8 +16,8 @@ from aviary.keys import FOLLOWS_PREFIX, USER_PREFIX
 from aviary.schema import SOCIAL_GRAPH, TWEETS
 from aviary.timeline_repair import RepairResult, TimelineRepair
 from aviary.timeline_settings import TimelineSettings
+from tools.local_aws.event_sources import Checkpoints, records_after
 from tools.local_runtime.deployment import STREAM_CONSUMERS, read_deployment
-from tools.local_runtime.event_sources import Checkpoints, records_after
 
 ClientFor = Callable[[str, str], Any]  # (service, region) -> boto3 client
 AUTHOR_MARK = "author:"  # an owed repair of everyone an author's tweets reach, not of one user

@@ -24,7 +24,7 @@ from aviary.naming import table_name
 from aviary.schema import COUNTS, SOCIAL_GRAPH
 from tests.moto_tables import create_tables
 from tests.two_regions import REGIONS, TwoRegions
-from tools.local_runtime.event_sources import lambda_stream_record, records_after
+from tools.local_aws.event_sources import lambda_stream_record, records_after
 
 REGION = "us-east-1"
 GRAPH, COUNTS_TABLE = table_name(SOCIAL_GRAPH), table_name(COUNTS)

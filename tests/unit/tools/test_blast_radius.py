@@ -16,7 +16,6 @@ from aviary.schema import TWEETS
 from stacks.aviary_app import stack_name
 from stacks.config import load_config
 from tests.cloud_assembly import PROJECT, CloudAssembly, project_context
-from tools.blast_radius.assembly import read_assembly
 from tools.blast_radius.cli import main, project_read_capacity
 from tools.blast_radius.model import build_model, has_instance_store
 from tools.blast_radius.scenarios import (
@@ -29,6 +28,7 @@ from tools.blast_radius.scenarios import (
     Scenario,
     evaluate,
 )
+from tools.local_aws.assembly import read_assembly
 
 
 def _report(directory: Path, required: int) -> Report:

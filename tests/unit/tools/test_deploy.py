@@ -11,9 +11,9 @@ import pytest
 
 from stacks.names import stack_name
 from tests.cloud_assembly import PROJECT
-from tools.blast_radius.assembly import StackTemplate, read_assembly
 from tools.deploy import cli
 from tools.deploy.plan import deploy_command, deploy_order, fleet_hosts, lambda_concurrency
+from tools.local_aws.assembly import StackTemplate, read_assembly
 
 
 def no_aws(service: str, region: str) -> Any:

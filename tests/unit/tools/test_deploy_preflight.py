@@ -12,7 +12,6 @@ from moto import mock_aws
 
 from stacks.config import DEFAULT_ACCOUNT, load_config, project_context
 from tests.cloud_assembly import PROJECT
-from tools.blast_radius.assembly import StackTemplate
 from tools.deploy.plan import BootstrapNeed
 from tools.deploy.preflight import (
     LAMBDA_CONCURRENCY_QUOTA,
@@ -29,6 +28,7 @@ from tools.deploy.preflight import (
     preflight_checks,
     run_preflight,
 )
+from tools.local_aws.assembly import StackTemplate
 
 REAL_DOMAIN = {"domainName": "aviary.birds.test", "hostedZoneId": "Z0BIRDS", "hostedZoneName": "birds.test"}
 
@@ -215,7 +215,7 @@ def test_after_the_gate_every_check_runs_and_every_failure_is_reported():
 
 
 def test_the_checks_cover_every_region_of_the_assembly_and_what_it_needs(prod_assembly):
-    from tools.blast_radius.assembly import read_assembly
+    from tools.local_aws.assembly import read_assembly
 
     stacks: tuple[StackTemplate, ...] = read_assembly(prod_assembly.directory)
     titles = [check.title for check in preflight_checks(prod_assembly.config, stacks)]

@@ -27,8 +27,8 @@ from tests.moto_tables import create_tables
 from tests.tokens import AUDIENCE, ISSUER, TokenIssuer
 from tests.unit.lambda_functions.api_events import HANDLER_ENVIRONMENT, api_event
 from tests.unit.lambda_functions.lambda_context import lambda_context
+from tools.local_aws.event_sources import LambdaContext
 from tools.local_runtime.api_gateway import LocalHttpApi, route
-from tools.local_runtime.event_sources import LambdaContext
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

@@ -1,10 +1,15 @@
-"""Deploys stacks of a synthesized cloud assembly into moto, in this process, the way `cdk deploy` would.
+"""Deploys stacks of a synthesized cloud assembly into in-process moto, the way `cdk deploy` would.
 
 Minimally what `cdk deploy` does around CloudFormation: the bootstrap bucket and the bootstrap
 version parameter, every file asset uploaded to the bucket and key its asset manifest names
 (directories zipped), then one CreateStack per stack with dependencies first, a template over
 CloudFormation's TemplateBody limit passed by its uploaded URL. Drills then act on what
 CloudFormation created (groups, instances, tables), not on a hand-built copy of it.
+
+Why not the CDK CLI, as `make deploy-local` deploys into a moto server: the drills inject faults into
+the clients and stores the code under drill is given, so moto must run in the drill's own process,
+where no CLI can reach it; and an in-process deploy of a region takes seconds, with no server to
+start, no port to hold and nothing left behind. Both paths read the same cloud assembly.
 """
 
 from __future__ import annotations
@@ -12,170 +17,28 @@ from __future__ import annotations
 import functools
 import io
 import json
-import logging
-import os
 import time
 import warnings
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
-import boto3
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
-from aviary.clients import AWS_CONFIG
+from tools.local_aws.assembly import StackTemplate, read_assembly, with_dependencies_in_order
+from tools.local_aws.in_process import aws_client
 
 # CloudFormation refuses a TemplateBody over 51,200 bytes; cdk uploads such templates and passes the URL.
 TEMPLATE_BODY_LIMIT = 51_200
 CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND")
+DEFAULT_BOOTSTRAP_VERSION = 6  # what a stack needs when its manifest does not say
 _SETTLE_SECONDS = 30.0
-# Environment that could lead a client away from the in-process mock (a moto server, a profile).
-_ENVIRONMENT_TO_CLEAR = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE")
 
 
 class DeployError(RuntimeError):
     """A stack could not be deployed into moto; the message names the stack and what failed."""
-
-
-@contextmanager
-def in_process_moto(account: str) -> Iterator[None]:
-    """An in-process moto holding `account`, whatever AWS settings the caller's environment has.
-
-    Empty when it starts and discarded when it ends, unless the caller already runs a moto mock (it
-    then joins that one). An endpoint URL (a local moto server) or a profile in the environment
-    would send clients past the mock, so they are cleared for the duration.
-    """
-    overrides = {
-        "MOTO_ACCOUNT_ID": account,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-    }
-    cleared = [
-        name for name in os.environ if name in _ENVIRONMENT_TO_CLEAR or name.startswith("AWS_ENDPOINT_URL_")
-    ]
-    with mock.patch.dict(os.environ, overrides):
-        for name in cleared:
-            del os.environ[name]
-        with mock_aws(), _quiet_about_known_moto_limits():
-            yield
-
-
-# Notices moto logs again and again for limits the drills know and report once: resource types its
-# CloudFormation skips (Deployment.skipped_types), and Lambda invocations it cannot run without Docker.
-_KNOWN_LIMIT_NOTICES = {
-    "moto": "No Moto CloudFormation support",
-    "moto.awslambda.models": "error running docker",
-}
-
-
-class _DropNotice(logging.Filter):
-    def __init__(self, prefix: str) -> None:
-        super().__init__()
-        self.prefix = prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.prefix)
-
-
-@contextmanager
-def _quiet_about_known_moto_limits() -> Iterator[None]:
-    installed = [(logging.getLogger(name), _DropNotice(text)) for name, text in _KNOWN_LIMIT_NOTICES.items()]
-    for logger, notice in installed:
-        logger.addFilter(notice)
-    try:
-        yield
-    finally:
-        for logger, notice in installed:
-            logger.removeFilter(notice)
-
-
-def aws_client(service: str, region: str) -> Any:
-    """A client built from Aviary's one shared Config, as the code under drill builds its own."""
-    return boto3.client(service, region_name=region, config=AWS_CONFIG)
-
-
-@dataclass(frozen=True)
-class StackArtifact:
-    """One stack of a cloud assembly, as its manifest describes it."""
-
-    name: str
-    account: str
-    region: str
-    template_file: Path
-    template_object_url: str | None  # s3://bucket/key of the uploaded template
-    termination_protection: bool
-    depends_on: tuple[str, ...]  # other stacks, deployed first
-    asset_manifests: tuple[Path, ...]
-    bootstrap_parameter: str | None
-    bootstrap_version: int
-
-
-def stack_artifacts(cdk_out: Path) -> dict[str, StackArtifact]:
-    """Every stack of the cloud assembly in `cdk_out`, by stack name."""
-    manifest_file = cdk_out / "manifest.json"
-    if not manifest_file.is_file():
-        raise DeployError(
-            f"{cdk_out} holds no manifest.json: synthesize the app into it first (cdk synth -o {cdk_out})."
-        )
-    artifacts = json.loads(manifest_file.read_text())["artifacts"]
-    stacks: dict[str, StackArtifact] = {}
-    for name, artifact in artifacts.items():
-        if artifact.get("type") != "aws:cloudformation:stack":
-            continue
-        properties = artifact.get("properties", {})
-        # "aws://account/region"
-        account, region = artifact["environment"].removeprefix("aws://").split("/", 1)
-        dependencies = artifact.get("dependencies", [])
-        stacks[name] = StackArtifact(
-            name=name,
-            account=account,
-            region=region,
-            template_file=cdk_out / properties["templateFile"],
-            template_object_url=properties.get("stackTemplateAssetObjectUrl"),
-            termination_protection=bool(properties.get("terminationProtection", False)),
-            depends_on=tuple(
-                d for d in dependencies if artifacts.get(d, {}).get("type") == "aws:cloudformation:stack"
-            ),
-            asset_manifests=tuple(
-                cdk_out / artifacts[d]["properties"]["file"]
-                for d in dependencies
-                if artifacts.get(d, {}).get("type") == "cdk:asset-manifest"
-            ),
-            bootstrap_parameter=properties.get("bootstrapStackVersionSsmParameter"),
-            bootstrap_version=int(properties.get("requiresBootstrapStackVersion", 6)),
-        )
-    return stacks
-
-
-def deployment_order(stacks: dict[str, StackArtifact], wanted: Iterable[str]) -> list[str]:
-    """`wanted` and every stack they depend on, each after its dependencies (what cdk deploy would do)."""
-    order: list[str] = []
-    visiting: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in order:
-            return
-        if name not in stacks:
-            raise DeployError(
-                f"The cloud assembly has no stack {name!r}; it has {', '.join(sorted(stacks))}."
-            )
-        if name in visiting:
-            raise DeployError(f"Stack {name} depends on itself through {', '.join(sorted(visiting))}.")
-        visiting.add(name)
-        for dependency in stacks[name].depends_on:
-            visit(dependency)
-        visiting.discard(name)
-        order.append(name)
-
-    for name in wanted:
-        visit(name)
-    return order
 
 
 @dataclass(frozen=True)
@@ -211,13 +74,12 @@ class Deployment:
 def deploy(cdk_out: Path, stack_names: Sequence[str]) -> Deployment:
     """Deploy `stack_names` (and the stacks they depend on) from `cdk_out` into the active moto mock."""
     started = time.monotonic()
-    stacks = stack_artifacts(cdk_out)
     deployed: dict[str, DeployedStack] = {}
     bootstrapped: set[tuple[str, str]] = set()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Tried to parse .* not supported by moto")
-        for name in deployment_order(stacks, stack_names):
-            artifact = stacks[name]
+        for artifact in with_dependencies_in_order(read_assembly(cdk_out), stack_names):
+            name = artifact.name
             environment = (artifact.account, artifact.region)
             if environment not in bootstrapped:
                 _bootstrap(artifact)
@@ -233,7 +95,7 @@ def bootstrap_bucket(account: str, region: str) -> str:
     return f"cdk-hnb659fds-assets-{account}-{region}"
 
 
-def _bootstrap(artifact: StackArtifact) -> None:
+def _bootstrap(artifact: StackTemplate) -> None:
     """The two things of `cdk bootstrap` a deploy reads: the assets bucket and the version parameter."""
     s3 = aws_client("s3", artifact.region)
     bucket = bootstrap_bucket(artifact.account, artifact.region)
@@ -241,10 +103,10 @@ def _bootstrap(artifact: StackArtifact) -> None:
     if artifact.region != "us-east-1":
         request["CreateBucketConfiguration"] = {"LocationConstraint": artifact.region}
     s3.create_bucket(**request)
-    if artifact.bootstrap_parameter:
+    if artifact.bootstrap_version_parameter:
         aws_client("ssm", artifact.region).put_parameter(
-            Name=artifact.bootstrap_parameter,
-            Value=str(artifact.bootstrap_version),
+            Name=artifact.bootstrap_version_parameter,
+            Value=str(artifact.bootstrap_version or DEFAULT_BOOTSTRAP_VERSION),
             Type="String",
             Overwrite=True,
         )
@@ -289,7 +151,7 @@ def _zipped(directory: Path) -> bytes:
     return buffer.getvalue()
 
 
-def _template_url(artifact: StackArtifact) -> str:
+def _template_url(artifact: StackTemplate) -> str:
     """The HTTPS, path-style URL of the uploaded template, as cdk passes it to CloudFormation."""
     if not artifact.template_object_url:
         raise DeployError(
@@ -300,8 +162,9 @@ def _template_url(artifact: StackArtifact) -> str:
     return f"https://s3.{artifact.region}.amazonaws.com/{bucket}/{key}"
 
 
-def _create_stack(artifact: StackArtifact) -> DeployedStack:
+def _create_stack(artifact: StackTemplate) -> DeployedStack:
     cloudformation = aws_client("cloudformation", artifact.region)
+    assert artifact.template_file is not None  # read_assembly names every stack's file
     template_text = artifact.template_file.read_text()
     request: dict[str, Any] = {
         "StackName": artifact.name,
@@ -329,11 +192,10 @@ def _create_stack(artifact: StackArtifact) -> DeployedStack:
         for r in _stack_resources(cloudformation, artifact.name)
     )
     created = {r.logical_id for r in resources}
-    template = json.loads(template_text)
     skipped = sorted(
         {
             resource["Type"]
-            for logical_id, resource in template.get("Resources", {}).items()
+            for logical_id, resource in artifact.template.get("Resources", {}).items()
             if logical_id not in created
         }
     )

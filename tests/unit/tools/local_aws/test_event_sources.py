@@ -18,7 +18,7 @@ from moto import mock_aws
 from aviary.clients import AWS_CONFIG
 from aviary.schema import TWEETS
 from tests.moto_tables import create_table
-from tools.local_runtime.event_sources import (
+from tools.local_aws.event_sources import (
     Checkpoints,
     LambdaContext,
     MappingSettings,
