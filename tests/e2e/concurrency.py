@@ -10,9 +10,9 @@ from typing import Any
 
 from aviary.counts import Counts, value_of
 from aviary.keys import FOLLOWER_PREFIX, FOLLOWS_PREFIX, LIKE_PREFIX, TWEET_PREFIX, USER_PREFIX
-from tools.drills.region_drill import request
 from tools.local_runtime.control import LocalStage
 from tools.local_runtime.deployment import read_deployment
+from tools.local_runtime.stage_http import request
 
 THREADS = 40
 

@@ -21,9 +21,9 @@ from tests.cloud_assembly import PROJECT
 from tests.e2e.concurrency import Call, Settled, at_once
 from tests.e2e.local_stage import LocalStageUnderTest, walkthrough_script
 from tools.drills import region_drill
-from tools.drills.region_drill import request
 from tools.local_runtime import identity
 from tools.local_runtime.control import LocalStage
+from tools.local_runtime.stage_http import request
 
 
 @pytest.fixture(scope="session")

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from aviary import naming
 from aviary.schema import SOCIAL_GRAPH
@@ -24,6 +21,7 @@ from aviary.social_graph import SocialGraph
 from tools.drills.result import DrillResult
 from tools.local_runtime import identity
 from tools.local_runtime.control import LocalStage
+from tools.local_runtime.stage_http import RETRY_DELAY_SECONDS, request
 
 AUTHOR = "drill_author"
 READER = "drill_reader"  # follows the author from the start
@@ -31,7 +29,6 @@ LATE_FOLLOWER = "drill_late"  # follows in the primary just before it fails
 LEAVER = "drill_leaver"  # unfollows while the primary is down
 RETRYABLE = (502, 503)
 MAX_ATTEMPTS = 60
-RETRY_DELAY_SECONDS = 0.25
 PAGE = 100  # the timeline API's largest page
 
 
@@ -66,25 +63,6 @@ class PostingClient:
             self.retried += 1
             time.sleep(RETRY_DELAY_SECONDS)
         raise RuntimeError(f"post {key} was not accepted after {MAX_ATTEMPTS} attempts")
-
-
-def request(
-    url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None
-) -> tuple[int | None, Any, str | None]:
-    """(status, JSON body, X-Aviary-Region); status None when nothing answered."""
-    try:
-        with urllib.request.urlopen(
-            urllib.request.Request(url, data=body, method=method, headers=headers or {}), timeout=15
-        ) as response:
-            return (
-                response.status,
-                json.loads(response.read() or b"null"),
-                response.headers.get("X-Aviary-Region"),
-            )
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null"), error.headers.get("X-Aviary-Region")
-    except (urllib.error.URLError, TimeoutError, ConnectionError):
-        return None, None, None
 
 
 def timeline_ids(api_url: str, token: str) -> list[str]:

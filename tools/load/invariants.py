@@ -16,8 +16,8 @@ from typing import Any
 from aviary import naming
 from aviary.keys import LIKE_PREFIX, TWEET_PREFIX, tweet_id_from_entry_key
 from aviary.schema import SOCIAL_GRAPH, TWEETS
-from tools.drills.region_drill import request
 from tools.local_runtime.control import LocalStage
+from tools.local_runtime.stage_http import request
 
 EXAMPLES = 5  # examples kept per broken invariant, to say what went wrong
 

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.drills.region_drill import RETRY_DELAY_SECONDS, request
 from tools.load import invariants
 from tools.local_runtime import identity
 from tools.local_runtime.control import LocalStage
 from tools.local_runtime.deployment import read_deployment
 from tools.local_runtime.settings import PROJECT
+from tools.local_runtime.stage_http import RETRY_DELAY_SECONDS, request
 
 FOLLOWS_PER_USER = 5
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
