@@ -282,6 +282,7 @@ def _load_fanout(tables: Mapping[str, str], timeline_cap: int, waits: SkippedWai
     settings = {
         "AVIARY_TIMELINES_TABLE": tables["timelines"],
         "AVIARY_SOCIAL_GRAPH_TABLE": tables["social-graph"],
+        "AVIARY_TWEETS_TABLE": tables["tweets"],
         "AVIARY_COUNTS_TABLE": tables["counts"],
         "AVIARY_CELEBRITY_THRESHOLD": str(CELEBRITY_THRESHOLD),
         "AVIARY_TIMELINE_MAX_ENTRIES": str(timeline_cap),
