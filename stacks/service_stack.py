@@ -10,15 +10,16 @@ from aws_cdk import aws_route53_targets as targets
 from constructs import Construct
 
 from aviary import naming
+from aviary.host_settings import TimelineHostSettings
 from aviary.schema import SOCIAL_GRAPH, TWEETS, TableSchema
 from stacks.components import arns
 from stacks.components.code_bundles import HostBundle
 from stacks.components.fleet_alarms import FleetAlarms
-from stacks.components.host_fleet import HostFleet, HostSettings, architecture_of
+from stacks.components.host_fleet import CACHE_MOUNT, HostFleet, architecture_of
 from stacks.components.latency_record import LatencyRecord
 from stacks.components.network import Network
 from stacks.components.operator_alerts import OperatorAlerts
-from stacks.components.timeline_load_balancer import TimelineLoadBalancer
+from stacks.components.timeline_load_balancer import SERVICE_PORT, TimelineLoadBalancer
 from stacks.components.token_settings import TokenSettingsPublisher
 from stacks.components.write_api import HEALTH_ROUTE
 from stacks.components.write_path import WRITE_PATH_ID, WritePath
@@ -94,13 +95,15 @@ class RegionalServiceStack(Stack):
             instance_type=config.host_instance_type,
             hosts_per_az=config.hosts_per_az,
             bundle=bundle.asset,
-            settings=HostSettings(
+            settings=TimelineHostSettings(
                 region=region.name,
                 timelines_table=data.timelines.table.table_name,
                 social_graph_table=naming.table_name(SOCIAL_GRAPH),
                 tweets_table=naming.table_name(TWEETS),
                 counts_table=data.counts.table.table_name,
                 celebrity_follower_threshold=config.celebrity_follower_threshold,
+                cache_mount=CACHE_MOUNT,
+                port=SERVICE_PORT,
                 token_settings_parameter=naming.TOKEN_SETTINGS_PARAMETER,
                 media_base_url=config.media_base_url,
             ),

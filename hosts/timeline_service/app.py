@@ -11,7 +11,6 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,9 @@ from yarl import URL
 from aviary import clients
 from aviary.auth import TokenVerifier, jwks_key_source
 from aviary.errors import AviaryError, NotFound, ServiceUnavailable
-from aviary.media_urls import MEDIA_BASE_URL_VARIABLE, MediaUrls, MediaUrlSettingError, parse_base_url
+from aviary.host_settings import TimelineHostSettings
+from aviary.media_urls import MediaUrls
+from aviary.settings import SettingsError
 from aviary.timeline import DEFAULT_LIMIT, decode_cursor, parse_limit
 from aviary.timeline_store import TimelineStore
 from aviary.token_settings import (
@@ -34,7 +35,7 @@ from aviary.token_settings import (
     load_token_settings,
 )
 from hosts.timeline_service import unreadable_requests
-from hosts.timeline_service.cache import DEFAULT_PATH, TimelineCache
+from hosts.timeline_service.cache import TimelineCache
 from hosts.timeline_service.readiness import (
     Readiness,
     cache_usable,
@@ -175,79 +176,13 @@ def make_app(
     return app
 
 
-class SettingsError(ValueError):
-    """An environment variable is missing or invalid; the message names it."""
-
-
-@dataclass(frozen=True)
-class ServiceSettings:
-    region: str
-    timelines_table: str
-    social_graph_table: str
-    tweets_table: str
-    counts_table: str
-    celebrity_follower_threshold: int
-    cache_path: str
-    # Where the instance-store volume holding the cache is mounted (deployed hosts: /data); a host
-    # is not ready while nothing is mounted there. None: no such check (a laptop, the local stage).
-    cache_mount: str | None
-    media_base_url: str  # what the pages' media URLs start with
-    # Either an SSM parameter holding issuer, audience and keys (deployed hosts) ...
-    token_settings_parameter: str | None
-    # ... or the three given directly (running the service by hand against a user pool).
-    jwt_issuer: str | None
-    jwt_audience: str | None
-    jwks_url: str | None
-    host: str
-    port: int
+# The name the local runtime and the drills know the host's settings by.
+ServiceSettings = TimelineHostSettings
 
 
 def settings_from_environment(environ: Mapping[str, str]) -> ServiceSettings:
     """The service's settings from AVIARY_* variables (the host's /etc/aviary/timeline.env)."""
-
-    def value(name: str, default: str | None = None) -> str:
-        found = environ.get(name, "").strip() or default
-        if not found:
-            raise SettingsError(
-                f"Environment variable {name} is not set; the host's timeline.env must set it."
-            )
-        return found
-
-    def whole_number(name: str, default: str | None, minimum: int, maximum: int) -> int:
-        text = value(name, default)
-        if not (text.isascii() and text.isdigit() and len(text) <= 15 and minimum <= int(text) <= maximum):
-            raise SettingsError(
-                f"Environment variable {name} must be a whole number from {minimum} to {maximum}, "
-                f"not {text!r}."
-            )
-        return int(text)
-
-    def base_url(name: str) -> str:
-        try:
-            return parse_base_url(value(name), name=name)
-        except MediaUrlSettingError as error:
-            raise SettingsError(f"Environment variable {error}") from None
-
-    parameter = environ.get("AVIARY_TOKEN_SETTINGS_PARAMETER", "").strip() or None
-    issuer = None if parameter else value("AVIARY_JWT_ISSUER").rstrip("/")
-    return ServiceSettings(
-        region=value("AVIARY_REGION"),
-        timelines_table=value("AVIARY_TIMELINES_TABLE"),
-        social_graph_table=value("AVIARY_SOCIAL_GRAPH_TABLE", "aviary-social-graph"),
-        tweets_table=value("AVIARY_TWEETS_TABLE", "aviary-tweets"),
-        counts_table=value("AVIARY_COUNTS_TABLE"),
-        celebrity_follower_threshold=whole_number("AVIARY_CELEBRITY_THRESHOLD", None, 1, 10**12),
-        cache_path=value("AVIARY_CACHE_PATH", DEFAULT_PATH),
-        cache_mount=environ.get("AVIARY_CACHE_MOUNT", "").strip() or None,
-        media_base_url=base_url(MEDIA_BASE_URL_VARIABLE),
-        token_settings_parameter=parameter,
-        jwt_issuer=issuer,
-        jwt_audience=None if parameter else value("AVIARY_JWT_AUDIENCE"),
-        # Cognito publishes a user pool's keys under its issuer URL.
-        jwks_url=None if parameter else value("AVIARY_JWKS_URL", f"{issuer}/.well-known/jwks.json"),
-        host=value("AVIARY_HOST", "0.0.0.0"),
-        port=whole_number("AVIARY_PORT", "8080", 1, 65535),
-    )
+    return TimelineHostSettings.from_environment(environ)
 
 
 def build_app(settings: ServiceSettings) -> web.Application:
@@ -318,4 +253,4 @@ def main(environ: Mapping[str, Any] | None = None) -> None:
     # No access log: the load balancer keeps one, and writing it here would cost every request.
     # reuse_port: a host runs one such worker per vCPU on the same port (hosts/systemd), and the
     # kernel spreads the load balancer's connections between them.
-    web.run_app(app, host=settings.host, port=settings.port, access_log=None, reuse_port=True)
+    web.run_app(app, host=settings.listen_host, port=settings.port, access_log=None, reuse_port=True)

@@ -16,10 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aviary.host_settings import DEFAULT_CACHE_PATH
+
 log = logging.getLogger(__name__)
 
-# The directory the systemd unit makes writable for the service (ReadWritePaths).
-DEFAULT_PATH = "/data/timeline-cache/cache.sqlite"
+# In the directory the systemd unit makes writable for the service (ReadWritePaths).
+DEFAULT_PATH = DEFAULT_CACHE_PATH
 # The shape of the pages stored (SQLite's user_version of the file). Pages are the API's JSON, so a
 # page cached in an older shape must never be served: a file of another format starts empty.
 # 2: timeline items name their fields as tweets do (id, author, not tweet_id, author_id).

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -19,50 +18,31 @@ import boto3
 from aws_lambda_powertools import Logger
 
 from aviary import clients
-from aviary.schema import IDEMPOTENCY, MEDIA, SOCIAL_GRAPH, TWEETS, TableSchema
+from aviary.api_settings import ApiHealthSettings
+from aviary.schema import IDEMPOTENCY, MEDIA, SOCIAL_GRAPH, SOURCE_OF_TRUTH_TABLES, TWEETS, TableSchema
 from aviary.table_probe import unavailable_tables
 from lambda_functions.api.http import json_response
 
 logger = Logger(service="api-health")
 
-# The variables that name the source tables, as every API function's environment has them.
-SOURCE_TABLES: Mapping[str, TableSchema] = {
-    "AVIARY_TWEETS_TABLE": TWEETS,
-    "AVIARY_SOCIAL_GRAPH_TABLE": SOCIAL_GRAPH,
-    "AVIARY_IDEMPOTENCY_TABLE": IDEMPOTENCY,
-    "AVIARY_MEDIA_TABLE": MEDIA,
-}
 # Every read together must end well inside Route 53's two seconds, with Lambda's and API Gateway's
 # own time on top.
 DEADLINE_SECONDS = 1.0
 
 
-class SettingsError(ValueError):
-    """An environment variable the health route needs is missing."""
-
-
-@dataclass(frozen=True)
-class HealthSettings:
-    region: str
-    tables: tuple[tuple[str, TableSchema], ...]  # (table name, its key schema)
-
-    @classmethod
-    def from_environment(cls, environment: Mapping[str, str]) -> HealthSettings:
-        tables = []
-        for variable, schema in SOURCE_TABLES.items():
-            name = environment.get(variable, "")
-            if not name:
-                raise SettingsError(f"the environment variable {variable} must be set")
-            tables.append((name, schema))
-        region = environment.get("AWS_REGION") or environment.get("AWS_DEFAULT_REGION", "")
-        if not region:
-            raise SettingsError("the environment variable AWS_REGION must be set")
-        return cls(region=region, tables=tuple(tables))
-
-
 @cache
-def _settings() -> HealthSettings:
-    return HealthSettings.from_environment(os.environ)
+def _settings() -> ApiHealthSettings:
+    return ApiHealthSettings.from_environment(os.environ)
+
+
+def source_tables(settings: ApiHealthSettings) -> tuple[tuple[str, TableSchema], ...]:
+    """(table name, its key schema) of each source table: a read of a missing item needs the key."""
+    return (
+        (settings.tweets_table, TWEETS),
+        (settings.social_graph_table, SOCIAL_GRAPH),
+        (settings.idempotency_table, IDEMPOTENCY),
+        (settings.media_table, MEDIA),
+    )
 
 
 @cache
@@ -71,13 +51,13 @@ def _dynamodb() -> Any:
 
 
 # A read that outlives the deadline keeps its thread until its own timeout: room for two rounds.
-_pool = ThreadPoolExecutor(max_workers=2 * len(SOURCE_TABLES), thread_name_prefix="health-probe")
+_pool = ThreadPoolExecutor(max_workers=2 * len(SOURCE_OF_TRUTH_TABLES), thread_name_prefix="health-probe")
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(_event: Mapping[str, Any], _context: Any) -> dict[str, Any]:
     settings = _settings()
-    failed = unavailable_tables(_dynamodb(), settings.tables, _pool, DEADLINE_SECONDS)
+    failed = unavailable_tables(_dynamodb(), source_tables(settings), _pool, DEADLINE_SECONDS)
     no_store = {"cache-control": "no-store"}
     if failed:
         logger.warning("this region cannot serve", extra={"unavailable_tables": failed})

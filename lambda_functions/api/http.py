@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -62,9 +61,9 @@ class ApiRequest:
 
 
 @cache
-def handle_registry() -> Handles:
+def handle_registry(social_graph_table: str) -> Handles:
     """The handle registry over this region's social-graph table, built once per process."""
-    return Handles(clients.client("dynamodb"), os.environ["AVIARY_SOCIAL_GRAPH_TABLE"])
+    return Handles(clients.client("dynamodb"), social_graph_table)
 
 
 Response = tuple[int, Any] | tuple[int, Any, Mapping[str, str]]

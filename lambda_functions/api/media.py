@@ -11,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 
 from aviary import clients
+from aviary.api_settings import ApiMediaSettings
 from aviary.media import MediaService, MediaStore
 from lambda_functions.api.http import ApiRequest, Route, dispatch, handle_registry
 
@@ -27,11 +28,18 @@ def routes(media: MediaService) -> Mapping[str, Route]:
 
 
 @cache
+def _settings() -> ApiMediaSettings:
+    """Read on the first request and kept for the life of the process."""
+    return ApiMediaSettings.from_environment(os.environ)
+
+
+@cache
 def _routes() -> Mapping[str, Route]:
+    settings = _settings()
     media = MediaService(
-        MediaStore(clients.client("dynamodb"), os.environ["AVIARY_MEDIA_TABLE"]),
+        MediaStore(clients.client("dynamodb"), settings.media_table),
         clients.client("s3"),
-        os.environ["AVIARY_MEDIA_BUCKET"],
+        settings.media_bucket,
         clock_ms=lambda: time.time_ns() // 1_000_000,
         random_bytes=os.urandom,
     )
@@ -41,4 +49,4 @@ def _routes() -> Mapping[str, Route]:
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: Mapping[str, Any], _context: Any) -> dict[str, Any]:
-    return dispatch(event, _routes(), logger, handle_registry())
+    return dispatch(event, _routes(), logger, handle_registry(_settings().social_graph_table))

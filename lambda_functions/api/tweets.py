@@ -12,6 +12,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from aviary import clients, validation
+from aviary.api_settings import ApiTweetsSettings
 from aviary.media import MediaStore
 from aviary.media_urls import MediaUrls
 from aviary.tweet_service import TweetService
@@ -75,24 +76,30 @@ def routes(service: TweetService, urls: MediaUrls) -> Mapping[str, Route]:
 
 
 @cache
+def _settings() -> ApiTweetsSettings:
+    """Read on the first request and kept for the life of the process."""
+    return ApiTweetsSettings.from_environment(os.environ)
+
+
+@cache
 def _routes() -> Mapping[str, Route]:
     """Built on the first request and kept for the life of the process."""
-    urls = MediaUrls.from_environment(os.environ)
+    settings = _settings()
     dynamodb = clients.client("dynamodb")
     service = TweetService(
         dynamodb,
-        tweets_table=os.environ["AVIARY_TWEETS_TABLE"],
-        social_graph_table=os.environ["AVIARY_SOCIAL_GRAPH_TABLE"],
-        idempotency_table=os.environ["AVIARY_IDEMPOTENCY_TABLE"],
-        counts_table=os.environ["AVIARY_COUNTS_TABLE"],
-        media_checker=MediaStore(dynamodb, os.environ["AVIARY_MEDIA_TABLE"]),
+        tweets_table=settings.tweets_table,
+        social_graph_table=settings.social_graph_table,
+        idempotency_table=settings.idempotency_table,
+        counts_table=settings.counts_table,
+        media_checker=MediaStore(dynamodb, settings.media_table),
         clock_ms=lambda: time.time_ns() // 1_000_000,
         random_bytes=os.urandom,
     )
-    return routes(service, urls)
+    return routes(service, MediaUrls(settings.media_base_url))
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: Mapping[str, Any], _context: Any) -> dict[str, Any]:
-    return dispatch(event, _routes(), logger, handle_registry())
+    return dispatch(event, _routes(), logger, handle_registry(_settings().social_graph_table))

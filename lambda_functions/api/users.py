@@ -10,6 +10,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 
 from aviary import clients, validation
+from aviary.api_settings import ApiUsersSettings
 from aviary.errors import ValidationError
 from aviary.handles import Handles
 from aviary.social_graph import SocialGraph
@@ -44,13 +45,18 @@ def routes(graph: SocialGraph, handles: Handles) -> Mapping[str, Route]:
 
 
 @cache
+def _settings() -> ApiUsersSettings:
+    """Read on the first request and kept for the life of the process."""
+    return ApiUsersSettings.from_environment(os.environ)
+
+
+@cache
 def _routes() -> Mapping[str, Route]:
-    return routes(
-        SocialGraph(clients.client("dynamodb"), os.environ["AVIARY_SOCIAL_GRAPH_TABLE"]), handle_registry()
-    )
+    table = _settings().social_graph_table
+    return routes(SocialGraph(clients.client("dynamodb"), table), handle_registry(table))
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: Mapping[str, Any], _context: Any) -> dict[str, Any]:
-    return dispatch(event, _routes(), logger, handle_registry())
+    return dispatch(event, _routes(), logger, handle_registry(_settings().social_graph_table))

@@ -24,22 +24,12 @@ from aviary.fanout import (
     TimelineWriter,
 )
 from aviary.followers import FollowerDirectory
-from aviary.naming import table_name
-from aviary.schema import SOCIAL_GRAPH, TWEETS
-from aviary.timeline_settings import DEFAULT_MAX_ENTRIES, DEFAULT_RETENTION_DAYS
+from aviary.timeline_settings import TimelineSettings
 from lambda_functions.first_use import BuiltOnFirstUse
 from lambda_functions.stream_batches import Handler, stream_handler
 
-# A missing table name or threshold fails the cold start, not every record after it.
-TIMELINES_TABLE = os.environ["AVIARY_TIMELINES_TABLE"]
-COUNTS_TABLE = os.environ["AVIARY_COUNTS_TABLE"]
-SOCIAL_GRAPH_TABLE = os.environ.get("AVIARY_SOCIAL_GRAPH_TABLE") or table_name(SOCIAL_GRAPH)
-TWEETS_TABLE = os.environ.get("AVIARY_TWEETS_TABLE") or table_name(TWEETS)
-CELEBRITY_THRESHOLD = int(os.environ["AVIARY_CELEBRITY_THRESHOLD"])
-RETENTION_DAYS = int(os.environ.get("AVIARY_TIMELINE_RETENTION_DAYS") or DEFAULT_RETENTION_DAYS)
-MAX_ENTRIES = int(os.environ.get("AVIARY_TIMELINE_MAX_ENTRIES") or DEFAULT_MAX_ENTRIES)
-if MAX_ENTRIES < 1:
-    raise ValueError(f"AVIARY_TIMELINE_MAX_ENTRIES must be at least 1, not {MAX_ENTRIES}")
+# A missing or malformed setting fails the cold start, naming its variable, not every record after it.
+SETTINGS = TimelineSettings.from_environment(os.environ)
 
 logger = Logger(service="fanout")
 metrics = Metrics(namespace="Aviary", service="fanout")
@@ -51,14 +41,16 @@ class RecordHandler(Protocol):
 
 def build_service(dynamodb_client: Any) -> FanoutService:
     """The fan-out over this region's tables, from the settings read at import."""
-    writer = TimelineWriter(dynamodb_client, TIMELINES_TABLE, sleep=time.sleep)
+    writer = TimelineWriter(dynamodb_client, SETTINGS.timelines_table, sleep=time.sleep)
     return FanoutService(
-        FollowerDirectory(dynamodb_client, SOCIAL_GRAPH_TABLE, COUNTS_TABLE),
+        FollowerDirectory(dynamodb_client, SETTINGS.social_graph_table, SETTINGS.counts_table),
         writer,
-        CELEBRITY_THRESHOLD,
-        retention_days=RETENTION_DAYS,
-        trimmer=TimelineTrimmer(dynamodb_client, TIMELINES_TABLE, MAX_ENTRIES, writer=writer),
-        live_tweets=LiveTweets(dynamodb_client, TWEETS_TABLE),
+        SETTINGS.celebrity_threshold,
+        retention_days=SETTINGS.retention_days,
+        trimmer=TimelineTrimmer(
+            dynamodb_client, SETTINGS.timelines_table, SETTINGS.max_entries, writer=writer
+        ),
+        live_tweets=LiveTweets(dynamodb_client, SETTINGS.tweets_table),
     )
 
 

@@ -10,12 +10,13 @@ from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
 
 from aviary.clients import client
+from aviary.consumer_settings import EdgeCountsSettings
 from aviary.counts import CountChange, EdgeCounter
 from lambda_functions.first_use import BuiltOnFirstUse
 from lambda_functions.stream_batches import Handler, stream_handler
 
-# A missing table name fails the cold start, not every record after it.
-COUNTS_TABLE = os.environ["AVIARY_COUNTS_TABLE"]
+# A missing table name fails the cold start, naming its variable, not every record after it.
+SETTINGS = EdgeCountsSettings.from_environment(os.environ)
 
 logger = Logger(service="graph-stream")
 metrics = Metrics(namespace="Aviary", service="graph-stream")
@@ -34,4 +35,4 @@ def build_handler(counter: EdgeCounter, *, logger: Logger = logger, metrics: Met
     )
 
 
-handler = build_handler(BuiltOnFirstUse(lambda: EdgeCounter(client("dynamodb"), COUNTS_TABLE)))
+handler = build_handler(BuiltOnFirstUse(lambda: EdgeCounter(client("dynamodb"), SETTINGS.counts_table)))

@@ -9,12 +9,13 @@ from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
 
 from aviary.clients import client
+from aviary.consumer_settings import DuplicatePostsSettings
 from aviary.duplicates import DuplicatePosts, Resolution
 from lambda_functions.first_use import BuiltOnFirstUse
 from lambda_functions.stream_batches import Handler, stream_handler
 
-# A missing table name fails the cold start, not every record after it.
-TWEETS_TABLE = os.environ["AVIARY_TWEETS_TABLE"]
+# A missing table name fails the cold start, naming its variable, not every record after it.
+SETTINGS = DuplicatePostsSettings.from_environment(os.environ)
 
 logger = Logger(service="idempotency-stream")
 metrics = Metrics(namespace="Aviary", service="idempotency-stream")
@@ -39,4 +40,4 @@ def build_handler(
     )
 
 
-handler = build_handler(BuiltOnFirstUse(lambda: DuplicatePosts(client("dynamodb"), TWEETS_TABLE)))
+handler = build_handler(BuiltOnFirstUse(lambda: DuplicatePosts(client("dynamodb"), SETTINGS.tweets_table)))

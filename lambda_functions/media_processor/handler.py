@@ -16,15 +16,15 @@ from aws_lambda_powertools.metrics import Metrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from aviary.clients import client
+from aviary.consumer_settings import MediaProcessorSettings
 from aviary.media import IGNORED, MediaService, MediaStore
 from lambda_functions.first_use import BuiltOnFirstUse
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-# Read once per process; a missing variable fails the cold start loudly, not every event.
-MEDIA_TABLE = os.environ["AVIARY_MEDIA_TABLE"]
-MEDIA_BUCKET = os.environ["AVIARY_MEDIA_BUCKET"]
+# Read once per process; a missing variable fails the cold start, naming it, not every event.
+SETTINGS = MediaProcessorSettings.from_environment(os.environ)
 TEST_EVENT = "s3:TestEvent"
 
 logger = Logger(service="media")
@@ -37,7 +37,11 @@ def _now_ms() -> int:
 
 
 def build_service(
-    dynamodb_client: Any, s3_client: Any, *, media_table: str = MEDIA_TABLE, media_bucket: str = MEDIA_BUCKET
+    dynamodb_client: Any,
+    s3_client: Any,
+    *,
+    media_table: str = SETTINGS.media_table,
+    media_bucket: str = SETTINGS.media_bucket,
 ) -> MediaService:
     """The media service over the given clients; tests build one against moto and swap it in."""
     return MediaService(

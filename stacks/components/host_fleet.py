@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_autoscaling as autoscaling
@@ -13,7 +12,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct, IDependable
 
-from aviary.media_urls import MEDIA_BASE_URL_VARIABLE
+from aviary.host_settings import TimelineHostSettings
 from stacks.acknowledge import acknowledge
 from stacks.components import arns
 from stacks.components.timeline_load_balancer import SERVICE_PORT
@@ -54,6 +53,9 @@ SIGNAL_TIMEOUT = Duration.seconds(BOOT_DEADLINE.to_seconds() + LAUNCH_ALLOWANCE.
 # its bound is not replaced (which would start the boot over, in a loop). The extra minute is for
 # the load balancer to see two passing checks 10 s apart once the host is ready.
 HEALTH_CHECK_GRACE = Duration.seconds(SIGNAL_TIMEOUT.to_seconds() + 60)
+# The RAID0 volume of the instance-store disks (hosts/systemd/aviary-local-disks.service): the
+# cache lives there, and a host is not ready until it is mounted.
+CACHE_MOUNT = "/data"
 # Where the timeline service answers on the host itself, and what cfn-signal is installed as.
 LOCAL_HEALTH_URL = f"http://127.0.0.1:{SERVICE_PORT}/health"
 CFN_SIGNAL = "/opt/aws/bin/cfn-signal"
@@ -67,35 +69,9 @@ def architecture_of(instance_type: str) -> str:
     return "arm64" if "g" in family[generation + 1 :] else "x86_64"
 
 
-@dataclass(frozen=True)
-class HostSettings:
-    """What a host needs to know at boot; written to /etc/aviary/timeline.env."""
-
-    region: str
-    timelines_table: str
-    social_graph_table: str
-    tweets_table: str
-    counts_table: str
-    celebrity_follower_threshold: int
-    token_settings_parameter: str
-    media_base_url: str  # what the media URLs in timeline pages start with
-
-    def environment_file(self) -> str:
-        values = {
-            "AVIARY_REGION": self.region,
-            "AVIARY_TIMELINES_TABLE": self.timelines_table,
-            "AVIARY_SOCIAL_GRAPH_TABLE": self.social_graph_table,
-            "AVIARY_TWEETS_TABLE": self.tweets_table,
-            "AVIARY_COUNTS_TABLE": self.counts_table,
-            "AVIARY_CELEBRITY_THRESHOLD": str(self.celebrity_follower_threshold),
-            "AVIARY_CACHE_PATH": "/data/timeline-cache/cache.sqlite",
-            # The RAID0 volume of the instance-store disks: a host is not ready until it is mounted.
-            "AVIARY_CACHE_MOUNT": "/data",
-            "AVIARY_PORT": str(SERVICE_PORT),
-            "AVIARY_TOKEN_SETTINGS_PARAMETER": self.token_settings_parameter,
-            MEDIA_BASE_URL_VARIABLE: self.media_base_url,
-        }
-        return "\n".join(f"{key}={value}" for key, value in values.items())
+def environment_file(settings: TimelineHostSettings) -> str:
+    """The host's /etc/aviary/timeline.env: one VARIABLE=value a line, read by systemd."""
+    return "\n".join(f"{name}={value}" for name, value in settings.to_environment().items())
 
 
 class HostFleet(Construct):
@@ -113,7 +89,7 @@ class HostFleet(Construct):
         instance_type: str,
         hosts_per_az: int,
         bundle: s3_assets.Asset,
-        settings: HostSettings,
+        settings: TimelineHostSettings,
         target_group: elbv2.ApplicationTargetGroup,
         load_balancer_security_group: ec2.ISecurityGroup,
         table_arns: list[str],
@@ -286,7 +262,7 @@ class HostFleet(Construct):
 
         self._boot(user_data, bundle, settings)
 
-    def _boot(self, user_data: ec2.UserData, bundle: s3_assets.Asset, settings: HostSettings) -> None:
+    def _boot(self, user_data: ec2.UserData, bundle: s3_assets.Asset, settings: TimelineHostSettings) -> None:
         """The hosts' user data: install, start, wait for readiness, signal the host's own group.
 
         Every step is bounded (BOOT_STEP_SECONDS); any failure, or no 200 from GET /health by the
@@ -321,7 +297,7 @@ class HostFleet(Construct):
             "python3.11 -m venv /opt/aviary/venv && "
             "/opt/aviary/venv/bin/pip install --no-index --find-links /opt/aviary/wheels "
             "-r /opt/aviary/hosts/requirements.txt'",
-            f"cat > /etc/aviary/timeline.env <<'ENV'\n{settings.environment_file()}\nENV",
+            f"cat > /etc/aviary/timeline.env <<'ENV'\n{environment_file(settings)}\nENV",
             "cp /opt/aviary/hosts/systemd/*.service /etc/systemd/system/",
             "systemctl daemon-reload",
             # One timeline worker per vCPU: aviary-timeline@1.service, @2, ... share the port. The

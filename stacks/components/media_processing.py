@@ -8,6 +8,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from aviary.consumer_settings import MediaProcessorSettings
 from stacks.acknowledge import acknowledge
 from stacks.components.write_function import EVENT_TIMEOUT, write_function
 
@@ -25,7 +26,7 @@ class MediaProcessing(Construct):
         bucket_arn: str,
         media_key: kms.IKey,
         media_table_arn: str,
-        environment: dict[str, str],
+        settings: MediaProcessorSettings,
         log_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -34,7 +35,7 @@ class MediaProcessing(Construct):
             "Function",
             handler="lambda_functions.media_processor.handler.handler",
             service="media",
-            environment=environment,
+            settings=settings,
             timeout=EVENT_TIMEOUT,
             log_retention_days=log_retention_days,
             description="Aviary media processor: checks uploads by content",

@@ -10,6 +10,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
+from aviary.settings import EnvironmentSettings
 from stacks.acknowledge import acknowledge
 from stacks.components.queues import failure_queue
 from stacks.components.write_function import EVENT_TIMEOUT, write_function
@@ -32,7 +33,7 @@ class StreamConsumer(Construct):
         description: str,
         holds: str,
         stream_arn: str,
-        environment: dict[str, str],
+        settings: EnvironmentSettings,
         log_retention_days: int,
         filters: tuple[dict[str, Any], ...] = (),
     ) -> None:
@@ -42,7 +43,7 @@ class StreamConsumer(Construct):
             "Function",
             handler=handler,
             service=service,
-            environment=environment,
+            settings=settings,
             timeout=EVENT_TIMEOUT,
             log_retention_days=log_retention_days,
             description=description,

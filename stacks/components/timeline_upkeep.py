@@ -10,6 +10,7 @@ from constructs import Construct
 
 from aviary.keys import FOLLOWS_PREFIX
 from aviary.recent_tweets import BY_AUTHOR
+from aviary.timeline_settings import TimelineSettings
 from stacks.components.stream_consumer import StreamConsumer
 from stacks.components.write_function import EVENT_TIMEOUT, write_function
 
@@ -21,7 +22,7 @@ class TimelineUpkeep(Construct):
         construct_id: str,
         *,
         graph_stream_arn: str,
-        environment: dict[str, str],
+        settings: TimelineSettings,
         social_graph_table_arn: str,
         tweets_table_arn: str,
         counts_table_arn: str,
@@ -37,7 +38,7 @@ class TimelineUpkeep(Construct):
             description="Aviary: follows and unfollows -> regional timelines (backfill and removal)",
             holds="social graph stream records of follows",
             stream_arn=graph_stream_arn,
-            environment=environment,
+            settings=settings,
             log_retention_days=log_retention_days,
             # Only the FOLLOWS# side of an edge: likes, the FOLLOWER# side and handles never reach it.
             filters=({"dynamodb": {"Keys": {"sk": {"S": lambda_.FilterRule.begins_with(FOLLOWS_PREFIX)}}}},),
@@ -47,7 +48,7 @@ class TimelineUpkeep(Construct):
             "TimelineRepair",
             handler="lambda_functions.timeline_repair.handler.handler",
             service="timeline-repair",
-            environment=environment,
+            settings=settings,
             # Short, as every function: an invocation repairs at most 20 users (a few dozen calls each).
             timeout=EVENT_TIMEOUT,
             log_retention_days=log_retention_days,

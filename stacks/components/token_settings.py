@@ -42,7 +42,7 @@ class TokenSettingsPublisher(Construct):
             "Function",
             handler="lambda_functions.token_settings.publisher.handler",
             service="token-settings",
-            environment={},
+            settings=None,  # no tables: where the pool is, it reads from this region's SSM
             timeout=EVENT_TIMEOUT,
             log_retention_days=log_retention_days,
             description="Copies Aviary's token settings into this region's SSM (deploys and hourly)",

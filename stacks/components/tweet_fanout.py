@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from constructs import Construct
 
+from aviary.timeline_settings import TimelineSettings
 from aviary.tombstones import BY_ORIGINAL
 from stacks.components.stream_consumer import StreamConsumer
 
@@ -17,7 +18,7 @@ class TweetFanout(StreamConsumer):
         construct_id: str,
         *,
         stream_arn: str,
-        environment: dict[str, str],
+        settings: TimelineSettings,
         read_table_arns: list[str],
         timelines_table_arn: str,
         tweets_table_arn: str,
@@ -31,7 +32,7 @@ class TweetFanout(StreamConsumer):
             description="Aviary fan-out: tweet stream -> regional timelines",
             holds="tweet stream records",
             stream_arn=stream_arn,
-            environment=environment,
+            settings=settings,
             log_retention_days=log_retention_days,
         )
         self.grant(["dynamodb:GetItem", "dynamodb:Query"], read_table_arns)

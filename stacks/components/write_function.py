@@ -7,6 +7,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from aviary.settings import EnvironmentSettings
 from stacks.acknowledge import acknowledge
 from stacks.components.code_bundles import lambda_code
 
@@ -22,12 +23,13 @@ def write_function(
     *,
     handler: str,
     service: str,
-    environment: dict[str, str],
+    settings: EnvironmentSettings | None,
     timeout: Duration,
     log_retention_days: int,
     description: str,
 ) -> lambda_.Function:
-    """arm64, Python 3.14, Powertools settings, its own log group with retention."""
+    """arm64, Python 3.14, Powertools settings, its own log group with retention; its environment
+    is what `settings` writes, the one class its handler reads at cold start (aviary/*_settings.py)."""
     log_group = logs.LogGroup(scope, f"{construct_id}Logs")
     log_group.node.default_child.retention_in_days = log_retention_days
     function = lambda_.Function(
@@ -44,7 +46,7 @@ def write_function(
         environment={
             "POWERTOOLS_SERVICE_NAME": service,
             "POWERTOOLS_METRICS_NAMESPACE": "Aviary",
-            **environment,
+            **(settings.to_environment() if settings else {}),
         },
     )
     acknowledge(

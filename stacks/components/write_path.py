@@ -11,8 +11,11 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from aviary import naming
-from aviary.media_urls import MEDIA_BASE_URL_VARIABLE
+from aviary.api_settings import ApiHealthSettings, ApiMediaSettings, ApiTweetsSettings, ApiUsersSettings
+from aviary.consumer_settings import DuplicatePostsSettings, EdgeCountsSettings, MediaProcessorSettings
 from aviary.schema import IDEMPOTENCY, MEDIA, SOCIAL_GRAPH, SOURCE_OF_TRUTH_TABLES, TWEETS, TableSchema
+from aviary.settings import EnvironmentSettings
+from aviary.timeline_settings import TimelineSettings
 from stacks.acknowledge import acknowledge
 from stacks.components import arns
 from stacks.components.function_alarms import FunctionAlarms
@@ -47,8 +50,6 @@ API_TABLES = {
     "users": (SOCIAL_GRAPH,),
     "media": (MEDIA, SOCIAL_GRAPH),
 }
-# The groups whose answers show tweets, and so their media's URLs (media.<domainName>).
-SHOWS_TWEETS = frozenset({"tweets"})
 
 
 class WritePath(Construct):
@@ -72,17 +73,35 @@ class WritePath(Construct):
         def table_arn(schema: TableSchema) -> str:
             return arns.table_arn(self, naming.table_name(schema), region=region)
 
-        environment = {
-            "AVIARY_TWEETS_TABLE": naming.table_name(TWEETS),
-            "AVIARY_SOCIAL_GRAPH_TABLE": naming.table_name(SOCIAL_GRAPH),
-            "AVIARY_IDEMPOTENCY_TABLE": naming.table_name(IDEMPOTENCY),
-            "AVIARY_MEDIA_TABLE": naming.table_name(MEDIA),
-            "AVIARY_MEDIA_BUCKET": naming.media_bucket_name(config.account, region),
-            "AVIARY_TIMELINES_TABLE": data.timelines.table.table_name,
-            "AVIARY_COUNTS_TABLE": data.counts.table.table_name,
-            "AVIARY_CELEBRITY_THRESHOLD": str(config.celebrity_follower_threshold),
-            "AVIARY_TIMELINE_MAX_ENTRIES": str(config.timeline_max_entries),
+        # Each function is told the names of only the tables it has a grant on. Source tables have
+        # derived names; the derived tables are named by CloudFormation.
+        tweets, social_graph = naming.table_name(TWEETS), naming.table_name(SOCIAL_GRAPH)
+        idempotency, media = naming.table_name(IDEMPOTENCY), naming.table_name(MEDIA)
+        media_bucket = naming.media_bucket_name(config.account, region)
+        timelines, counts = data.timelines.table.table_name, data.counts.table.table_name
+        api_settings: dict[str, EnvironmentSettings] = {
+            "tweets": ApiTweetsSettings(
+                social_graph_table=social_graph,
+                tweets_table=tweets,
+                idempotency_table=idempotency,
+                media_table=media,
+                counts_table=counts,
+                media_base_url=config.media_base_url,  # tweets show their media's URLs
+            ),
+            "users": ApiUsersSettings(social_graph_table=social_graph),
+            "media": ApiMediaSettings(
+                social_graph_table=social_graph, media_table=media, media_bucket=media_bucket
+            ),
         }
+        timeline_settings = TimelineSettings(
+            timelines_table=timelines,
+            tweets_table=tweets,
+            social_graph_table=social_graph,
+            counts_table=counts,
+            celebrity_threshold=config.celebrity_follower_threshold,
+            max_entries=config.timeline_max_entries,
+            # No setting of its own: the default, written out so that the template states it.
+        )
         self.api_functions: dict[str, lambda_.Function] = {}
         for group, schemas in API_TABLES.items():
             function = write_function(
@@ -90,11 +109,7 @@ class WritePath(Construct):
                 f"Api{group.capitalize()}",
                 handler=f"lambda_functions.api.{group}.handler",
                 service=f"api-{group}",
-                environment=(
-                    {**environment, MEDIA_BASE_URL_VARIABLE: config.media_base_url}
-                    if group in SHOWS_TWEETS
-                    else environment
-                ),
+                settings=api_settings[group],
                 timeout=API_TIMEOUT,
                 log_retention_days=config.log_retention_days,
                 description=f"Aviary API: {group} routes",
@@ -109,7 +124,12 @@ class WritePath(Construct):
             "ApiHealth",
             handler="lambda_functions.api.health.handler",
             service="api-health",
-            environment=environment,
+            settings=ApiHealthSettings(
+                tweets_table=tweets,
+                social_graph_table=social_graph,
+                idempotency_table=idempotency,
+                media_table=media,
+            ),
             timeout=Duration.seconds(5),
             log_retention_days=config.log_retention_days,
             description="Aviary API: GET /health, whether this region's source tables answer",
@@ -126,7 +146,7 @@ class WritePath(Construct):
             )
         )
         # Presigned uploads are signed with the media function's own permissions.
-        media_bucket_arn = arns.bucket_arn(self, naming.media_bucket_name(config.account, region))
+        media_bucket_arn = arns.bucket_arn(self, media_bucket)
         self.api_functions["media"].add_to_role_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{media_bucket_arn}/media/*"])
         )
@@ -156,7 +176,7 @@ class WritePath(Construct):
             self,
             "Fanout",
             stream_arn=stream_arn(TWEETS, "TweetsStream"),
-            environment=environment,
+            settings=timeline_settings,
             # The tweets table too: an insert checks its tweet is still live after fanning it out.
             read_table_arns=[table_arn(SOCIAL_GRAPH), table_arn(TWEETS), data.counts.table.table_arn],
             timelines_table_arn=data.timelines.table.table_arn,
@@ -173,7 +193,7 @@ class WritePath(Construct):
             description="Aviary: social graph stream -> regional like and follower counts",
             holds="social graph stream records",
             stream_arn=graph_stream,
-            environment=environment,
+            settings=EdgeCountsSettings(counts_table=counts),
             log_retention_days=config.log_retention_days,
         )
         # A count and the marker of the edge it counted change in one transaction.
@@ -184,7 +204,7 @@ class WritePath(Construct):
             self,
             "TimelineUpkeep",
             graph_stream_arn=graph_stream,
-            environment=environment,
+            settings=timeline_settings,
             social_graph_table_arn=table_arn(SOCIAL_GRAPH),
             tweets_table_arn=table_arn(TWEETS),
             counts_table_arn=data.counts.table.table_arn,
@@ -199,7 +219,7 @@ class WritePath(Construct):
             description="Aviary: idempotency stream -> one tweet for a post accepted in two regions",
             holds="idempotency stream records",
             stream_arn=stream_arn(IDEMPOTENCY, "IdempotencyStream"),
-            environment=environment,
+            settings=DuplicatePostsSettings(tweets_table=tweets),
             log_retention_days=config.log_retention_days,
             # A record replaced by another region's is a MODIFY; a new post's record is an INSERT.
             filters=({"eventName": lambda_.FilterRule.is_equal("MODIFY")},),
@@ -213,7 +233,7 @@ class WritePath(Construct):
             bucket_arn=media_bucket_arn,
             media_key=data.media.key,
             media_table_arn=table_arn(MEDIA),
-            environment=environment,
+            settings=MediaProcessorSettings(media_table=media, media_bucket=media_bucket),
             log_retention_days=config.log_retention_days,
         )
         FunctionAlarms(

@@ -39,12 +39,14 @@ import boto3
 from aws_lambda_powertools import Metrics
 
 from aviary.clients import AWS_CONFIG
+from aviary.consumer_settings import EdgeCountsSettings
 from aviary.counts import EdgeCounter
 from aviary.handles import Handles
 from aviary.media import MediaStore
 from aviary.media_urls import MediaUrls
 from aviary.schema import ALL_TABLES
 from aviary.social_graph import SocialGraph
+from aviary.timeline_settings import TimelineSettings
 from aviary.tweet_service import TweetService
 from lambda_functions.api import tweets as tweets_api
 from lambda_functions.api import users as users_api
@@ -275,7 +277,7 @@ class _Drill:
     def _count_edges(self) -> None:
         """The social graph's stream through the graph-stream handler over a failing client, as each
         region counts its followers; what exhausts its retries is delivered once more without faults."""
-        settings = {"AVIARY_COUNTS_TABLE": self.tables["counts"]}
+        settings = EdgeCountsSettings(counts_table=self.tables["counts"]).to_environment()
         module = load_handler("lambda_functions.graph_stream.handler", settings)
         client = CountingClient(self.dynamodb, fault=self.graph_faults, by_operation=True)
         handler = module.build_handler(
@@ -320,13 +322,14 @@ class _Drill:
     def _fanout(self, *, timeline_cap: int) -> tuple[Callable[[dict[str, Any], Any], Any], Callable[[], Any]]:
         """The fan-out handler over a failing client (watched by `self.applied`), and its contexts."""
         self.waits = SkippedWaits()
-        settings = {
-            "AVIARY_TIMELINES_TABLE": self.tables["timelines"],
-            "AVIARY_SOCIAL_GRAPH_TABLE": self.tables["social-graph"],
-            "AVIARY_COUNTS_TABLE": self.tables["counts"],
-            "AVIARY_CELEBRITY_THRESHOLD": str(CELEBRITY_THRESHOLD),
-            "AVIARY_TIMELINE_MAX_ENTRIES": str(timeline_cap),
-        }
+        settings = TimelineSettings(
+            timelines_table=self.tables["timelines"],
+            tweets_table=self.tables["tweets"],
+            social_graph_table=self.tables["social-graph"],
+            counts_table=self.tables["counts"],
+            celebrity_threshold=CELEBRITY_THRESHOLD,
+            max_entries=timeline_cap,
+        ).to_environment()
         module = load_fanout(settings, self.waits)
         client = CountingClient(self.dynamodb, fault=self.fanout_faults, by_operation=True)
         handler = module.build_handler(

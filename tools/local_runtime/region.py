@@ -26,6 +26,7 @@ import boto3
 from aiohttp import web
 
 from aviary import clients, naming
+from aviary.api_settings import ApiHealthSettings
 from aviary.media_urls import MEDIA_BASE_URL_VARIABLE
 from hosts.timeline_service import app as timeline_host
 from hosts.timeline_service.readiness import Check, tables_answer
@@ -153,7 +154,7 @@ def media_source(deployment: RegionDeployment) -> Callable[[], int]:
 
 def source_tables_answer(region: str) -> Check:
     """The API health route's question (lambda_functions/api/health.py) as a readiness check."""
-    tables = health_route.HealthSettings.from_environment(os.environ).tables
+    tables = health_route.source_tables(ApiHealthSettings.from_environment(os.environ))
     dynamodb = boto3.client("dynamodb", region_name=region, config=clients.PROBE_CONFIG)
     reads = ThreadPoolExecutor(max_workers=2 * len(tables), thread_name_prefix="api-health-probe")
     return tables_answer(dynamodb, tables, reads, health_route.DEADLINE_SECONDS)

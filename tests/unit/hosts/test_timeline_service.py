@@ -681,7 +681,7 @@ def test_settings_fill_in_defaults():
     assert settings_.social_graph_table == "aviary-social-graph"
     assert settings_.tweets_table == "aviary-tweets"
     assert settings_.port == 8080
-    assert settings_.host == "0.0.0.0"
+    assert settings_.listen_host == "0.0.0.0"
     assert settings_.cache_path == "/data/timeline-cache/cache.sqlite"
     assert settings_.jwt_issuer == "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Pool"
     assert settings_.jwks_url == f"{settings_.jwt_issuer}/.well-known/jwks.json"
@@ -717,18 +717,20 @@ def test_a_media_base_url_that_is_not_an_absolute_http_url_is_named(value):
 def test_deployed_hosts_take_token_settings_from_the_parameter_their_env_file_names():
     # The env file the fleet writes (stacks/components/host_fleet.py) sets the parameter and no
     # issuer: the service must start from those variables alone.
-    from stacks.components.host_fleet import HostSettings
+    from aviary.host_settings import TimelineHostSettings
+    from stacks.components.host_fleet import environment_file
 
-    env_file = HostSettings(
-        region="us-east-1",
-        timelines_table="timelines",
-        social_graph_table="aviary-social-graph",
-        tweets_table="aviary-tweets",
-        counts_table="counts",
-        celebrity_follower_threshold=10_000,
-        token_settings_parameter="/aviary/identity/token-settings",
-        media_base_url=MEDIA_BASE_URL,
-    ).environment_file()
+    env_file = environment_file(
+        TimelineHostSettings(
+            region="us-east-1",
+            timelines_table="timelines",
+            counts_table="counts",
+            celebrity_follower_threshold=10_000,
+            cache_mount="/data",
+            token_settings_parameter="/aviary/identity/token-settings",
+            media_base_url=MEDIA_BASE_URL,
+        )
+    )
     environ = dict(line.split("=", 1) for line in env_file.splitlines())
     settings_ = settings_from_environment(environ)
     assert settings_.token_settings_parameter == "/aviary/identity/token-settings"

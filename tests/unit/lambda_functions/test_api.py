@@ -240,6 +240,7 @@ class World:
 def reset_handlers() -> None:
     """Forget the services the handlers built, so the next call builds them afresh (a cold start)."""
     for module in (tweets_api, users_api, media_api):
+        module._settings.cache_clear()
         module._routes.cache_clear()
     http.handle_registry.cache_clear()
 

@@ -17,6 +17,7 @@ from moto import mock_aws
 from aviary import clients
 from aviary.fanout import FanoutService, TimelineTrimmer, TimelineWriter
 from aviary.followers import FollowerDirectory
+from aviary.settings import SettingsError
 from aviary.tweets import Tweet
 from tests.aws_fakes import CountingClient
 from tests.unit.aviary.test_fanout import (
@@ -85,12 +86,12 @@ def entries_of(client: Any, tables: dict[str, str]) -> list[dict[str, Any]]:
 def test_settings_are_read_once_at_import(aws, monkeypatch):
     client, tables = aws
     module = load_handler(monkeypatch, client, tables, AVIARY_TIMELINE_RETENTION_DAYS="7")
-    settings = [module.TIMELINES_TABLE, module.SOCIAL_GRAPH_TABLE, module.CELEBRITY_THRESHOLD]
-    assert settings == [tables["timelines"], tables["social-graph"], 5]
-    assert module.RETENTION_DAYS == 7
+    settings = [module.SETTINGS.timelines_table, module.SETTINGS.social_graph_table]
+    assert settings == [tables["timelines"], tables["social-graph"]]
+    assert (module.SETTINGS.celebrity_threshold, module.SETTINGS.retention_days) == (5, 7)
     # Changing the environment later changes nothing: the process keeps what it started with.
     monkeypatch.setenv("AVIARY_CELEBRITY_THRESHOLD", "99")
-    assert module.CELEBRITY_THRESHOLD == 5
+    assert module.SETTINGS.celebrity_threshold == 5
 
 
 def test_one_client_is_built_on_the_first_batch_and_kept(aws, monkeypatch):
@@ -110,21 +111,27 @@ def test_one_client_is_built_on_the_first_batch_and_kept(aws, monkeypatch):
     assert built == ["dynamodb"]
 
 
-def test_retention_defaults_to_30_days_and_the_social_graph_to_its_fixed_name(aws, monkeypatch):
+def test_retention_defaults_to_30_days(aws, monkeypatch):
     client, tables = aws
     monkeypatch.delenv("AVIARY_TIMELINE_RETENTION_DAYS", raising=False)
-    module = load_handler(monkeypatch, client, tables, AVIARY_SOCIAL_GRAPH_TABLE="")
-    assert module.RETENTION_DAYS == 30
-    assert module.SOCIAL_GRAPH_TABLE == "aviary-social-graph"
+    assert load_handler(monkeypatch, client, tables).SETTINGS.retention_days == 30
+
+
+@pytest.mark.parametrize("name", ["AVIARY_SOCIAL_GRAPH_TABLE", "AVIARY_TWEETS_TABLE"])
+def test_a_source_table_name_has_no_fallback(aws, monkeypatch, name):
+    # The stack always sets them (tests/unit/stacks/test_runtime_settings.py); an empty one is an error.
+    client, tables = aws
+    with pytest.raises(SettingsError, match=name):
+        load_handler(monkeypatch, client, tables, **{name: ""})
 
 
 def test_the_timeline_cap_is_read_once_at_import_and_defaults_to_800(aws, monkeypatch):
     client, tables = aws
     monkeypatch.delenv("AVIARY_TIMELINE_MAX_ENTRIES", raising=False)
-    assert load_handler(monkeypatch, client, tables).MAX_ENTRIES == 800
+    assert load_handler(monkeypatch, client, tables).SETTINGS.max_entries == 800
     module = load_handler(monkeypatch, client, tables, AVIARY_TIMELINE_MAX_ENTRIES="120")
     monkeypatch.setenv("AVIARY_TIMELINE_MAX_ENTRIES", "5")
-    assert module.MAX_ENTRIES == 120
+    assert module.SETTINGS.max_entries == 120
     service = module.build_service(client)
     assert isinstance(service.trimmer, TimelineTrimmer)
     assert (service.trimmer.max_entries, service.trimmer.timelines_table) == (120, tables["timelines"])
@@ -163,7 +170,7 @@ def test_a_missing_timelines_table_fails_the_cold_start(aws, monkeypatch):
     client, tables = aws
     load_handler(monkeypatch, client, tables)
     monkeypatch.delenv("AVIARY_TIMELINES_TABLE")
-    with pytest.raises(KeyError, match="AVIARY_TIMELINES_TABLE"):
+    with pytest.raises(SettingsError, match="AVIARY_TIMELINES_TABLE"):
         importlib.reload(sys.modules[MODULE])
 
 
@@ -340,6 +347,8 @@ def test_the_handler_imports_no_unused_powertools_features(tmp_path):
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AVIARY_TIMELINES_TABLE": "timelines",
+        "AVIARY_SOCIAL_GRAPH_TABLE": "social-graph",
+        "AVIARY_TWEETS_TABLE": "tweets",
         "AVIARY_COUNTS_TABLE": "counts",
         "AVIARY_CELEBRITY_THRESHOLD": "10",
     }

@@ -13,8 +13,10 @@ import pytest
 from moto import mock_aws
 
 from aviary import clients, table_probe
+from aviary.api_settings import ApiHealthSettings
 from aviary.naming import table_name
 from aviary.schema import MEDIA, SOCIAL_GRAPH, SOURCE_OF_TRUTH_TABLES, TWEETS
+from aviary.settings import SettingsError
 from lambda_functions.api import health
 from tests.moto_tables import create_table
 from tests.unit.lambda_functions.api_events import HANDLER_ENVIRONMENT, REGION
@@ -118,9 +120,9 @@ def test_the_probe_client_tries_once_with_one_second_timeouts():
     health._dynamodb.cache_clear()
 
 
-@pytest.mark.parametrize("missing", [*health.SOURCE_TABLES, "AWS_REGION"])
+@pytest.mark.parametrize("missing", [*ApiHealthSettings.variables(), "AWS_REGION"])
 def test_a_missing_variable_is_named(missing):
     environment = {**HANDLER_ENVIRONMENT, "AWS_REGION": REGION}
     del environment[missing]
-    with pytest.raises(health.SettingsError, match=missing):
-        health.HealthSettings.from_environment(environment)
+    with pytest.raises(SettingsError, match=missing):
+        ApiHealthSettings.from_environment(environment)

@@ -137,8 +137,8 @@ TEST_EVENT = {
 
 
 def test_configuration_is_read_from_the_environment_once_at_import(handler_module):
-    assert handler_module.MEDIA_TABLE == "aviary-media"
-    assert handler_module.MEDIA_BUCKET == BUCKET
+    assert handler_module.SETTINGS.media_table == "aviary-media"
+    assert handler_module.SETTINGS.media_bucket == BUCKET
     assert handler_module.service.bucket == BUCKET  # before the fixture swaps in a moto-backed one
 
 

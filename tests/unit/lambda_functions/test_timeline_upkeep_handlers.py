@@ -12,8 +12,9 @@ from moto import mock_aws
 
 from aviary import clients
 from aviary.handles import Handles
+from aviary.settings import SettingsError
 from aviary.social_graph import SocialGraph
-from aviary.timeline_settings import SettingsError, TimelineSettings
+from aviary.timeline_settings import TimelineSettings
 from tests.unit.aviary.test_fanout import make_tweet, new_tables, set_aws_environment, store_tweets
 from tests.unit.aviary.test_follow_timelines import edge_record, timeline
 from tests.unit.lambda_functions.lambda_context import lambda_context
@@ -57,7 +58,7 @@ def test_settings_name_the_variable_that_is_missing_or_malformed():
     assert TimelineSettings.from_environment(good).max_entries == 800
     with pytest.raises(SettingsError, match="AVIARY_COUNTS_TABLE"):
         TimelineSettings.from_environment({**good, "AVIARY_COUNTS_TABLE": ""})
-    with pytest.raises(SettingsError, match="AVIARY_TIMELINE_MAX_ENTRIES must be a whole number >= 1"):
+    with pytest.raises(SettingsError, match="AVIARY_TIMELINE_MAX_ENTRIES must be a whole number from 1 to"):
         TimelineSettings.from_environment({**good, "AVIARY_TIMELINE_MAX_ENTRIES": "0"})
     with pytest.raises(SettingsError, match="AVIARY_CELEBRITY_THRESHOLD"):
         TimelineSettings.from_environment({**good, "AVIARY_CELEBRITY_THRESHOLD": "many"})

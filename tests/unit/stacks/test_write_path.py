@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 from aviary import keys, naming
-from aviary.schema import TWEETS
 from lambda_functions.api.routes import ROUTES
 from stacks.aviary_app import stack_name
 from stacks.components.write_api import BURST_LIMIT, HEALTH_ROUTE, RATE_LIMIT
@@ -71,10 +70,8 @@ def test_functions_are_small_quick_and_current(assembly):
             assert props["Runtime"] == "python3.14", lid
             assert props["Architectures"] == ["arm64"], lid
             assert props["Timeout"] <= 30, lid
-            env = props["Environment"]["Variables"]
-            assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Aviary"
-            if "token_settings" not in props["Handler"]:  # the deploy-time publisher needs no tables
-                assert env["AVIARY_TWEETS_TABLE"] == naming.table_name(TWEETS)
+            # Each function's AVIARY_* settings: tests/unit/stacks/test_runtime_settings.py.
+            assert props["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == "Aviary"
 
 
 def test_prod_api_requires_a_token_from_the_published_issuer_on_every_route_but_health(prod_assembly):
