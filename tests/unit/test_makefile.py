@@ -8,13 +8,16 @@ import subprocess
 from tests.cloud_assembly import PROJECT
 
 
+def _plan(*arguments: str) -> str:
+    """The commands `make arguments` would run, printed and not run (-n)."""
+    return subprocess.run(
+        ["make", "-n", *arguments], cwd=PROJECT, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+
+
 def _planned_steps(target: str) -> list[str]:
-    """The progress lines `make target` would print from nothing (-B: as if nothing were set up;
-    -n: print the commands, run none)."""
-    plan = subprocess.run(
-        ["make", "-n", "-B", target], cwd=PROJECT, capture_output=True, text=True, timeout=60, check=True
-    )
-    return re.findall(r'-m tools\.progress "([^"]+)" --', plan.stdout)
+    """The progress lines `make target` would print from nothing (-B: as if nothing were set up)."""
+    return re.findall(r'-m tools\.progress "([^"]+)" --', _plan("-B", target))
 
 
 def test_deploy_local_announces_each_set_up_step_in_order():
@@ -31,9 +34,7 @@ def test_deploy_local_announces_each_set_up_step_in_order():
 
 def test_every_set_up_command_runs_as_a_step():
     # No silent installer left: each pip or npm command of the plan is inside a progress step.
-    plan = subprocess.run(
-        ["make", "-n", "-B", "test"], cwd=PROJECT, capture_output=True, text=True, timeout=60, check=True
-    ).stdout
+    plan = _plan("-B", "test")
     commands = re.split(r"(?<!\\)\n", plan)
     installers = [c for c in commands if re.search(r"\b(pip|npm) (install|ci|download)\b", c)]
     assert len(installers) == 7
@@ -41,14 +42,7 @@ def test_every_set_up_command_runs_as_a_step():
 
 
 def test_settings_reach_cdk_synth_through_context_and_cdks_own_chatter_is_held_back():
-    plan = subprocess.run(
-        ["make", "-n", "synth", "STAGE=local", "CONTEXT=-c regions=us-east-1,eu-west-1"],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    plan = _plan("synth", "STAGE=local", "CONTEXT=-c regions=us-east-1,eu-west-1")
     [synth] = [line for line in plan.splitlines() if "cdk synth" in line]
     assert "-m tools.progress " in synth  # its output ("Supply a stack id ...") shows only on failure
     assert synth.endswith(
@@ -58,21 +52,7 @@ def test_settings_reach_cdk_synth_through_context_and_cdks_own_chatter_is_held_b
 
 def test_deploy_announces_each_set_up_step_and_hands_its_settings_to_the_deploy_tool():
     assert _planned_steps("deploy") == _planned_steps("deploy-local")
-    plan = subprocess.run(
-        [
-            "make",
-            "-n",
-            "deploy",
-            "ACCOUNT=111122223333",
-            "DRY_RUN=1",
-            "CONTEXT=-c regions=us-east-1,eu-west-1",
-        ],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    plan = _plan("deploy", "ACCOUNT=111122223333", "DRY_RUN=1", "CONTEXT=-c regions=us-east-1,eu-west-1")
     [deploy] = [line for line in plan.replace("\\\n", " ").splitlines() if "-m tools.deploy" in line]
     assert "-c stage=prod -c account=111122223333 -c regions=us-east-1,eu-west-1" in deploy
     assert deploy.split()[-1] == "--dry-run"
