@@ -12,6 +12,9 @@ from tests.aws_fakes import use_fake_aws
 from tests.cloud_assembly import VARIANTS, CloudAssembly, synthesized
 from tests.dynamodb_local import DynamoDBLocal, DynamoDBLocalServer, new_database
 
+# Fixtures shared by modules in different folders.
+pytest_plugins = ["tests.timeline_writers"]
+
 
 @pytest.fixture(autouse=True)
 def fake_aws(monkeypatch):

@@ -5,240 +5,54 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from aviary.batches import BATCH_WRITE_MAX_ITEMS, BatchIncomplete
-from aviary.clients import AWS_CONFIG
-from aviary.counts import Counts
 from aviary.fanout import (
     FanoutResult,
-    FanoutService,
     LiveTweets,
     OriginalNotHereYet,
     TimelineTrimmer,
     TimelineWriter,
     entry_key,
     expires_at,
-    sample_hash,
     timeline_entry,
 )
 from aviary.followers import FollowerDirectory
-from aviary.ids import new_ulid
-from aviary.keys import follower_sk, follows_sk, user_pk
-from aviary.media_urls import MediaUrls
-from aviary.schema import COUNTS, SOCIAL_GRAPH, TIMELINES, TWEETS
+from aviary.keys import follows_sk, user_pk
 from aviary.timeline import decode_cursor
 from aviary.timeline_store import TimelineStore
 from aviary.tweets import Tweet
 from tests.aws_fakes import CountingClient
-from tests.moto_tables import create_tables
+from tests.timeline_writers import (
+    BASE_URL,
+    SAMPLE_EVERY,
+    URLS,
+    all_entries,
+    build_service,
+    expected_entries,
+    fill_timeline,
+    first_tweet,
+    half_processed,
+    ids,
+    is_sampled,
+    make_tweet,
+    never_processed,
+    retweet_of,
+    seed_followers,
+    store_tweets,
+    stream_record,
+    throttled,
+    timeline_of,
+    tombstone,
+)
 
-REGION = "us-east-1"
-STREAM_ARN = f"arn:aws:dynamodb:{REGION}:123456789012:table/aviary-tweets/stream/2026-11-21T00:00:00.000"
-BASE_MS = 1_795_000_000_000  # November 2026
-NO_CELEBRITIES = 1_000_000
-BASE_URL = "https://media.aviary.example.com"
-URLS = MediaUrls(BASE_URL)
-
-
-# -- helpers shared with tests/unit/lambda_functions/test_fanout_handler.py ------------------------
-
-
-def set_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On top of tests/conftest.py's fake AWS environment."""
-    # boto3 1.44 sends streams calls to account endpoints that moto does not intercept.
-    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-
-
-def new_tables() -> tuple[Any, dict[str, str]]:
-    """A client and the tweets, social-graph, timelines and counts tables (role -> name), in mock_aws."""
-    client = boto3.client("dynamodb", region_name=REGION, config=AWS_CONFIG)
-    return client, create_tables(client, [TWEETS, SOCIAL_GRAPH, TIMELINES, COUNTS])
-
-
-def make_tweet(n: int, author: str = "alice", **fields: Any) -> Tweet:
-    tweet_id = new_ulid(BASE_MS + n * 1000, n.to_bytes(10, "big"))
-    return Tweet(
-        tweet_id=tweet_id,
-        author_id=author,
-        created_at=Tweet.created_at_of(tweet_id),
-        **{"text": f"tweet {n} by {author}", **fields},
-    )
-
-
-def tombstone(tweet: Tweet) -> Tweet:
-    """What TweetService.delete leaves: deleted, text and media removed."""
-    return Tweet(
-        tweet_id=tweet.tweet_id,
-        author_id=tweet.author_id,
-        created_at=tweet.created_at,
-        text="",
-        reply_to=tweet.reply_to,
-        retweet_of=tweet.retweet_of,
-        deleted=True,
-        like_count=tweet.like_count,
-    )
-
-
-def stream_record(
-    event_name: str, *, new: Tweet | None = None, old: Tweet | None = None, sequence: str = "100"
-) -> dict[str, Any]:
-    """One record in the plain dict shape Lambda delivers for a DynamoDB stream."""
-    tweet = new or old
-    assert tweet is not None
-    images: dict[str, Any] = {
-        "ApproximateCreationDateTime": 1_795_000_000,
-        "Keys": {"tweet_id": {"S": tweet.tweet_id}},
-        "SequenceNumber": sequence,
-        "SizeBytes": 200,
-        "StreamViewType": "NEW_AND_OLD_IMAGES",
-    }
-    if new is not None:
-        item = new.to_item()
-        if new.deleted:
-            item.pop("text", None)  # a tombstone carries no text at all
-        images["NewImage"] = item
-    if old is not None:
-        images["OldImage"] = old.to_item()
-    return {
-        "eventID": f"event-{sequence}",
-        "eventName": event_name,
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": REGION,
-        "dynamodb": images,
-        "eventSourceARN": STREAM_ARN,
-    }
-
-
-def seed_followers(client: Any, tables: dict[str, str], author: str, followers: Iterable[str]) -> int:
-    """Both edges of every follow, as aviary.social_graph stores them, and the author's follower count
-    as the region's graph stream would have counted it (aviary.counts)."""
-    table = tables["social-graph"]
-    handles = list(followers)
-    requests = []
-    for handle in handles:
-        requests.append(
-            {"PutRequest": {"Item": {"pk": {"S": user_pk(author)}, "sk": {"S": follower_sk(handle)}}}}
-        )
-        requests.append(
-            {"PutRequest": {"Item": {"pk": {"S": user_pk(handle)}, "sk": {"S": follows_sk(author)}}}}
-        )
-    for start in range(0, len(requests), 25):
-        client.batch_write_item(RequestItems={table: requests[start : start + 25]})
-    client.update_item(
-        TableName=tables["counts"],
-        Key=Counts.followers_key(author),
-        UpdateExpression="ADD n :n",
-        ExpressionAttributeValues={":n": {"N": str(len(handles))}},
-    )
-    return len(handles)
-
-
-def all_entries(client: Any, table: str) -> list[dict[str, Any]]:
-    """Every item of the Timelines table, sorted by key."""
-    items: list[dict[str, Any]] = []
-    request: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    while True:
-        response = client.scan(**request)
-        items.extend(response["Items"])
-        if "LastEvaluatedKey" not in response:
-            break
-        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-    return sorted(items, key=lambda item: (item["user_id"]["S"], item["entry_key"]["S"]))
-
-
-def expected_entries(tweets_by_user: dict[str, list[Tweet]]) -> list[dict[str, Any]]:
-    items = [timeline_entry(user, tweet) for user, tweets in tweets_by_user.items() for tweet in tweets]
-    return sorted(items, key=lambda item: (item["user_id"]["S"], item["entry_key"]["S"]))
-
-
-def throttling_error(operation: str = "BatchWriteItem") -> ClientError:
-    return ClientError(
-        {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, operation
-    )
-
-
-def half_processed(client: Any, times: int) -> Callable[[str, dict[str, Any]], Any]:
-    """A fault: the first `times` BatchWriteItem calls apply half their requests and return the rest."""
-    remaining = [times]
-
-    def fault(name: str, kwargs: dict[str, Any]) -> Any:
-        if name != "batch_write_item" or remaining[0] == 0:
-            return None
-        remaining[0] -= 1
-        ((table, requests),) = kwargs["RequestItems"].items()
-        done, left = requests[: len(requests) // 2], requests[len(requests) // 2 :]
-        if done:
-            client.batch_write_item(RequestItems={table: done})
-        return {"UnprocessedItems": {table: left}}
-
-    return fault
-
-
-def never_processed(name: str, kwargs: dict[str, Any]) -> Any:
-    """A fault: every BatchWriteItem call applies nothing and returns all its requests as unprocessed."""
-    return {"UnprocessedItems": kwargs["RequestItems"]} if name == "batch_write_item" else None
-
-
-def throttled(times: int) -> Callable[[str, dict[str, Any]], Any]:
-    """A fault: the first `times` BatchWriteItem calls fail with ProvisionedThroughputExceeded, as they
-    reach the code once botocore's own retries are spent."""
-    remaining = [times]
-
-    def fault(name: str, _kwargs: dict[str, Any]) -> Any:
-        if name == "batch_write_item" and remaining[0] > 0:
-            remaining[0] -= 1
-            raise throttling_error()
-        return None
-
-    return fault
-
-
-def build_service(
-    client: Any,
-    tables: dict[str, str],
-    *,
-    threshold: int = NO_CELEBRITIES,
-    sleeps: list[float] | None = None,
-    max_entries: int | None = None,
-    live_tweets: LiveTweets | None = None,
-    **trim_options: int,
-) -> FanoutService:
-    """The fan-out under test; with `max_entries` it trims timelines to that cap (`trim_options` as given)."""
-    recorded = sleeps if sleeps is not None else []
-    writer = TimelineWriter(client, tables["timelines"], sleep=recorded.append, rng=random.Random(7))
-    trimmer = None
-    if max_entries is not None:
-        trimmer = TimelineTrimmer(client, tables["timelines"], max_entries, writer=writer, **trim_options)
-    return FanoutService(
-        FollowerDirectory(client, tables["social-graph"], tables["counts"]),
-        writer,
-        threshold,
-        trimmer=trimmer,
-        live_tweets=live_tweets,
-    )
-
-
-# -- fixtures ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch):
-    set_aws_environment(monkeypatch)
-
-
-@pytest.fixture
-def aws():
-    with mock_aws():
-        yield new_tables()
+pytestmark = pytest.mark.usefixtures("aws_environment")
 
 
 # -- entries -----------------------------------------------------------------------------------------
@@ -276,15 +90,15 @@ def test_expiry_counts_whole_days_from_the_tweet_time():
 # -- follower directory ------------------------------------------------------------------------------
 
 
-def test_a_user_without_a_count_has_no_followers(aws):
-    client, tables = aws
+def test_a_user_without_a_count_has_no_followers(dynamo):
+    client, tables = dynamo
     directory = FollowerDirectory(client, tables["social-graph"], tables["counts"])
     assert directory.follower_count("nobody") == 0
     assert list(directory.followers("nobody")) == []
 
 
-def test_followers_come_from_the_social_graph_and_their_count_from_the_counts(aws):
-    client, tables = aws
+def test_followers_come_from_the_social_graph_and_their_count_from_the_counts(dynamo):
+    client, tables = dynamo
     seed_followers(client, tables, "alice", ["bob", "carol"])
     seed_followers(client, tables, "bob", ["alice"])  # not alice's follower
     directory = FollowerDirectory(client, tables["social-graph"], tables["counts"])
@@ -313,8 +127,8 @@ def test_followers_follow_every_page():
 
 
 @pytest.mark.parametrize("follower_count", [0, 1, 25, 26, 1000])
-def test_a_post_reaches_the_author_and_every_follower_in_full_batches(aws, follower_count):
-    client, tables = aws
+def test_a_post_reaches_the_author_and_every_follower_in_full_batches(dynamo, follower_count):
+    client, tables = dynamo
     followers = [f"f{i:04d}" for i in range(follower_count)]
     seed_followers(client, tables, "alice", followers)
     counting = CountingClient(client, by_operation=True)
@@ -331,8 +145,8 @@ def test_a_post_reaches_the_author_and_every_follower_in_full_batches(aws, follo
     assert counting.calls["get_item"] == 1
 
 
-def test_a_celebrity_post_lands_only_in_the_authors_timeline(aws):
-    client, tables = aws
+def test_a_celebrity_post_lands_only_in_the_authors_timeline(dynamo):
+    client, tables = dynamo
     seed_followers(client, tables, "star", [f"f{i}" for i in range(6)])
     counting = CountingClient(client, by_operation=True)
     tweet = make_tweet(1, author="star")
@@ -344,32 +158,32 @@ def test_a_celebrity_post_lands_only_in_the_authors_timeline(aws):
     assert counting.calls == Counter(get_item=1, batch_write_item=1)  # followers never queried
 
 
-def test_an_author_at_the_threshold_is_still_fanned_out(aws):
-    client, tables = aws
+def test_an_author_at_the_threshold_is_still_fanned_out(dynamo):
+    client, tables = dynamo
     seed_followers(client, tables, "alice", ["bob", "carol"])
     tweet = make_tweet(1)
     result = build_service(client, tables, threshold=2).handle(stream_record("INSERT", new=tweet))
     assert result == FanoutResult("insert", written=3)
 
 
-def test_a_self_follow_does_not_put_one_key_twice_into_a_batch(aws):
-    client, tables = aws
+def test_a_self_follow_does_not_put_one_key_twice_into_a_batch(dynamo):
+    client, tables = dynamo
     seed_followers(client, tables, "alice", ["alice", "bob"])
     tweet = make_tweet(1)
     build_service(client, tables).handle(stream_record("INSERT", new=tweet))
     assert all_entries(client, tables["timelines"]) == expected_entries({"alice": [tweet], "bob": [tweet]})
 
 
-def test_an_inserted_tombstone_writes_nothing(aws):
-    client, tables = aws
+def test_an_inserted_tombstone_writes_nothing(dynamo):
+    client, tables = dynamo
     counting = CountingClient(client, by_operation=True)
     result = build_service(counting, tables).handle(stream_record("INSERT", new=tombstone(make_tweet(1))))
     assert result == FanoutResult("ignore")
     assert counting.calls == Counter()
 
 
-def test_an_item_that_is_not_a_tweet_is_ignored(aws):
-    client, tables = aws
+def test_an_item_that_is_not_a_tweet_is_ignored(dynamo):
+    client, tables = dynamo
     record = stream_record("INSERT", new=make_tweet(1))
     del record["dynamodb"]["NewImage"]["created_at"]
     assert build_service(client, tables).handle(record) == FanoutResult("ignore")
@@ -379,8 +193,8 @@ def test_an_item_that_is_not_a_tweet_is_ignored(aws):
 # -- modify and remove -------------------------------------------------------------------------------
 
 
-def test_a_like_count_change_writes_nothing(aws):
-    client, tables = aws
+def test_a_like_count_change_writes_nothing(dynamo):
+    client, tables = dynamo
     seed_followers(client, tables, "alice", ["bob"])
     tweet = make_tweet(1)
     liked = Tweet(**{**tweet.__dict__, "like_count": 1})
@@ -391,8 +205,8 @@ def test_a_like_count_change_writes_nothing(aws):
 
 
 @pytest.mark.parametrize("follower_count", [0, 26, 1000])
-def test_a_tombstone_removes_every_entry(aws, follower_count):
-    client, tables = aws
+def test_a_tombstone_removes_every_entry(dynamo, follower_count):
+    client, tables = dynamo
     followers = [f"f{i:04d}" for i in range(follower_count)]
     seed_followers(client, tables, "alice", followers)
     service = build_service(client, tables)
@@ -412,8 +226,8 @@ def test_a_tombstone_removes_every_entry(aws, follower_count):
     assert counting.calls["batch_write_item"] == math.ceil((follower_count + 1) / BATCH_WRITE_MAX_ITEMS)
 
 
-def test_removing_a_live_tweet_removes_its_entries(aws):
-    client, tables = aws
+def test_removing_a_live_tweet_removes_its_entries(dynamo):
+    client, tables = dynamo
     seed_followers(client, tables, "alice", ["bob", "carol"])
     service = build_service(client, tables)
     tweet = make_tweet(1)
@@ -422,16 +236,10 @@ def test_removing_a_live_tweet_removes_its_entries(aws):
     assert all_entries(client, tables["timelines"]) == []
 
 
-def store_tweets(client: Any, tables: dict[str, str], *tweets: Tweet) -> None:
-    """The tweets table as the stream records describe it after they happened."""
-    for tweet in tweets:
-        client.put_item(TableName=tables["tweets"], Item=tweet.to_item())
-
-
-def test_an_insert_arriving_after_its_tombstone_leaves_no_entries(aws):
+def test_an_insert_arriving_after_its_tombstone_leaves_no_entries(dynamo):
     # A redelivered, reordered or redriven INSERT can reach the fan-out after the tombstone's
     # MODIFY did; the tweet is deleted by then and must not come back.
-    client, tables = aws
+    client, tables = dynamo
     seed_followers(client, tables, "alice", ["bob", "carol"])
     service = build_service(client, tables, live_tweets=LiveTweets(client, tables["tweets"]))
     tweet = make_tweet(1)
@@ -441,8 +249,8 @@ def test_an_insert_arriving_after_its_tombstone_leaves_no_entries(aws):
     assert all_entries(client, tables["timelines"]) == []
 
 
-def test_an_insert_of_a_live_tweet_stays_after_the_liveness_check(aws):
-    client, tables = aws
+def test_an_insert_of_a_live_tweet_stays_after_the_liveness_check(dynamo):
+    client, tables = dynamo
     seed_followers(client, tables, "alice", ["bob"])
     counting = CountingClient(client)
     service = build_service(counting, tables, live_tweets=LiveTweets(counting, tables["tweets"]))
@@ -453,13 +261,8 @@ def test_an_insert_of_a_live_tweet_stays_after_the_liveness_check(aws):
     assert counting.calls.count("get_item") == 2  # the author's follower count, then the liveness check
 
 
-def retweet_of(original: Tweet, n: int, by: str = "bob") -> Tweet:
-    """What TweetService.retweet stores: no text or media of its own, only the original's ID."""
-    return make_tweet(n, author=by, text="", retweet_of=original.tweet_id)
-
-
-def test_a_retweets_entry_shows_its_original_which_the_retweet_item_does_not_copy(aws):
-    client, tables = aws
+def test_a_retweets_entry_shows_its_original_which_the_retweet_item_does_not_copy(dynamo):
+    client, tables = dynamo
     seed_followers(client, tables, "bob", ["reader"])
     service = build_service(client, tables, live_tweets=LiveTweets(client, tables["tweets"]))
     original = make_tweet(1, media_ids=("m1",), media_versions={"m1": "v1"})
@@ -476,8 +279,8 @@ def test_a_retweets_entry_shows_its_original_which_the_retweet_item_does_not_cop
     assert entry["original"]["M"]["media_versions"] == {"M": {"m1": {"S": "v1"}}}  # its URLs stay pinned
 
 
-def test_deleting_an_original_buries_its_retweets_whose_entries_then_leave_every_timeline(aws):
-    client, tables = aws
+def test_deleting_an_original_buries_its_retweets_whose_entries_then_leave_every_timeline(dynamo):
+    client, tables = dynamo
     seed_followers(client, tables, "alice", ["reader"])
     seed_followers(client, tables, "bob", ["bobs_reader"])
     service = build_service(client, tables, live_tweets=LiveTweets(client, tables["tweets"]))
@@ -500,8 +303,8 @@ def test_deleting_an_original_buries_its_retweets_whose_entries_then_leave_every
     assert all_entries(client, tables["timelines"]) == []
 
 
-def test_a_retweet_reaching_a_region_after_its_original_was_deleted_there_is_buried_not_shown(aws):
-    client, tables = aws
+def test_a_retweet_reaching_a_region_after_its_original_was_deleted_there_is_buried_not_shown(dynamo):
+    client, tables = dynamo
     seed_followers(client, tables, "bob", ["reader"])
     service = build_service(client, tables, live_tweets=LiveTweets(client, tables["tweets"]))
     original = make_tweet(1)
@@ -516,9 +319,9 @@ def test_a_retweet_reaching_a_region_after_its_original_was_deleted_there_is_bur
     assert stored["deleted"] == {"BOOL": True}
 
 
-def test_a_retweet_reaching_a_region_before_its_original_fails_to_be_retried_and_buries_nothing(aws):
+def test_a_retweet_reaching_a_region_before_its_original_fails_to_be_retried_and_buries_nothing(dynamo):
     # Global tables do not replicate items in the order they were written: the retweet may come first.
-    client, tables = aws
+    client, tables = dynamo
     seed_followers(client, tables, "bob", ["reader"])
     service = build_service(client, tables, live_tweets=LiveTweets(client, tables["tweets"]))
     original = make_tweet(1)
@@ -535,8 +338,8 @@ def test_a_retweet_reaching_a_region_before_its_original_fails_to_be_retried_and
     assert {entry["user_id"]["S"] for entry in all_entries(client, tables["timelines"])} == {"bob", "reader"}
 
 
-def test_a_celebrity_delete_touches_only_the_authors_timeline(aws):
-    client, tables = aws
+def test_a_celebrity_delete_touches_only_the_authors_timeline(dynamo):
+    client, tables = dynamo
     seed_followers(client, tables, "star", [f"f{i}" for i in range(6)])
     service = build_service(client, tables, threshold=5)
     tweet = make_tweet(1, author="star")
@@ -555,8 +358,8 @@ def test_a_celebrity_delete_touches_only_the_authors_timeline(aws):
     ],
     ids=["remove-tombstone", "tombstone-again", "undelete"],
 )
-def test_changes_to_a_tombstone_write_nothing(aws, record):
-    client, tables = aws
+def test_changes_to_a_tombstone_write_nothing(dynamo, record):
+    client, tables = dynamo
     counting = CountingClient(client, by_operation=True)
     assert build_service(counting, tables).handle(record) == FanoutResult("ignore")
     assert counting.calls == Counter()
@@ -565,8 +368,8 @@ def test_changes_to_a_tombstone_write_nothing(aws, record):
 # -- redelivery and throttling -----------------------------------------------------------------------
 
 
-def test_redelivered_records_leave_the_same_items(aws):
-    client, tables = aws
+def test_redelivered_records_leave_the_same_items(dynamo):
+    client, tables = dynamo
     followers = [f"f{i:02d}" for i in range(30)]
     seed_followers(client, tables, "alice", followers)
     service = build_service(client, tables)
@@ -588,8 +391,8 @@ def test_redelivered_records_leave_the_same_items(aws):
     )
 
 
-def test_unprocessed_items_are_sent_again_until_everything_is_written_once(aws):
-    client, tables = aws
+def test_unprocessed_items_are_sent_again_until_everything_is_written_once(dynamo):
+    client, tables = dynamo
     followers = [f"f{i:02d}" for i in range(60)]
     seed_followers(client, tables, "alice", followers)
     counting = CountingClient(client, by_operation=True, fault=half_processed(client, times=4))
@@ -605,9 +408,9 @@ def test_unprocessed_items_are_sent_again_until_everything_is_written_once(aws):
     assert len(sleeps) == 4 and all(0 <= s <= 1.0 for s in sleeps)
 
 
-def test_a_throttled_batch_fails_the_record_at_once_and_its_redelivery_writes_everything_once(aws):
+def test_a_throttled_batch_fails_the_record_at_once_and_its_redelivery_writes_everything_once(dynamo):
     # botocore's standard retries (aviary.clients) were spent on it already: the event source retries.
-    client, tables = aws
+    client, tables = dynamo
     seed_followers(client, tables, "alice", ["bob", "carol"])
     counting = CountingClient(client, by_operation=True, fault=throttled(times=1))
     sleeps: list[float] = []
@@ -625,8 +428,8 @@ def test_a_throttled_batch_fails_the_record_at_once_and_its_redelivery_writes_ev
     )
 
 
-def test_persistent_unprocessed_items_raise_after_max_attempts(aws):
-    client, tables = aws
+def test_persistent_unprocessed_items_raise_after_max_attempts(dynamo):
+    client, tables = dynamo
     counting = CountingClient(client, by_operation=True, fault=never_processed)
     sleeps: list[float] = []
     writer = TimelineWriter(counting, tables["timelines"], sleep=sleeps.append, max_attempts=4)
@@ -636,8 +439,8 @@ def test_persistent_unprocessed_items_raise_after_max_attempts(aws):
     assert len(sleeps) == 3  # between attempts, never after the last
 
 
-def test_persistent_unprocessed_items_stop_at_the_first_chunk(aws):
-    client, tables = aws
+def test_persistent_unprocessed_items_stop_at_the_first_chunk(dynamo):
+    client, tables = dynamo
     counting = CountingClient(client, by_operation=True, fault=never_processed)
     writer = TimelineWriter(counting, tables["timelines"], sleep=lambda _s: None)
     entries = [timeline_entry(f"u{i}", make_tweet(1)) for i in range(30)]
@@ -646,8 +449,8 @@ def test_persistent_unprocessed_items_stop_at_the_first_chunk(aws):
     assert counting.batch_sizes == [25] * 5  # the second chunk is never sent
 
 
-def test_backoff_grows_exponentially_with_full_jitter(aws):
-    client, tables = aws
+def test_backoff_grows_exponentially_with_full_jitter(dynamo):
+    client, tables = dynamo
     sleeps: list[float] = []
     writer = TimelineWriter(
         CountingClient(client, by_operation=True, fault=never_processed),
@@ -666,8 +469,8 @@ def test_backoff_grows_exponentially_with_full_jitter(aws):
     assert len(set(sleeps)) == len(sleeps)  # jittered, not a fixed schedule
 
 
-def test_other_errors_are_not_retried(aws):
-    client, tables = aws
+def test_other_errors_are_not_retried(dynamo):
+    client, tables = dynamo
 
     def invalid(name: str, _kwargs: dict[str, Any]) -> Any:
         raise ClientError({"Error": {"Code": "ValidationException", "Message": "bad"}}, "BatchWriteItem")
@@ -679,8 +482,8 @@ def test_other_errors_are_not_retried(aws):
     assert counting.calls["batch_write_item"] == 1
 
 
-def test_writes_go_in_chunks_of_exactly_25(aws):
-    client, tables = aws
+def test_writes_go_in_chunks_of_exactly_25(dynamo):
+    client, tables = dynamo
     counting = CountingClient(client, by_operation=True)
     writer = TimelineWriter(counting, tables["timelines"], sleep=lambda _s: None)
     assert writer.put_entries(timeline_entry(f"u{i:02d}", make_tweet(1)) for i in range(60)) == 60
@@ -690,42 +493,6 @@ def test_writes_go_in_chunks_of_exactly_25(aws):
 
 
 # -- the timeline cap -------------------------------------------------------------------------------
-
-SAMPLE_EVERY = 128  # TimelineTrimmer's default
-
-
-def is_sampled(user: str, tweet: Tweet, sample_every: int = SAMPLE_EVERY) -> bool:
-    return sample_hash(user, tweet.tweet_id) % sample_every == 0
-
-
-def first_tweet(start: int, author: str, wanted: Callable[[Tweet], bool]) -> Tweet:
-    """The first of make_tweet(start), make_tweet(start + 1), ... by `author` that `wanted` accepts."""
-    for n in range(start, start + 100_000):
-        tweet = make_tweet(n, author=author)
-        if wanted(tweet):
-            return tweet
-    raise AssertionError("no such tweet")
-
-
-def fill_timeline(client: Any, tables: dict[str, str], user: str, count: int) -> list[Tweet]:
-    """`count` entries in `user`'s timeline, oldest first, written directly (no fan-out, no trim)."""
-    tweets = [make_tweet(n, author="carol") for n in range(1, count + 1)]
-    writer = TimelineWriter(client, tables["timelines"], sleep=lambda _s: None)
-    writer.put_entries(timeline_entry(user, tweet) for tweet in tweets)
-    return tweets
-
-
-def timeline_of(client: Any, tables: dict[str, str], user: str) -> list[str]:
-    """The tweet IDs in `user`'s timeline, oldest first."""
-    return [
-        item["tweet_id"]["S"]
-        for item in all_entries(client, tables["timelines"])
-        if item["user_id"]["S"] == user
-    ]
-
-
-def ids(tweets: Iterable[Tweet]) -> list[str]:
-    return [tweet.tweet_id for tweet in tweets]
 
 
 def timeline_queries(table: str, users: list[str]) -> Callable[[str, dict[str, Any]], Any]:
@@ -762,8 +529,8 @@ def test_trimmer_settings_must_be_positive(setting):
 
 
 @pytest.mark.parametrize("excess", [1, 24, 25, 26, 60])
-def test_a_sampled_insert_deletes_exactly_the_oldest_entries_beyond_the_cap(aws, excess):
-    client, tables = aws
+def test_a_sampled_insert_deletes_exactly_the_oldest_entries_beyond_the_cap(dynamo, excess):
+    client, tables = dynamo
     cap = 30
     seed_followers(client, tables, "alice", ["bob"])
     older = fill_timeline(client, tables, "bob", cap + excess - 1)
@@ -780,8 +547,8 @@ def test_a_sampled_insert_deletes_exactly_the_oldest_entries_beyond_the_cap(aws,
     assert counting.batch_sizes == [2, *deletes, *([excess % BATCH_WRITE_MAX_ITEMS] if excess % 25 else [])]
 
 
-def test_a_timeline_at_or_under_the_cap_loses_nothing(aws):
-    client, tables = aws
+def test_a_timeline_at_or_under_the_cap_loses_nothing(dynamo):
+    client, tables = dynamo
     older = fill_timeline(client, tables, "bob", 9)
     tweet = first_tweet(1000, "bob", lambda t: is_sampled("bob", t))
     result = build_service(client, tables, max_entries=10).handle(stream_record("INSERT", new=tweet))
@@ -789,8 +556,8 @@ def test_a_timeline_at_or_under_the_cap_loses_nothing(aws):
     assert timeline_of(client, tables, "bob") == ids([*older, tweet])
 
 
-def test_a_fanout_trims_exactly_the_sampled_recipients(aws):
-    client, tables = aws
+def test_a_fanout_trims_exactly_the_sampled_recipients(dynamo):
+    client, tables = dynamo
     followers = [f"f{i:03d}" for i in range(200)]
     seed_followers(client, tables, "alice", followers)
     trimmed_users: list[str] = []
@@ -809,8 +576,8 @@ def test_a_fanout_trims_exactly_the_sampled_recipients(aws):
     assert result == FanoutResult("insert", written=201, trimmed=0)
 
 
-def test_inserts_that_sample_no_recipient_query_no_timeline(aws):
-    client, tables = aws
+def test_inserts_that_sample_no_recipient_query_no_timeline(dynamo):
+    client, tables = dynamo
     # A small audience, so that many tweets sample none of it.
     followers = [f"f{i:02d}" for i in range(8)]
     seed_followers(client, tables, "alice", followers)
@@ -830,8 +597,8 @@ def test_inserts_that_sample_no_recipient_query_no_timeline(aws):
     assert len(timeline_of(client, tables, "f00")) == 51
 
 
-def test_a_celebrity_insert_trims_only_the_authors_timeline(aws):
-    client, tables = aws
+def test_a_celebrity_insert_trims_only_the_authors_timeline(dynamo):
+    client, tables = dynamo
     seed_followers(client, tables, "star", [f"f{i}" for i in range(6)])
     older = fill_timeline(client, tables, "star", 12)
     unsampled = first_tweet(1000, "star", lambda t: not is_sampled("star", t))
@@ -850,8 +617,8 @@ def test_a_celebrity_insert_trims_only_the_authors_timeline(aws):
     assert timeline_of(client, tables, "star") == ids([*older, unsampled, sampled])[4:]
 
 
-def test_a_trim_never_deletes_more_than_its_limit(aws):
-    client, tables = aws
+def test_a_trim_never_deletes_more_than_its_limit(dynamo):
+    client, tables = dynamo
     tweets = fill_timeline(client, tables, "bob", 25)
     limits: list[int] = []
 
@@ -920,8 +687,8 @@ def test_trim_reads_only_keys_newest_first_and_follows_every_page():
         assert names[query["KeyConditionExpression"].split(" = ")[0]] == "user_id"
 
 
-def test_trim_deletes_go_25_at_a_time_with_the_writers_retries(aws):
-    client, tables = aws
+def test_trim_deletes_go_25_at_a_time_with_the_writers_retries(dynamo):
+    client, tables = dynamo
     tweets = fill_timeline(client, tables, "bob", 65)
     counting = CountingClient(client, by_operation=True, fault=half_processed(client, times=3))
     sleeps: list[float] = []
@@ -934,8 +701,8 @@ def test_trim_deletes_go_25_at_a_time_with_the_writers_retries(aws):
     assert max(counting.batch_sizes) == BATCH_WRITE_MAX_ITEMS
 
 
-def test_a_redelivered_sampled_insert_leaves_the_same_items(aws):
-    client, tables = aws
+def test_a_redelivered_sampled_insert_leaves_the_same_items(dynamo):
+    client, tables = dynamo
     seed_followers(client, tables, "alice", ["bob", "carol"])
     fill_timeline(client, tables, "bob", 12)
     tweet = first_tweet(1000, "alice", lambda t: is_sampled("bob", t))
@@ -952,8 +719,8 @@ def test_a_redelivered_sampled_insert_leaves_the_same_items(aws):
     assert len(timeline_of(client, tables, "bob")) == 10
 
 
-def test_redelivering_a_whole_sequence_converges_when_every_write_trims(aws):
-    client, tables = aws
+def test_redelivering_a_whole_sequence_converges_when_every_write_trims(dynamo):
+    client, tables = dynamo
     seed_followers(client, tables, "alice", ["bob"])
     service = build_service(client, tables, max_entries=5, sample_every=1)
     tweets = [make_tweet(n) for n in range(1, 9)]
@@ -973,8 +740,8 @@ def test_redelivering_a_whole_sequence_converges_when_every_write_trims(aws):
 # -- the read side reads what the fan-out writes -----------------------------------------------------
 
 
-def test_fanned_out_entries_are_what_the_timeline_store_reads(aws):
-    client, tables = aws
+def test_fanned_out_entries_are_what_the_timeline_store_reads(dynamo):
+    client, tables = dynamo
     graph = tables["social-graph"]
     seed_followers(client, tables, "alice", ["reader", "someone"])
     seed_followers(client, tables, "star", ["reader", *(f"fan{i}" for i in range(5))])
@@ -1022,8 +789,8 @@ def test_fanned_out_entries_are_what_the_timeline_store_reads(aws):
     assert store.read_page("star", 10, None)["items"][0]["id"] == celebrity.tweet_id
 
 
-def test_the_timeline_store_reads_the_newest_entries_of_a_trimmed_timeline(aws):
-    client, tables = aws
+def test_the_timeline_store_reads_the_newest_entries_of_a_trimmed_timeline(dynamo):
+    client, tables = dynamo
     cap = 20
     seed_followers(client, tables, "alice", ["bob"])
     seed_followers(client, tables, "carol", ["bob"])  # the author of the older entries
@@ -1052,8 +819,8 @@ def test_the_timeline_store_reads_the_newest_entries_of_a_trimmed_timeline(aws):
     assert seen == newest_first
 
 
-def test_a_celebritys_retweets_merged_on_read_show_their_originals_unless_deleted(aws):
-    client, tables = aws
+def test_a_celebritys_retweets_merged_on_read_show_their_originals_unless_deleted(dynamo):
+    client, tables = dynamo
     graph = tables["social-graph"]
     seed_followers(client, tables, "star", [f"fan{i}" for i in range(6)])
     client.put_item(TableName=graph, Item={"pk": {"S": user_pk("reader")}, "sk": {"S": follows_sk("star")}})

@@ -24,8 +24,7 @@ from aviary.social_graph import SocialGraph
 from aviary.timeline_repair import TimelineRepair
 from aviary.timeline_settings import TimelineSettings
 from aviary.tweets import Tweet
-from tests.two_regions import REGIONS, TwoRegions
-from tests.unit.aviary.test_fanout import (
+from tests.timeline_writers import (
     BASE_MS,
     NO_CELEBRITIES,
     all_entries,
@@ -38,6 +37,9 @@ from tests.unit.aviary.test_fanout import (
     stream_record,
     tombstone,
 )
+from tests.two_regions import REGIONS, TwoRegions
+
+pytestmark = pytest.mark.usefixtures("aws_environment")
 
 NOW = BASE_MS / 1000 + 3600  # an hour after the tweets' times: all within the retention
 
@@ -84,17 +86,6 @@ def set_follower_count(client: Any, tables: dict[str, str], user: str, n: int) -
     client.put_item(TableName=tables["counts"], Item={**Counts.followers_key(user), "n": {"N": str(n)}})
 
 
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch):
-    set_aws_environment(monkeypatch)
-
-
-@pytest.fixture
-def aws():
-    with mock_aws():
-        yield new_tables()
-
-
 # -- records -----------------------------------------------------------------------------------------
 
 
@@ -106,8 +97,8 @@ def test_only_the_follows_side_of_an_edge_is_a_follow():
     assert follow_edge(like) is None and follow_edge(handle) is None and follow_edge({}) is None
 
 
-def test_other_records_of_the_graph_write_nothing(aws):
-    client, tables = aws
+def test_other_records_of_the_graph_write_nothing(dynamo):
+    client, tables = dynamo
     service = follow_timelines(client, tables)
     assert service.handle(edge_record("INSERT", "bob", "alice", side="FOLLOWER")) == FollowResult("ignore")
     assert all_entries(client, tables["timelines"]) == []
@@ -116,8 +107,8 @@ def test_other_records_of_the_graph_write_nothing(aws):
 # -- backfill and removal ------------------------------------------------------------------------------
 
 
-def test_a_follow_brings_the_followees_newest_live_tweets_with_retweets_showing_their_originals(aws):
-    client, tables = aws
+def test_a_follow_brings_the_followees_newest_live_tweets_with_retweets_showing_their_originals(dynamo):
+    client, tables = dynamo
     others = make_tweet(1, author="carol")
     kept = [make_tweet(n) for n in range(2, 6)]
     gone = make_tweet(6)
@@ -138,8 +129,8 @@ def test_a_follow_brings_the_followees_newest_live_tweets_with_retweets_showing_
     assert entry["original"]["M"]["text"] == {"S": others.text}
 
 
-def test_a_backfill_is_bounded_by_the_cap_and_the_timeline_trimmed_to_it(aws):
-    client, tables = aws
+def test_a_backfill_is_bounded_by_the_cap_and_the_timeline_trimmed_to_it(dynamo):
+    client, tables = dynamo
     store_tweets(client, tables, *(make_tweet(n) for n in range(1, 9)))
     store_tweets(client, tables, *(make_tweet(n, author="carol") for n in range(20, 23)))
     graph = SocialGraph(client, tables["social-graph"])
@@ -154,8 +145,8 @@ def test_a_backfill_is_bounded_by_the_cap_and_the_timeline_trimmed_to_it(aws):
     assert timeline(client, tables, "bob") == [*newest, make_tweet(8).tweet_id, make_tweet(7).tweet_id]
 
 
-def test_a_celebrity_followee_gets_no_backfill(aws):
-    client, tables = aws
+def test_a_celebrity_followee_gets_no_backfill(dynamo):
+    client, tables = dynamo
     store_tweets(client, tables, make_tweet(1, author="star"))
     set_follower_count(client, tables, "star", 11)
     SocialGraph(client, tables["social-graph"]).follow("bob", "star")
@@ -166,8 +157,8 @@ def test_a_celebrity_followee_gets_no_backfill(aws):
     assert all_entries(client, tables["timelines"]) == []
 
 
-def test_a_tweet_deleted_while_it_is_backfilled_leaves_no_entry(aws):
-    client, tables = aws
+def test_a_tweet_deleted_while_it_is_backfilled_leaves_no_entry(dynamo):
+    client, tables = dynamo
     doomed = make_tweet(1)
     store_tweets(client, tables, doomed, make_tweet(2))
     SocialGraph(client, tables["social-graph"]).follow("bob", "alice")
@@ -186,8 +177,8 @@ def test_a_tweet_deleted_while_it_is_backfilled_leaves_no_entry(aws):
     assert timeline(client, tables, "bob") == [make_tweet(2).tweet_id]
 
 
-def test_an_unfollow_removes_the_followees_tweets_and_retweets_and_nothing_else(aws):
-    client, tables = aws
+def test_an_unfollow_removes_the_followees_tweets_and_retweets_and_nothing_else(dynamo):
+    client, tables = dynamo
     own, carols = make_tweet(1, author="bob"), make_tweet(2, author="carol")
     alices = [make_tweet(3), retweet_of(carols, 4, by="alice")]
     writer = TimelineWriter(client, tables["timelines"], sleep=lambda _s: None)
@@ -207,8 +198,8 @@ def test_an_unfollow_removes_the_followees_tweets_and_retweets_and_nothing_else(
         ["REMOVE", "INSERT", "INSERT"],  # reordered: the edge as it is now decides
     ],
 )
-def test_the_edge_as_it_is_now_decides_whatever_record_arrives(aws, deliveries):
-    client, tables = aws
+def test_the_edge_as_it_is_now_decides_whatever_record_arrives(dynamo, deliveries):
+    client, tables = dynamo
     store_tweets(client, tables, make_tweet(1), make_tweet(2))
     SocialGraph(client, tables["social-graph"]).follow("bob", "alice")
     service = follow_timelines(client, tables)
@@ -220,8 +211,8 @@ def test_the_edge_as_it_is_now_decides_whatever_record_arrives(aws, deliveries):
 # -- repair ----------------------------------------------------------------------------------------------
 
 
-def test_repair_puts_in_what_is_missing_takes_out_what_should_not_be_there_and_then_has_nothing_to_do(aws):
-    client, tables = aws
+def test_repair_puts_in_what_is_missing_takes_out_what_should_not_be_there_and_then_has_nothing_to_do(dynamo):
+    client, tables = dynamo
     graph = SocialGraph(client, tables["social-graph"])
     graph.follow("bob", "alice")
     graph.follow("bob", "star")
@@ -241,8 +232,8 @@ def test_repair_puts_in_what_is_missing_takes_out_what_should_not_be_there_and_t
     assert 0 < second.calls <= first.calls
 
 
-def test_repair_costs_a_query_per_followee_and_per_page_of_the_timeline(aws):
-    client, tables = aws
+def test_repair_costs_a_query_per_followee_and_per_page_of_the_timeline(dynamo):
+    client, tables = dynamo
     graph = SocialGraph(client, tables["social-graph"])
     for n, followee in enumerate(("alice", "carol", "dave"), start=1):
         graph.follow("bob", followee)

@@ -12,7 +12,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from aviary import clients
 from aviary.fanout import FanoutService, TimelineTrimmer, TimelineWriter
@@ -20,7 +19,7 @@ from aviary.followers import FollowerDirectory
 from aviary.settings import SettingsError
 from aviary.tweets import Tweet
 from tests.aws_fakes import CountingClient
-from tests.unit.aviary.test_fanout import (
+from tests.timeline_writers import (
     REGION,
     all_entries,
     expected_entries,
@@ -29,9 +28,7 @@ from tests.unit.aviary.test_fanout import (
     ids,
     is_sampled,
     make_tweet,
-    new_tables,
     seed_followers,
-    set_aws_environment,
     store_tweets,
     stream_record,
     throttled,
@@ -40,19 +37,10 @@ from tests.unit.aviary.test_fanout import (
 )
 from tests.unit.lambda_functions.lambda_context import lambda_context
 
+pytestmark = pytest.mark.usefixtures("aws_environment")
+
 MODULE = "lambda_functions.fanout.handler"
 CONTEXT = lambda_context("aviary-fanout")
-
-
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch):
-    set_aws_environment(monkeypatch)
-
-
-@pytest.fixture
-def aws():
-    with mock_aws():
-        yield new_tables()
 
 
 def load_handler(
@@ -83,8 +71,8 @@ def entries_of(client: Any, tables: dict[str, str]) -> list[dict[str, Any]]:
     return all_entries(client, tables["timelines"])
 
 
-def test_settings_are_read_once_at_import(aws, monkeypatch):
-    client, tables = aws
+def test_settings_are_read_once_at_import(dynamo, monkeypatch):
+    client, tables = dynamo
     module = load_handler(monkeypatch, client, tables, AVIARY_TIMELINE_RETENTION_DAYS="7")
     settings = [module.SETTINGS.timelines_table, module.SETTINGS.social_graph_table]
     assert settings == [tables["timelines"], tables["social-graph"]]
@@ -94,8 +82,8 @@ def test_settings_are_read_once_at_import(aws, monkeypatch):
     assert module.SETTINGS.celebrity_threshold == 5
 
 
-def test_one_client_is_built_on_the_first_batch_and_kept(aws, monkeypatch):
-    client, tables = aws
+def test_one_client_is_built_on_the_first_batch_and_kept(dynamo, monkeypatch):
+    client, tables = dynamo
     module = load_handler(monkeypatch, client, tables)
     built: list[str] = []
 
@@ -111,22 +99,22 @@ def test_one_client_is_built_on_the_first_batch_and_kept(aws, monkeypatch):
     assert built == ["dynamodb"]
 
 
-def test_retention_defaults_to_30_days(aws, monkeypatch):
-    client, tables = aws
+def test_retention_defaults_to_30_days(dynamo, monkeypatch):
+    client, tables = dynamo
     monkeypatch.delenv("AVIARY_TIMELINE_RETENTION_DAYS", raising=False)
     assert load_handler(monkeypatch, client, tables).SETTINGS.retention_days == 30
 
 
 @pytest.mark.parametrize("name", ["AVIARY_SOCIAL_GRAPH_TABLE", "AVIARY_TWEETS_TABLE"])
-def test_a_source_table_name_has_no_fallback(aws, monkeypatch, name):
+def test_a_source_table_name_has_no_fallback(dynamo, monkeypatch, name):
     # The stack always sets them (tests/unit/stacks/test_runtime_settings.py); an empty one is an error.
-    client, tables = aws
+    client, tables = dynamo
     with pytest.raises(SettingsError, match=name):
         load_handler(monkeypatch, client, tables, **{name: ""})
 
 
-def test_the_timeline_cap_is_read_once_at_import_and_defaults_to_800(aws, monkeypatch):
-    client, tables = aws
+def test_the_timeline_cap_is_read_once_at_import_and_defaults_to_800(dynamo, monkeypatch):
+    client, tables = dynamo
     monkeypatch.delenv("AVIARY_TIMELINE_MAX_ENTRIES", raising=False)
     assert load_handler(monkeypatch, client, tables).SETTINGS.max_entries == 800
     module = load_handler(monkeypatch, client, tables, AVIARY_TIMELINE_MAX_ENTRIES="120")
@@ -139,14 +127,14 @@ def test_the_timeline_cap_is_read_once_at_import_and_defaults_to_800(aws, monkey
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "lots"])
-def test_a_cap_that_is_not_a_positive_integer_fails_the_cold_start(aws, monkeypatch, value):
-    client, tables = aws
+def test_a_cap_that_is_not_a_positive_integer_fails_the_cold_start(dynamo, monkeypatch, value):
+    client, tables = dynamo
     with pytest.raises(ValueError):
         load_handler(monkeypatch, client, tables, AVIARY_TIMELINE_MAX_ENTRIES=value)
 
 
-def test_a_batch_trims_sampled_timelines_to_the_cap(aws, monkeypatch, capsys):
-    client, tables = aws
+def test_a_batch_trims_sampled_timelines_to_the_cap(dynamo, monkeypatch, capsys):
+    client, tables = dynamo
     seed_followers(client, tables, "alice", ["bob"])
     older = fill_timeline(client, tables, "bob", 12)
     tweet = first_tweet(1000, "alice", lambda t: is_sampled("bob", t) and not is_sampled("alice", t))
@@ -166,16 +154,16 @@ def test_a_batch_trims_sampled_timelines_to_the_cap(aws, monkeypatch, capsys):
     ]
 
 
-def test_a_missing_timelines_table_fails_the_cold_start(aws, monkeypatch):
-    client, tables = aws
+def test_a_missing_timelines_table_fails_the_cold_start(dynamo, monkeypatch):
+    client, tables = dynamo
     load_handler(monkeypatch, client, tables)
     monkeypatch.delenv("AVIARY_TIMELINES_TABLE")
     with pytest.raises(SettingsError, match="AVIARY_TIMELINES_TABLE"):
         importlib.reload(sys.modules[MODULE])
 
 
-def test_a_batch_fans_out_and_reports_no_failures(aws, monkeypatch, capsys):
-    client, tables = aws
+def test_a_batch_fans_out_and_reports_no_failures(dynamo, monkeypatch, capsys):
+    client, tables = dynamo
     seed_followers(client, tables, "alice", ["bob", "carol"])
     module = load_handler(monkeypatch, client, tables)
     first, second = make_tweet(1), make_tweet(2)
@@ -199,8 +187,8 @@ def test_a_batch_fans_out_and_reports_no_failures(aws, monkeypatch, capsys):
     assert (emf[0]["TimelineEntriesWritten"], emf[0]["FanoutRecordsFailed"]) == ([6.0], [0.0])
 
 
-def test_a_redelivered_batch_leaves_the_same_items(aws, monkeypatch):
-    client, tables = aws
+def test_a_redelivered_batch_leaves_the_same_items(dynamo, monkeypatch):
+    client, tables = dynamo
     seed_followers(client, tables, "alice", [f"f{i:02d}" for i in range(30)])
     module = load_handler(monkeypatch, client, tables, AVIARY_CELEBRITY_THRESHOLD="1000")
     kept, deleted = make_tweet(1), make_tweet(2)
@@ -229,8 +217,8 @@ def _throttling_for(tweet: Tweet):
     return fault
 
 
-def test_a_record_that_stays_throttled_is_the_only_failure_reported(aws, monkeypatch):
-    client, tables = aws
+def test_a_record_that_stays_throttled_is_the_only_failure_reported(dynamo, monkeypatch):
+    client, tables = dynamo
     seed_followers(client, tables, "alice", ["bob"])
     module = load_handler(monkeypatch, client, tables)
     ok_before, stuck, ok_after = make_tweet(1), make_tweet(2), make_tweet(3)
@@ -264,8 +252,8 @@ def test_a_record_that_stays_throttled_is_the_only_failure_reported(aws, monkeyp
     )
 
 
-def test_a_batch_where_every_record_fails_is_reported_not_raised(aws, monkeypatch):
-    client, tables = aws
+def test_a_batch_where_every_record_fails_is_reported_not_raised(dynamo, monkeypatch):
+    client, tables = dynamo
     module = load_handler(monkeypatch, client, tables)
 
     class Broken:
@@ -290,8 +278,8 @@ def _lambda_shape(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     }
 
 
-def test_records_read_from_the_tweets_stream_fan_out(aws, monkeypatch):
-    client, tables = aws
+def test_records_read_from_the_tweets_stream_fan_out(dynamo, monkeypatch):
+    client, tables = dynamo
     seed_followers(client, tables, "alice", ["bob"])
     module = load_handler(monkeypatch, client, tables)
     streams = boto3.client("dynamodbstreams", region_name=REGION, config=clients.AWS_CONFIG)

@@ -8,29 +8,19 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from aviary import clients
 from aviary.handles import Handles
 from aviary.settings import SettingsError
 from aviary.social_graph import SocialGraph
 from aviary.timeline_settings import TimelineSettings
-from tests.unit.aviary.test_fanout import make_tweet, new_tables, set_aws_environment, store_tweets
+from tests.timeline_writers import make_tweet, store_tweets
 from tests.unit.aviary.test_follow_timelines import edge_record, timeline
 from tests.unit.lambda_functions.lambda_context import lambda_context
 
+pytestmark = pytest.mark.usefixtures("aws_environment")
+
 CONTEXT = lambda_context("aviary-timelines", memory_limit_in_mb=512)
-
-
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch):
-    set_aws_environment(monkeypatch)
-
-
-@pytest.fixture
-def aws():
-    with mock_aws():
-        yield new_tables()
 
 
 def environment(tables: dict[str, str]) -> dict[str, str]:
@@ -64,8 +54,8 @@ def test_settings_name_the_variable_that_is_missing_or_malformed():
         TimelineSettings.from_environment({**good, "AVIARY_CELEBRITY_THRESHOLD": "many"})
 
 
-def test_the_follow_stream_handler_backfills_and_reports_no_failures(aws, monkeypatch):
-    client, tables = aws
+def test_the_follow_stream_handler_backfills_and_reports_no_failures(dynamo, monkeypatch):
+    client, tables = dynamo
     store_tweets(client, tables, make_tweet(1), make_tweet(2))
     SocialGraph(client, tables["social-graph"]).follow("bob", "alice")
     handler = load("lambda_functions.follow_stream.handler", monkeypatch, client, tables).handler
@@ -78,8 +68,8 @@ def test_the_follow_stream_handler_backfills_and_reports_no_failures(aws, monkey
     assert timeline(client, tables, "bob") == [make_tweet(2).tweet_id, make_tweet(1).tweet_id]
 
 
-def test_the_repair_handler_repairs_users_named_by_handle_or_id_and_says_what_it_did(aws, monkeypatch):
-    client, tables = aws
+def test_the_repair_handler_repairs_users_named_by_handle_or_id_and_says_what_it_did(dynamo, monkeypatch):
+    client, tables = dynamo
     Handles(client, tables["social-graph"]).claim("id-bob", "bob")
     SocialGraph(client, tables["social-graph"]).follow("id-bob", "id-alice")
     store_tweets(client, tables, make_tweet(1, author="id-alice"))
@@ -110,8 +100,8 @@ def test_the_repair_handler_repairs_users_named_by_handle_or_id_and_says_what_it
         ({"user_ids": [f"u{n}" for n in range(21)]}, "event"),
     ],
 )
-def test_the_repair_handler_refuses_an_event_naming_the_field(aws, monkeypatch, event, field):
-    client, tables = aws
+def test_the_repair_handler_refuses_an_event_naming_the_field(dynamo, monkeypatch, event, field):
+    client, tables = dynamo
     handler = load("lambda_functions.timeline_repair.handler", monkeypatch, client, tables).handler
     answer = handler(event, CONTEXT)
     assert answer["error"]["field"] == field
