@@ -1,14 +1,12 @@
-"""Test doubles shared by the tests that talk to moto: fake credentials and a call-counting client
-(both from the local-AWS harness, which the drills use too)."""
+"""An environment for tests that talk to moto: fake credentials, a default region, nothing that could
+reach real AWS. (Tables, counting clients and API events come from the local-AWS harness,
+tools/local_aws, which the drills use too.)"""
 
 from __future__ import annotations
 
 import pytest
 
-from tools.local_aws.counting_client import CountingClient, Fault
 from tools.local_aws.in_process import FAKE_CREDENTIALS
-
-__all__ = ["DEFAULT_REGION", "FAKE_CREDENTIALS", "CountingClient", "Fault", "use_fake_aws"]
 
 DEFAULT_REGION = "us-east-1"
 

@@ -30,7 +30,7 @@ from aviary.keys import follower_sk, follows_sk, user_pk
 from aviary.media_urls import MediaUrls
 from aviary.schema import COUNTS, SOCIAL_GRAPH, TIMELINES, TWEETS
 from aviary.tweets import Tweet
-from tests.moto_tables import create_tables
+from tools.local_aws.tables import create_tables
 
 REGION = "us-east-1"
 

@@ -15,8 +15,8 @@ from typing import Any
 from aviary.naming import table_name
 from aviary.schema import SOURCE_OF_TRUTH_TABLES, TableSchema
 from tests.dynamodb_local import DynamoDBLocal
-from tests.moto_tables import create_table
 from tools.local_aws.event_sources import Checkpoints, StreamPoller
+from tools.local_aws.tables import create_table
 from tools.local_runtime.replication import ReplicationState, TableReplication, replicate_region
 
 REGIONS = ("us-east-1", "us-west-2")

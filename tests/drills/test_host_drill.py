@@ -15,11 +15,11 @@ from aviary.schema import ALL_TABLES
 from hosts.timeline_service.app import settings_from_environment
 from hosts.timeline_service.service import RETRY_AFTER_SECONDS
 from tests.drills.once import once_per_session
-from tests.moto_tables import create_tables
 from tools.drills import host_drill
 from tools.drills.result import DrillResult
 from tools.drills.served_pages import compare_pages, timelines_matching
 from tools.drills.timeline_hosts import DrillError, FakeClock, TimelineHost, host_settings, seed_timelines
+from tools.local_aws.tables import create_tables
 
 REGION = "us-east-1"
 # One variant is enough: a drill deploys the stacks of a single region.

@@ -21,7 +21,7 @@ from aviary.batches import (
     batch_write,
 )
 from aviary.clients import AWS_CONFIG
-from tests.aws_fakes import FAKE_CREDENTIALS
+from tools.local_aws.in_process import FAKE_CREDENTIALS
 
 
 def put(n: int) -> dict[str, Any]:

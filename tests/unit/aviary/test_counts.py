@@ -22,9 +22,9 @@ from aviary.counts import FOLLOWERS_COUNTER, LIKES_COUNTER, Counts, EdgeCounter,
 from aviary.keys import follower_sk, follows_sk, like_sk, retweet_sk, tweet_pk, user_pk
 from aviary.naming import table_name
 from aviary.schema import COUNTS, SOCIAL_GRAPH
-from tests.moto_tables import create_tables
 from tests.two_regions import REGIONS, TwoRegions
 from tools.local_aws.event_sources import lambda_stream_record, records_after
+from tools.local_aws.tables import create_tables
 
 REGION = "us-east-1"
 GRAPH, COUNTS_TABLE = table_name(SOCIAL_GRAPH), table_name(COUNTS)

@@ -28,8 +28,8 @@ from aviary.schema import COUNTS, IDEMPOTENCY, SOCIAL_GRAPH, TIMELINES, TWEETS
 from aviary.social_graph import SocialGraph
 from aviary.tweet_service import TweetService
 from aviary.tweets import Tweet
-from tests.moto_tables import create_tables
 from tests.two_regions import REGIONS, TwoRegions
+from tools.local_aws.tables import create_tables
 
 TWEETS_TABLE = table_name(TWEETS)
 NOW_MS = 1_795_000_000_000

@@ -28,7 +28,6 @@ from aviary.keys import follows_sk, user_pk
 from aviary.timeline import decode_cursor
 from aviary.timeline_store import TimelineStore
 from aviary.tweets import Tweet
-from tests.aws_fakes import CountingClient
 from tests.timeline_writers import (
     BASE_URL,
     SAMPLE_EVERY,
@@ -51,6 +50,7 @@ from tests.timeline_writers import (
     timeline_of,
     tombstone,
 )
+from tools.local_aws.counting_client import CountingClient
 
 pytestmark = pytest.mark.usefixtures("aws_environment")
 

@@ -15,7 +15,7 @@ from aviary.clients import AWS_CONFIG
 from aviary.errors import NotFound
 from aviary.handles import Handles
 from aviary.schema import SOCIAL_GRAPH
-from tests.moto_tables import create_tables
+from tools.local_aws.tables import create_tables
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from aviary.keys import media_object_key
 from aviary.media import MediaNotYetRecorded, MediaService, MediaStore, S3ObjectVersion, sniff_content_type
 from aviary.schema import MEDIA
 from aviary.validation import MIB
-from tests.moto_tables import create_tables
+from tools.local_aws.tables import create_tables
 
 REGION = "us-east-1"
 BUCKET = "aviary-media-123456789012-us-east-1"

@@ -19,9 +19,9 @@ from aviary.keys import follower_sk, follows_sk, user_pk
 from aviary.naming import table_name
 from aviary.schema import COUNTS, SOCIAL_GRAPH
 from aviary.social_graph import SocialGraph, cancellation_codes, only_condition_failures
-from tests.aws_fakes import CountingClient
 from tests.graph_stream import count_graph_stream
-from tests.moto_tables import create_tables
+from tools.local_aws.counting_client import CountingClient
+from tools.local_aws.tables import create_tables
 
 REGION = "us-east-1"
 TABLE = table_name(SOCIAL_GRAPH)

@@ -21,9 +21,9 @@ from aviary.naming import table_name
 from aviary.schema import COUNTS, IDEMPOTENCY, SOCIAL_GRAPH, TWEETS
 from aviary.tweet_service import TweetService, request_hash, tweet_from_json, tweet_to_json
 from aviary.tweets import Tweet
-from tests.aws_fakes import CountingClient
 from tests.graph_stream import count_graph_stream
-from tests.moto_tables import create_tables
+from tools.local_aws.counting_client import CountingClient
+from tools.local_aws.tables import create_tables
 
 REGION = "us-east-1"
 NOW_MS = 1_800_000_000_123

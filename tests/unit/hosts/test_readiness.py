@@ -28,8 +28,8 @@ from hosts.timeline_service.readiness import (
     volume_mounted,
 )
 from hosts.timeline_service.service import TimelineService
-from tests.moto_tables import create_tables
 from tests.tokens import AUDIENCE, ISSUER, TokenIssuer
+from tools.local_aws.tables import create_tables
 
 REGION = "us-east-1"
 # Nothing listens here: a DynamoDB that refuses every connection at once.

@@ -33,9 +33,9 @@ from hosts.timeline_service.app import OTHER_PATHS, SettingsError, make_app, set
 from hosts.timeline_service.cache import TimelineCache
 from hosts.timeline_service.page_memory import ENTRY_OVERHEAD_BYTES, PageMemory
 from hosts.timeline_service.service import TimelineService
-from tests.aws_fakes import CountingClient
-from tests.moto_tables import create_tables
 from tests.tokens import AUDIENCE, ISSUER, TokenIssuer
+from tools.local_aws.counting_client import CountingClient
+from tools.local_aws.tables import create_tables
 
 REGION = "us-east-1"
 THRESHOLD = 10_000

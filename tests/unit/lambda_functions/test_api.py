@@ -38,17 +38,10 @@ from lambda_functions.api import tweets as tweets_api
 from lambda_functions.api import users as users_api
 from tests.aws_fakes import use_fake_aws
 from tests.graph_stream import count_graph_stream
-from tests.moto_tables import create_tables
-from tests.unit.lambda_functions.api_events import (
-    ACCOUNT,
-    HANDLER_ENVIRONMENT,
-    MEDIA_BASE_URL,
-    NO_USER,
-    REGION,
-    api_event,
-    user_id,
-)
+from tests.unit.lambda_functions.handler_environment import HANDLER_ENVIRONMENT, MEDIA_BASE_URL
 from tests.unit.lambda_functions.lambda_context import lambda_context
+from tools.local_aws.api_events import ACCOUNT, NO_USER, REGION, api_event, user_id
+from tools.local_aws.tables import create_tables
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 

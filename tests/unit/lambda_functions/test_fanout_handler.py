@@ -18,7 +18,6 @@ from aviary.fanout import FanoutService, TimelineTrimmer, TimelineWriter
 from aviary.followers import FollowerDirectory
 from aviary.settings import SettingsError
 from aviary.tweets import Tweet
-from tests.aws_fakes import CountingClient
 from tests.timeline_writers import (
     REGION,
     all_entries,
@@ -36,6 +35,7 @@ from tests.timeline_writers import (
     tombstone,
 )
 from tests.unit.lambda_functions.lambda_context import lambda_context
+from tools.local_aws.counting_client import CountingClient
 
 pytestmark = pytest.mark.usefixtures("aws_environment")
 

@@ -18,9 +18,10 @@ from aviary.naming import table_name
 from aviary.schema import MEDIA, SOCIAL_GRAPH, SOURCE_OF_TRUTH_TABLES, TWEETS
 from aviary.settings import SettingsError
 from lambda_functions.api import health
-from tests.moto_tables import create_table
-from tests.unit.lambda_functions.api_events import HANDLER_ENVIRONMENT, REGION
+from tests.unit.lambda_functions.handler_environment import HANDLER_ENVIRONMENT
 from tests.unit.lambda_functions.lambda_context import lambda_context
+from tools.local_aws.api_events import REGION
+from tools.local_aws.tables import create_table
 
 SOURCE_NAMES = [table_name(schema) for schema in SOURCE_OF_TRUTH_TABLES]
 

@@ -17,7 +17,6 @@ from moto import mock_aws
 
 from aviary.clients import AWS_CONFIG
 from aviary.schema import TWEETS
-from tests.moto_tables import create_table
 from tools.local_aws.event_sources import (
     Checkpoints,
     LambdaContext,
@@ -29,6 +28,7 @@ from tools.local_aws.event_sources import (
     lambda_stream_record,
     matches,
 )
+from tools.local_aws.tables import create_table
 
 REGION = "us-west-2"  # not moto's hard-coded stream record region, so the poller's own is visible
 ACCOUNT = "123456789012"

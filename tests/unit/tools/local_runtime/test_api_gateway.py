@@ -23,11 +23,12 @@ from aviary.ids import generate_ulid
 from aviary.schema import COUNTS, SOURCE_OF_TRUTH_TABLES
 from lambda_functions.api import tweets as tweets_api
 from lambda_functions.api.routes import ROUTES
-from tests.moto_tables import create_tables
 from tests.tokens import AUDIENCE, ISSUER, TokenIssuer
-from tests.unit.lambda_functions.api_events import HANDLER_ENVIRONMENT, api_event
+from tests.unit.lambda_functions.handler_environment import HANDLER_ENVIRONMENT
 from tests.unit.lambda_functions.lambda_context import lambda_context
+from tools.local_aws.api_events import api_event
 from tools.local_aws.event_sources import LambdaContext
+from tools.local_aws.tables import create_tables
 from tools.local_runtime.api_gateway import LocalHttpApi, route
 
 REGION = "us-east-1"

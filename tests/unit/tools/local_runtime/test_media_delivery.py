@@ -24,7 +24,7 @@ from aviary.keys import media_object_key
 from aviary.media import MediaStore
 from aviary.media_urls import MEDIA_BASE_URL_VARIABLE, MediaUrls
 from aviary.schema import MEDIA
-from tests.moto_tables import create_table
+from tools.local_aws.tables import create_table
 from tools.local_runtime import media_delivery, region
 from tools.local_runtime.front_door import build_app
 from tools.local_runtime.media_delivery import CACHE_CONTROL, MediaReader, add_routes

@@ -16,8 +16,8 @@ from aviary.ids import generate_ulid
 from aviary.keys import follows_sk, media_object_key, user_pk
 from aviary.media import MediaStore
 from aviary.schema import MEDIA, SOCIAL_GRAPH, TWEETS
-from tests.moto_tables import create_table
 from tools.local_aws.event_sources import Checkpoints, StreamPoller
+from tools.local_aws.tables import create_table
 from tools.local_runtime.replication import (
     REPLICA_METADATA,
     MediaReplication,

@@ -1,24 +1,11 @@
-"""API Gateway HTTP API (payload format 2.0) events (built by the local-AWS harness) and the environment
-the API functions' template gives them, for handlers run in tests."""
+"""The environment the API functions' template gives them, for handlers run in tests (their events
+come from the local-AWS harness, tools.local_aws.api_events)."""
 
 from __future__ import annotations
 
 from aviary.media_urls import MEDIA_BASE_URL_VARIABLE
 from aviary.naming import table_name
 from aviary.schema import COUNTS, IDEMPOTENCY, MEDIA, SOCIAL_GRAPH, TWEETS
-from tools.local_aws.api_events import ACCOUNT, NO_BODY, NO_USER, REGION, api_event, jwt_claims, user_id
-
-__all__ = [
-    "ACCOUNT",
-    "HANDLER_ENVIRONMENT",
-    "MEDIA_BASE_URL",
-    "NO_BODY",
-    "NO_USER",
-    "REGION",
-    "api_event",
-    "jwt_claims",
-    "user_id",
-]
 
 MEDIA_BASE_URL = "https://media.aviary.example.com"  # stacks/config.py's media_base_url by default
 
