@@ -176,19 +176,9 @@ def make_app(
     return app
 
 
-# The name the local runtime and the drills know the host's settings by.
-ServiceSettings = TimelineHostSettings
-
-
-def settings_from_environment(environ: Mapping[str, str]) -> ServiceSettings:
-    """The service's settings from AVIARY_* variables (the host's /etc/aviary/timeline.env)."""
-    return TimelineHostSettings.from_environment(environ)
-
-
-def build_app(settings: ServiceSettings) -> web.Application:
-    # AWS_ENDPOINT_URL (the local moto server) is read by boto3 itself.
-    dynamodb = clients.client("dynamodb", region=settings.region)
-    store = TimelineStore(
+def timeline_store(dynamodb: Any, settings: TimelineHostSettings) -> TimelineStore:
+    """The DynamoDB reads behind a host's pages, as `settings` name them."""
+    return TimelineStore(
         dynamodb,
         settings.timelines_table,
         settings.social_graph_table,
@@ -197,6 +187,12 @@ def build_app(settings: ServiceSettings) -> web.Application:
         settings.celebrity_follower_threshold,
         urls=MediaUrls(settings.media_base_url),
     )
+
+
+def build_app(settings: TimelineHostSettings) -> web.Application:
+    # AWS_ENDPOINT_URL (the local moto server) is read by boto3 itself.
+    dynamodb = clients.client("dynamodb", region=settings.region)
+    store = timeline_store(dynamodb, settings)
     cache = TimelineCache(settings.cache_path)
     verifier, keys_loaded = build_verifier(settings)
     checks = {
@@ -215,7 +211,7 @@ def build_app(settings: ServiceSettings) -> web.Application:
     return make_app(TimelineService(store, cache), verifier, Readiness(checks))
 
 
-def build_verifier(settings: ServiceSettings) -> tuple[TokenVerifier, Callable[[], bool]]:
+def build_verifier(settings: TimelineHostSettings) -> tuple[TokenVerifier, Callable[[], bool]]:
     """The token verifier, and whether its signing keys are loaded (for readiness)."""
     if settings.token_settings_parameter:
         ssm = clients.client("ssm", region=settings.region)  # this region's copy, never another's
@@ -246,7 +242,7 @@ def main(environ: Mapping[str, Any] | None = None) -> None:
     """Read the settings once, then serve until stopped."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        settings = settings_from_environment(os.environ if environ is None else environ)
+        settings = TimelineHostSettings.from_environment(os.environ if environ is None else environ)
         app = build_app(settings)
     except (SettingsError, TokenSettingsError) as error:
         raise SystemExit(str(error)) from None

@@ -10,9 +10,9 @@ from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
 
 from aviary.clients import AWS_CONFIG
+from aviary.host_settings import TimelineHostSettings
 from aviary.media_urls import MEDIA_BASE_URL_VARIABLE
 from aviary.schema import ALL_TABLES
-from hosts.timeline_service.app import settings_from_environment
 from hosts.timeline_service.service import RETRY_AFTER_SECONDS
 from tests.drills.once import once_per_session
 from tools.drills import host_drill
@@ -85,7 +85,7 @@ def timelines():
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION, config=AWS_CONFIG)
         names = create_tables(dynamodb, ALL_TABLES)
-        settings = settings_from_environment(
+        settings = TimelineHostSettings.from_environment(
             {
                 "AVIARY_REGION": REGION,
                 "AVIARY_TIMELINES_TABLE": names["timelines"],

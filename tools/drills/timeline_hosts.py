@@ -28,15 +28,15 @@ from aviary.counts import Counts
 from aviary.errors import ServiceUnavailable
 from aviary.fanout import FanoutService, TimelineWriter
 from aviary.followers import FollowerDirectory
+from aviary.host_settings import TimelineHostSettings
 from aviary.keys import timeline_entry_key
-from aviary.media_urls import MediaUrls
 from aviary.naming import table_name
 from aviary.schema import IDEMPOTENCY
 from aviary.social_graph import SocialGraph
 from aviary.timeline import TimelinePage, decode_cursor
 from aviary.timeline_store import TimelineStore
 from aviary.tweet_service import TweetService
-from hosts.timeline_service.app import ServiceSettings, settings_from_environment
+from hosts.timeline_service.app import timeline_store
 from hosts.timeline_service.cache import TimelineCache
 from hosts.timeline_service.service import TimelineService
 from stacks.config import DeploymentConfig
@@ -65,7 +65,7 @@ class DrillError(RuntimeError):
 # -- the deployment and its hosts -------------------------------------------------------------
 
 
-def host_settings(ec2: Any, instance_id: str) -> ServiceSettings:
+def host_settings(ec2: Any, instance_id: str) -> TimelineHostSettings:
     """The settings `instance_id` boots with: the env file its user data writes, read as the service does."""
     response = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
     encoded = response.get("UserData", {}).get("Value")
@@ -78,7 +78,7 @@ def host_settings(ec2: Any, instance_id: str) -> ServiceSettings:
         raise DrillError(f"Instance {instance_id}'s user data writes no /etc/aviary/timeline.env.")
     env_file = user_data[start + len(ENV_FILE_OPENING) : end]
     environ = dict(line.split("=", 1) for line in env_file.splitlines() if "=" in line)
-    return settings_from_environment(environ)
+    return TimelineHostSettings.from_environment(environ)
 
 
 def fleet_group_names(deployment: Deployment) -> list[str]:
@@ -149,7 +149,7 @@ class _NoMedia:
 
 
 def seed_timelines(
-    settings: ServiceSettings, *, users: int, posts_per_user: int, seed: int = 7
+    settings: TimelineHostSettings, *, users: int, posts_per_user: int, seed: int = 7
 ) -> SeededTimelines:
     """Follows, posts and fan-out through Aviary's own write path into the deployed tables.
 
@@ -316,22 +316,12 @@ class TimelineHost:
     so deleting root/data is what losing the instance-store disks does to it.
     """
 
-    def __init__(self, name: str, root: Path, settings: ServiceSettings, clock: FakeClock) -> None:
+    def __init__(self, name: str, root: Path, settings: TimelineHostSettings, clock: FakeClock) -> None:
         self.name = name
         self.root = root
         self.cache_path = root / settings.cache_path.lstrip("/")
         self.client = ReachableClient(aws_client("dynamodb", settings.region))
-        self.reader = CountingReader(
-            TimelineStore(
-                self.client,
-                settings.timelines_table,
-                settings.social_graph_table,
-                settings.tweets_table,
-                settings.counts_table,
-                settings.celebrity_follower_threshold,
-                urls=MediaUrls(settings.media_base_url),
-            )
-        )
+        self.reader = CountingReader(timeline_store(self.client, settings))
         self.cache = TimelineCache(self.cache_path)
         self.service = TimelineService(
             self.reader, self.cache, clock, deadline_seconds=DRILL_DEADLINE_SECONDS

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from aviary import clients, naming
 from aviary.api_settings import ApiHealthSettings
+from aviary.host_settings import TimelineHostSettings
 from aviary.media_urls import MEDIA_BASE_URL_VARIABLE
 from hosts.timeline_service import app as timeline_host
 from hosts.timeline_service.readiness import Check, tables_answer
@@ -167,7 +168,7 @@ def build_region_app(settings: LocalSettings, region: str) -> web.Application:
     shared = function_environment(settings, deployment.shared_environment())
     os.environ.update(shared)
 
-    host_settings = timeline_host.settings_from_environment(timeline_environment(settings, region, shared))
+    host_settings = TimelineHostSettings.from_environment(timeline_environment(settings, region, shared))
     app = timeline_host.build_app(host_settings)
     # /health is the region's deep health, as the front door's checks need it: the host's readiness
     # and what the API's GET /health answers in AWS (every source table answers a read).

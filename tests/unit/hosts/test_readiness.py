@@ -16,8 +16,9 @@ from moto import mock_aws
 
 from aviary.auth import TokenVerifier
 from aviary.clients import AWS_CONFIG, PROBE_CONFIG
+from aviary.host_settings import TimelineHostSettings
 from aviary.schema import TIMELINES
-from hosts.timeline_service.app import make_app, settings_from_environment
+from hosts.timeline_service.app import make_app
 from hosts.timeline_service.cache import TimelineCache
 from hosts.timeline_service.readiness import (
     PROBE_DEADLINE_SECONDS,
@@ -166,5 +167,7 @@ def test_the_cache_mount_setting_is_optional_and_read_when_given():
         "AVIARY_TOKEN_SETTINGS_PARAMETER": "/aviary/token-settings",
         "AVIARY_MEDIA_BASE_URL": "https://media.aviary.example.com",
     }
-    assert settings_from_environment(base).cache_mount is None
-    assert settings_from_environment({**base, "AVIARY_CACHE_MOUNT": "/data"}).cache_mount == "/data"
+    assert TimelineHostSettings.from_environment(base).cache_mount is None
+    assert (
+        TimelineHostSettings.from_environment({**base, "AVIARY_CACHE_MOUNT": "/data"}).cache_mount == "/data"
+    )

@@ -24,12 +24,14 @@ from aviary.auth import TokenVerifier
 from aviary.clients import AWS_CONFIG
 from aviary.counts import Counts
 from aviary.errors import ServiceUnavailable
+from aviary.host_settings import TimelineHostSettings
 from aviary.keys import follows_sk, timeline_entry_key, user_pk
 from aviary.media_urls import MEDIA_BASE_URL_VARIABLE, MediaUrls
 from aviary.schema import COUNTS, SOCIAL_GRAPH, TIMELINES, TWEETS
+from aviary.settings import SettingsError
 from aviary.timeline import decode_cursor
 from aviary.timeline_store import TimelineStore
-from hosts.timeline_service.app import OTHER_PATHS, SettingsError, make_app, settings_from_environment
+from hosts.timeline_service.app import OTHER_PATHS, make_app
 from hosts.timeline_service.cache import TimelineCache
 from hosts.timeline_service.page_memory import ENTRY_OVERHEAD_BYTES, PageMemory
 from hosts.timeline_service.service import TimelineService
@@ -677,7 +679,7 @@ REQUIRED = {
 
 
 def test_settings_fill_in_defaults():
-    settings_ = settings_from_environment(REQUIRED)
+    settings_ = TimelineHostSettings.from_environment(REQUIRED)
     assert settings_.social_graph_table == "aviary-social-graph"
     assert settings_.tweets_table == "aviary-tweets"
     assert settings_.port == 8080
@@ -693,7 +695,7 @@ def test_settings_fill_in_defaults():
 def test_a_missing_required_setting_is_named(name):
     environ = {key: value for key, value in REQUIRED.items() if key != name}
     with pytest.raises(SettingsError, match=name):
-        settings_from_environment(environ)
+        TimelineHostSettings.from_environment(environ)
 
 
 @pytest.mark.parametrize(
@@ -702,7 +704,7 @@ def test_a_missing_required_setting_is_named(name):
 )
 def test_a_bad_number_setting_is_named(name, value):
     with pytest.raises(SettingsError, match=name):
-        settings_from_environment({**REQUIRED, name: value})
+        TimelineHostSettings.from_environment({**REQUIRED, name: value})
 
 
 @pytest.mark.parametrize(
@@ -711,7 +713,7 @@ def test_a_bad_number_setting_is_named(name, value):
 )
 def test_a_media_base_url_that_is_not_an_absolute_http_url_is_named(value):
     with pytest.raises(SettingsError, match=rf"^Environment variable {MEDIA_BASE_URL_VARIABLE} must be"):
-        settings_from_environment({**REQUIRED, MEDIA_BASE_URL_VARIABLE: value})
+        TimelineHostSettings.from_environment({**REQUIRED, MEDIA_BASE_URL_VARIABLE: value})
 
 
 def test_deployed_hosts_take_token_settings_from_the_parameter_their_env_file_names():
@@ -732,7 +734,7 @@ def test_deployed_hosts_take_token_settings_from_the_parameter_their_env_file_na
         )
     )
     environ = dict(line.split("=", 1) for line in env_file.splitlines())
-    settings_ = settings_from_environment(environ)
+    settings_ = TimelineHostSettings.from_environment(environ)
     assert settings_.token_settings_parameter == "/aviary/identity/token-settings"
     assert settings_.jwt_issuer is None
     assert settings_.cache_path == "/data/timeline-cache/cache.sqlite"
