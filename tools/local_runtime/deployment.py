@@ -22,8 +22,9 @@ STREAM_CONSUMERS: dict[str, tuple[str, TableSchema]] = {
     "idempotency-stream": ("lambda_functions.idempotency_stream.handler.handler", IDEMPOTENCY),
 }
 
-# Handler modules that read environment variables of their own at import; every function of a
-# region gets the same AVIARY_* values, and only Powertools' service name differs between them.
+# One process runs every function of a region, so it runs with the union of their variables: each
+# function is given only what its settings class names, and no two give one variable different
+# values; only Powertools' service name differs between them.
 PER_FUNCTION_VARIABLES = frozenset({"POWERTOOLS_SERVICE_NAME"})
 
 

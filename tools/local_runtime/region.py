@@ -29,6 +29,7 @@ from aviary import clients, naming
 from aviary.api_settings import ApiHealthSettings
 from aviary.host_settings import TimelineHostSettings
 from aviary.media_urls import MEDIA_BASE_URL_VARIABLE
+from aviary.timeline_settings import TimelineSettings
 from hosts.timeline_service import app as timeline_host
 from hosts.timeline_service.readiness import Check, tables_answer
 from lambda_functions.api import health as health_route
@@ -64,21 +65,25 @@ def function_environment(settings: LocalSettings, deployed: dict[str, str]) -> d
     return {**deployed, MEDIA_BASE_URL_VARIABLE: settings.media_base_url}
 
 
-def timeline_environment(settings: LocalSettings, region: str, shared: dict[str, str]) -> dict[str, str]:
-    """What a host's /etc/aviary/timeline.env would say, with the cache under .local/."""
-    return {
-        "AVIARY_REGION": region,
-        "AVIARY_TIMELINES_TABLE": shared["AVIARY_TIMELINES_TABLE"],
-        "AVIARY_SOCIAL_GRAPH_TABLE": shared["AVIARY_SOCIAL_GRAPH_TABLE"],
-        "AVIARY_TWEETS_TABLE": shared["AVIARY_TWEETS_TABLE"],
-        "AVIARY_COUNTS_TABLE": shared["AVIARY_COUNTS_TABLE"],
-        "AVIARY_CELEBRITY_THRESHOLD": shared["AVIARY_CELEBRITY_THRESHOLD"],
-        "AVIARY_CACHE_PATH": str(settings.state_dir / region / "timeline-cache" / "cache.sqlite"),
-        "AVIARY_TOKEN_SETTINGS_PARAMETER": naming.TOKEN_SETTINGS_PARAMETER,
-        MEDIA_BASE_URL_VARIABLE: shared[MEDIA_BASE_URL_VARIABLE],
-        "AVIARY_HOST": settings.host,
-        "AVIARY_PORT": str(settings.api_port(region)),
-    }
+def timeline_host_settings(
+    settings: LocalSettings, region: str, shared: dict[str, str]
+) -> TimelineHostSettings:
+    """What a host's /etc/aviary/timeline.env would say: the tables and threshold the region's timeline
+    writers were deployed with, the cache under .local/, and this machine's address and port."""
+    writers = TimelineSettings.from_environment(shared)
+    return TimelineHostSettings(
+        region=region,
+        timelines_table=writers.timelines_table,
+        social_graph_table=writers.social_graph_table,
+        tweets_table=writers.tweets_table,
+        counts_table=writers.counts_table,
+        celebrity_follower_threshold=writers.celebrity_threshold,
+        cache_path=str(settings.state_dir / region / "timeline-cache" / "cache.sqlite"),
+        token_settings_parameter=naming.TOKEN_SETTINGS_PARAMETER,
+        media_base_url=shared[MEDIA_BASE_URL_VARIABLE],
+        host=settings.host,
+        port=settings.api_port(region),
+    )
 
 
 def build_api(deployment: RegionDeployment, verifier: Any, account: str) -> api_gateway.LocalHttpApi:
@@ -168,7 +173,7 @@ def build_region_app(settings: LocalSettings, region: str) -> web.Application:
     shared = function_environment(settings, deployment.shared_environment())
     os.environ.update(shared)
 
-    host_settings = TimelineHostSettings.from_environment(timeline_environment(settings, region, shared))
+    host_settings = timeline_host_settings(settings, region, shared)
     app = timeline_host.build_app(host_settings)
     # /health is the region's deep health, as the front door's checks need it: the host's readiness
     # and what the API's GET /health answers in AWS (every source table answers a read).

@@ -307,7 +307,7 @@ def test_the_local_runtime_points_media_urls_at_the_front_door(tmp_path):
 
     assert shared == {**deployed, MEDIA_BASE_URL_VARIABLE: "http://127.0.0.1:8310"}
     assert settings.media_base_url == settings.front_door_url
-    host = region.timeline_environment(
+    host = region.timeline_host_settings(
         settings,
         EAST,
         {
@@ -318,4 +318,4 @@ def test_the_local_runtime_points_media_urls_at_the_front_door(tmp_path):
             "AVIARY_CELEBRITY_THRESHOLD": "10",
         },
     )
-    assert host[MEDIA_BASE_URL_VARIABLE] == "http://127.0.0.1:8310"
+    assert host.media_base_url == "http://127.0.0.1:8310"
