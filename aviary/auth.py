@@ -1,7 +1,4 @@
-"""Verification of Cognito-style RS256 ID tokens, returning who the caller is.
-
-The caller is the token's `sub`, the user ID Cognito never changes or reuses; the username is
-only the handle the user would like (aviary.handles).
+"""Verification of Cognito-style RS256 ID tokens, returning who the caller is (aviary.caller).
 
 The signing keys come from an injectable key source (kid -> public key), so tests sign their
 own tokens and hosts read the user pool's JWKS. A lookup never waits on the network.
@@ -19,57 +16,25 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
-from aviary import validation
-from aviary.errors import AviaryError, ServiceUnavailable, Unauthorized, ValidationError
+from aviary.caller import Caller, unauthorized
+from aviary.errors import AviaryError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
 # Cognito signs with RS256 only; accepting anything else would let "none" or an HMAC
 # keyed with the public key through.
 ALGORITHM = "RS256"
-USERNAME_CLAIM = "cognito:username"
 REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
 # Far above any real ID token, far below what would make parsing it costly.
 MAX_TOKEN_CHARS = 8192
-HEADER = "Authorization"
 # Three base64url segments: checked here in one C-level match before anything is decoded.
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*", re.ASCII)
 
 KeySource = Callable[[str], Any]
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who sent a request: the user ID every key is built from, and the handle asked for (None when
-    the username is not a valid handle)."""
-
-    user_id: str
-    handle: str | None
-
-    @classmethod
-    def of(cls, claims: dict[str, Any]) -> Caller:
-        """From verified claims; Unauthorized if the token names no usable user."""
-        try:
-            user_id = validation.user_id(claims.get("sub"), field=HEADER)
-        except ValidationError:
-            raise _unauthorized("holds a token whose 'sub' is not a user ID; send the ID token") from None
-        username = claims.get(USERNAME_CLAIM)
-        if not isinstance(username, str) or not username:
-            raise _unauthorized(f"holds a token without the '{USERNAME_CLAIM}' claim; send the ID token")
-        try:
-            handle: str | None = validation.handle(username)
-        except ValidationError:
-            handle = None
-        return cls(user_id, handle)
-
-
-def _unauthorized(problem: str) -> Unauthorized:
-    return Unauthorized(f"The Authorization header {problem}.", field=HEADER)
 
 
 class TokenVerifier:
@@ -99,10 +64,10 @@ class TokenVerifier:
     def caller_from_authorization(self, header_value: str | None) -> Caller:
         """The caller from an 'Authorization: Bearer <token>' header value."""
         if not header_value or not header_value.strip():
-            raise _unauthorized("is missing; send 'Authorization: Bearer <ID token>' from your sign-in")
+            raise unauthorized("is missing; send 'Authorization: Bearer <ID token>' from your sign-in")
         scheme, _, token = header_value.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise _unauthorized("must be 'Bearer <ID token>'; sign in and send the ID token you receive")
+            raise unauthorized("must be 'Bearer <ID token>'; sign in and send the ID token you receive")
         return self.verify(token.strip())
 
     def verify(self, token: str) -> Caller:
@@ -115,7 +80,7 @@ class TokenVerifier:
                 return caller
             with self._verified_lock:
                 self._verified.pop(token, None)
-            raise _unauthorized("holds an expired token; sign in again")
+            raise unauthorized("holds an expired token; sign in again")
         caller, expires_at = self._verify_signature_and_claims(token)
         with self._verified_lock:
             self._verified[token] = (caller, expires_at)
@@ -125,22 +90,22 @@ class TokenVerifier:
 
     def _verify_signature_and_claims(self, token: str) -> tuple[Caller, float]:
         if len(token) > MAX_TOKEN_CHARS:
-            raise _unauthorized(f"holds a token longer than {MAX_TOKEN_CHARS} characters; send the ID token")
+            raise unauthorized(f"holds a token longer than {MAX_TOKEN_CHARS} characters; send the ID token")
         header = _unverified_header(token)
         if header.get("alg") != ALGORITHM:
-            raise _unauthorized(
+            raise unauthorized(
                 f"holds a token not signed with {ALGORITHM}; send the ID token from your sign-in"
             )
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
-            raise _unauthorized("holds a token without a key ID (kid); send the ID token from your sign-in")
+            raise unauthorized("holds a token without a key ID (kid); send the ID token from your sign-in")
 
         try:
             key = self.key_source(kid)
         except AviaryError:
             raise
         except Exception:
-            raise _unauthorized("holds a token signed by an unknown key; sign in again") from None
+            raise unauthorized("holds a token signed by an unknown key; sign in again") from None
 
         try:
             claims = jwt.decode(
@@ -153,17 +118,13 @@ class TokenVerifier:
                 options={"require": list(REQUIRED_CLAIMS)},
             )
         except jwt.ExpiredSignatureError:
-            raise _unauthorized("holds an expired token; sign in again") from None
+            raise unauthorized("holds an expired token; sign in again") from None
         except (jwt.InvalidAudienceError, jwt.InvalidIssuerError):
-            raise _unauthorized("holds a token issued for another service; sign in to Aviary") from None
+            raise unauthorized("holds a token issued for another service; sign in to Aviary") from None
         except jwt.MissingRequiredClaimError as error:
-            raise _unauthorized(
-                f"holds a token without the '{error.claim}' claim; send an ID token"
-            ) from None
+            raise unauthorized(f"holds a token without the '{error.claim}' claim; send an ID token") from None
         except (jwt.PyJWTError, ValueError, TypeError):
-            raise _unauthorized(
-                "holds a token whose signature or claims are invalid; sign in again"
-            ) from None
+            raise unauthorized("holds a token whose signature or claims are invalid; sign in again") from None
 
         return Caller.of(claims), float(claims["exp"])
 
@@ -174,7 +135,7 @@ def _unverified_header(token: str) -> dict[str, Any]:
     Parsed here rather than with jwt.get_unverified_header, which would parse the whole
     token a second time per request (PyJWT's segment checks are a large part of its cost).
     """
-    malformed = _unauthorized("does not hold a well-formed JWT; send the ID token from your sign-in")
+    malformed = unauthorized("does not hold a well-formed JWT; send the ID token from your sign-in")
     if not TOKEN_SHAPE.fullmatch(token):
         raise malformed
     segment = token.split(".", 1)[0]

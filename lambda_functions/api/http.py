@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from aviary import clients, validation
-from aviary.auth import Caller
+from aviary.caller import Caller
 from aviary.errors import (
     AviaryError,
     NotFound,

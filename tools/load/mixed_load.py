@@ -202,7 +202,7 @@ def _load(
     say("Settling ...")
     settled = stage.settle(timeout_seconds=600)
     timelines = {
-        r: read_deployment(r, stage.client("lambda", r)).shared_environment()["AVIARY_TIMELINES_TABLE"]
+        r: read_deployment(r, stage.client("lambda", r)).timeline_settings().timelines_table
         for r in settings.regions
     }
     internal_errors = sum(n for route, status, n in result["statuses"] if status == 500)

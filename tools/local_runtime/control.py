@@ -415,9 +415,7 @@ class LocalStage:
         """Each user's newest timeline entries in `region` (up to the cap, expired ones left out), as
         canonical JSON by entry key: what every region should hold alike once settled. Entries past
         the cap are left to the sampled trim and differ by when it ran, so they are not compared."""
-        table = read_deployment(region, self.client("lambda", region)).shared_environment()[
-            "AVIARY_TIMELINES_TABLE"
-        ]
+        table = read_deployment(region, self.client("lambda", region)).timeline_settings().timelines_table
         now = time.time()
         by_user: dict[str, dict[str, str]] = {}
         for page in (

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aviary.schema import IDEMPOTENCY, SOCIAL_GRAPH, TWEETS, TableSchema
+from aviary.timeline_settings import TimelineSettings
 from stacks.names import stack_name
 from tools.local_aws.event_sources import MappingSettings
 
@@ -69,6 +70,10 @@ class RegionDeployment:
                 f"No function with handler {handler_path} is deployed in {self.region}; "
                 "run make deploy-local."
             ) from None
+
+    def timeline_settings(self) -> TimelineSettings:
+        """The tables and limits the region's timeline writers were deployed with."""
+        return TimelineSettings.from_environment(self.shared_environment())
 
     def shared_environment(self) -> dict[str, str]:
         """The variables every function of the region shares; a conflict is a deploy bug, so it stops us."""

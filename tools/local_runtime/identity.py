@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import jwt
 
 from aviary import naming
-from aviary.auth import Caller
+from aviary.caller import Caller
 from aviary.handles import Handles
 from lambda_functions.token_settings.publisher import publish
 from tools.local_runtime.settings import LocalSettings

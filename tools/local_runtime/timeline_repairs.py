@@ -25,8 +25,7 @@ AUTHOR_MARK = "author:"  # an owed repair of everyone an author's tweets reach, 
 
 def settings_of(region: str, client_for: ClientFor) -> TimelineSettings:
     """What the region's functions were deployed with."""
-    environment = read_deployment(region, client_for("lambda", region)).shared_environment()
-    return TimelineSettings.from_environment(environment)
+    return read_deployment(region, client_for("lambda", region)).timeline_settings()
 
 
 def touched_by(table: str, keys: dict[str, Any], image: dict[str, Any] | None) -> str | None:

@@ -10,7 +10,8 @@ import jwt
 import pytest
 from jwt.algorithms import RSAAlgorithm
 
-from aviary.auth import Caller, JwksKeySource, TokenVerifier
+from aviary.auth import JwksKeySource, TokenVerifier
+from aviary.caller import Caller
 from aviary.errors import ServiceUnavailable, Unauthorized
 from tests.tokens import AUDIENCE, ISSUER, KEY_ID, TokenIssuer
 
