@@ -719,7 +719,6 @@ def test_a_media_base_url_that_is_not_an_absolute_http_url_is_named(value):
 def test_deployed_hosts_take_token_settings_from_the_parameter_their_env_file_names():
     # The env file the fleet writes (stacks/components/host_fleet.py) sets the parameter and no
     # issuer: the service must start from those variables alone.
-    from aviary.host_settings import TimelineHostSettings
     from stacks.components.host_fleet import environment_file
 
     env_file = environment_file(
