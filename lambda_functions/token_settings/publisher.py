@@ -17,6 +17,7 @@ CloudFormation: with the returned physical ID and data, or with the message of w
 from __future__ import annotations
 
 import json
+import logging
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -65,11 +66,13 @@ def publish(
     fetch_json: Callable[[str], Any],
     *,
     keep_published_on_failure: bool,
+    log: logging.Logger | Logger = logger,
 ) -> dict[str, Any]:
     """Read the pool location in this region, write the settings here; returns the settings.
 
     A failed key fetch keeps what is published when `keep_published_on_failure` (and re-raises
-    when nothing is).
+    when nothing is). What it did goes to `log` (the function's own log unless a caller, such as the
+    local stage, keeps one of its own).
     """
     raw = ssm.get_parameter(Name=properties["UserPoolParameter"])["Parameter"]["Value"]
     location = json.loads(raw)
@@ -80,12 +83,12 @@ def publish(
         published = _published(ssm, target) if keep_published_on_failure else None
         if published is None or published.get("issuer") != issuer_of(location):
             raise
-        logger.warning("signing keys not fetched (%s); keeping the settings published in %s", error, target)
+        log.warning("signing keys not fetched (%s); keeping the settings published in %s", error, target)
         return published
     text = json.dumps(settings)
     if _published(ssm, target) != settings:
         ssm.put_parameter(Name=target, Value=text, Type="String", Overwrite=True)
-        logger.info("published %d signing keys to %s", len(settings["jwks"]["keys"]), target)
+        log.info("published %d signing keys to %s", len(settings["jwks"]["keys"]), target)
     return settings
 
 

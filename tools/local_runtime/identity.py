@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +21,8 @@ from aviary.caller import Caller
 from aviary.handles import Handles
 from lambda_functions.token_settings.publisher import publish
 from tools.local_runtime.settings import LocalSettings
+
+log = logging.getLogger("aviary.local.identity")
 
 POOL_NAME = "aviary-local-users"
 CLIENT_NAME = "aviary-local-api"
@@ -84,6 +87,7 @@ def publish_token_settings(settings: LocalSettings, ssm_for: Any) -> None:
             ssm,
             lambda url: _fetch_from_moto(settings, url),
             keep_published_on_failure=False,
+            log=log,
         )
 
 
