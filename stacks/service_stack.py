@@ -86,7 +86,7 @@ class RegionalServiceStack(Stack):
         # Source tables are found by their derived names: in prod the replica in this region
         # belongs to the primary region's stack.
         def source_table_arn(schema: TableSchema) -> str:
-            return arns.table_arn(self, naming.table_name(schema), region=region.name)
+            return arns.source_table_arn(self, schema, region=region.name)
 
         self.fleet = HostFleet(
             self,

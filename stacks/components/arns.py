@@ -9,6 +9,9 @@ from __future__ import annotations
 from aws_cdk import ArnFormat, Stack
 from constructs import Construct
 
+from aviary import naming
+from aviary.schema import TableSchema
+
 
 def parameter_arn(scope: Construct, name: str, *, region: str | None = None) -> str:
     """An SSM parameter of this account, in this stack's region unless `region` says another."""
@@ -21,21 +24,26 @@ def parameter_arn(scope: Construct, name: str, *, region: str | None = None) -> 
     )
 
 
-def table_arn(scope: Construct, table_name: str, *, region: str) -> str:
-    """A DynamoDB table of this account in `region`."""
+def source_table_arn(scope: Construct, schema: TableSchema, *, region: str) -> str:
+    """A source table in `region`, by its derived name: in prod the replica in a region belongs to
+    the primary region's data stack, so no stack holds a reference to it."""
     return Stack.of(scope).format_arn(
         service="dynamodb",
         region=region,
         resource="table",
-        resource_name=table_name,
+        resource_name=naming.table_name(schema),
         arn_format=ArnFormat.SLASH_RESOURCE_NAME,
     )
 
 
-def bucket_arn(scope: Construct, bucket_name: str) -> str:
-    """An S3 bucket (bucket ARNs name no region and no account)."""
+def media_bucket_arn(scope: Construct, account: str, region: str) -> str:
+    """The media bucket of `region`, by its derived name (bucket ARNs name no region and no account)."""
     return Stack.of(scope).format_arn(
-        service="s3", region="", account="", resource=bucket_name, arn_format=ArnFormat.NO_RESOURCE_NAME
+        service="s3",
+        region="",
+        account="",
+        resource=naming.media_bucket_name(account, region),
+        arn_format=ArnFormat.NO_RESOURCE_NAME,
     )
 
 

@@ -21,15 +21,11 @@ SOURCE_KEY_ACTIONS = ("kms:Decrypt",)
 DESTINATION_KEY_ACTIONS = ("kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt")
 
 
-def _bucket_arn(scope: Construct, account: str, region: str) -> str:
-    return arns.bucket_arn(scope, naming.media_bucket_name(account, region))
-
-
 def _media_key_use(
     scope: Construct, actions: tuple[str, ...], key_arn: str, account: str, region: str
 ) -> iam.PolicyStatement:
     """Use of one region's media key, only by S3 in that region and only for that region's bucket."""
-    bucket_arn = _bucket_arn(scope, account, region)
+    bucket_arn = arns.media_bucket_arn(scope, account, region)
     return iam.PolicyStatement(
         actions=list(actions),
         resources=[key_arn],
@@ -60,7 +56,7 @@ def replication_rules(scope: Construct, account: str, replica_keys: dict[str, st
                 "ReplicaModifications": {"Status": "Enabled"},
             },
             "Destination": {
-                "Bucket": _bucket_arn(scope, account, region),
+                "Bucket": arns.media_bucket_arn(scope, account, region),
                 "EncryptionConfiguration": {"ReplicaKmsKeyID": key_arn},
             },
         }
@@ -138,7 +134,7 @@ class MediaReplication(Construct):
         log_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
-        source_arn = _bucket_arn(self, account, region)
+        source_arn = arns.media_bucket_arn(self, account, region)
         self.key_arns = {
             key_region: MediaKeyLookup(
                 self,
@@ -174,7 +170,7 @@ class MediaReplication(Construct):
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
-                resources=[f"{_bucket_arn(self, account, dest)}/*" for dest in destinations],
+                resources=[f"{arns.media_bucket_arn(self, account, dest)}/*" for dest in destinations],
             )
         )
         self.role.add_to_policy(
@@ -224,7 +220,7 @@ class MediaReplication(Construct):
         for bucket_region in (region, *destinations):
             acknowledge(
                 self.role,
-                f"AwsSolutions-IAM5[Resource::{_bucket_arn(self, account, bucket_region)}/*]",
+                f"AwsSolutions-IAM5[Resource::{arns.media_bucket_arn(self, account, bucket_region)}/*]",
                 "Replication reads or writes any object key of a media bucket; the wildcard covers "
                 "the objects of that one named bucket and nothing else.",
             )

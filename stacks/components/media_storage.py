@@ -120,7 +120,7 @@ class MediaStorage(Construct):
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.upload_failures, max_receive_count=5),
         )
         waive_kms_only_encryption_check(self.uploads)
-        bucket_arn = arns.bucket_arn(self, naming.media_bucket_name(account, region))
+        bucket_arn = arns.media_bucket_arn(self, account, region)
         uploads_policy = self.uploads.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal("s3.amazonaws.com")],

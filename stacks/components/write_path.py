@@ -71,7 +71,7 @@ class WritePath(Construct):
         super().__init__(scope, construct_id)
 
         def table_arn(schema: TableSchema) -> str:
-            return arns.table_arn(self, naming.table_name(schema), region=region)
+            return arns.source_table_arn(self, schema, region=region)
 
         # Each function is told the names of only the tables it has a grant on. Source tables have
         # derived names; the derived tables are named by CloudFormation.
@@ -146,7 +146,7 @@ class WritePath(Construct):
             )
         )
         # Presigned uploads are signed with the media function's own permissions.
-        media_bucket_arn = arns.bucket_arn(self, media_bucket)
+        media_bucket_arn = arns.media_bucket_arn(self, config.account, region)
         self.api_functions["media"].add_to_role_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{media_bucket_arn}/media/*"])
         )

@@ -9,6 +9,7 @@ from aws_cdk import App, Environment, Stack
 from aws_cdk.region_info import RegionInfo
 
 from aviary import naming
+from aviary.schema import TWEETS
 from stacks.aviary_app import build_app
 from stacks.components import arns
 from stacks.config import az_context_key, load_config
@@ -32,10 +33,11 @@ def test_arns_name_the_partition_of_the_stacks_region():
         assert arns.parameter_arn(stack, naming.TOKEN_SETTINGS_PARAMETER) == (
             f"arn:{partition}:ssm:{region}:123456789012:parameter{naming.TOKEN_SETTINGS_PARAMETER}"
         )
-        assert arns.table_arn(stack, "aviary-tweets", region=region) == (
-            f"arn:{partition}:dynamodb:{region}:123456789012:table/aviary-tweets"
+        assert arns.source_table_arn(stack, TWEETS, region=region) == (
+            f"arn:{partition}:dynamodb:{region}:123456789012:table/{naming.table_name(TWEETS)}"
         )
-        assert arns.bucket_arn(stack, "aviary-media") == f"arn:{partition}:s3:::aviary-media"
+        media = naming.media_bucket_name("123456789012", region)
+        assert arns.media_bucket_arn(stack, "123456789012", region) == f"arn:{partition}:s3:::{media}"
         assert arns.any_key_arn(stack, region=region) == f"arn:{partition}:kms:{region}:123456789012:key/*"
 
 
