@@ -259,18 +259,31 @@ def handler_modules() -> list[str]:
 
 
 def _dummy(name: str) -> str:
-    if re.search(r"(THRESHOLD|DAYS|SECONDS|COUNT|PORT|LIMIT|SIZE|BYTES|ATTEMPTS|ENTRIES)$", name):
+    if name.endswith("_URL"):
+        return "https://bench.example.com"
+    if re.search(r"(THRESHOLD|DAYS|ENTRIES)$", name):
         return "10"
     return "bench-" + name.removeprefix("AVIARY_").lower().replace("_", "-")
 
 
 def import_environment() -> dict[str, str]:
-    """A minimal environment in which the handlers' settings exist and no AWS call can leave the host."""
-    names: set[str] = set()
-    for folder in ("lambda_functions", "aviary"):
-        for path in (PROJECT / folder).rglob("*.py"):
-            names.update(re.findall(r"[\"'](AVIARY_[A-Z0-9_]+)[\"']", path.read_text(encoding="utf-8")))
-    env = {name: _dummy(name) for name in sorted(names)}
+    """A minimal environment in which the handlers' settings exist and no AWS call can leave the host:
+    every variable the Lambda runtimes' settings classes read, with a value their rules accept."""
+    from aviary.api_settings import ApiHealthSettings, ApiMediaSettings, ApiTweetsSettings, ApiUsersSettings
+    from aviary.consumer_settings import DuplicatePostsSettings, EdgeCountsSettings, MediaProcessorSettings
+    from aviary.timeline_settings import TimelineSettings
+
+    runtimes = (
+        ApiTweetsSettings,
+        ApiUsersSettings,
+        ApiMediaSettings,
+        ApiHealthSettings,
+        TimelineSettings,
+        EdgeCountsSettings,
+        DuplicatePostsSettings,
+        MediaProcessorSettings,
+    )
+    env = {name: _dummy(name) for runtime in runtimes for name in runtime.variables()}
     env.update(
         {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
